@@ -1,0 +1,196 @@
+//! The command line: DOCA's flags with their meaning kept, plus the relay's own.
+
+use crate::config::{Config, FlagFile, GeneralFlags, ProgramFlags};
+use crate::error::Error;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// `-h`: print [`USAGE`].
+    Help,
+    /// `-v`: print the version.
+    Version,
+    /// Run the relay.
+    Run(Box<Config>),
+}
+
+/// The help text.
+pub const USAGE: &str = "\
+Usage: doca_socket_relay [DOCA Flags] [Program Flags]
+
+DOCA Flags:
+  -h, --help                  Print a help synopsis
+  -v, --version               Print program version information
+  -l, --log-level N           Set the (numeric) log level for the program <10=DISABLE, 20=CRITICAL,
+                              30=ERROR, 40=WARNING, 50=INFO, 60=DEBUG, 70=TRACE> (default 50)
+      --sdk-log-level N       Set the SDK (numeric) log level (accepted; the relay logs no SDK events)
+  -j, --json PATH             Parse all command flags from an input json file (must be the only flag)
+
+Program Flags:
+  -s, --socket PATH           Unix domain socket path, host side will bind to and DPU connect to
+  -n, --cc-name NAME          Comm Channel service name (both sides must agree)
+  -p, --pci-addr ADDR         DOCA Comm Channel device PCI address (BB:DD.F or DDDD:BB:DD.F)
+  -r, --rep-pci ADDR          DOCA Comm Channel device representor PCI address (needed only on DPU)
+      --role host|dpu         Which side this is (default: dpu when --rep-pci is given, else host)
+      --channel CHANNEL       doca | tcp:HOST:PORT | unix:PATH (default doca); the DPU side listens,
+                              the host side connects
+      --max-clients N         Most clients relayed at once, 1-65535 (default 512)
+      --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel
+      --no-auth               Allow a tcp channel without authentication
+      --socket-mode OCTAL     Permission bits of the host socket (default 0660)
+
+Example (DPU side):
+  doca_socket_relay -s /tmp/sr_server.socket -n cc_channel -p 03:00.0 -r b1:00.0
+";
+
+/// Flags that take a value, as (short, long).
+const VALUE_FLAGS: &[(&str, &str)] = &[
+    ("-l", "--log-level"),
+    ("", "--sdk-log-level"),
+    ("-j", "--json"),
+    ("-s", "--socket"),
+    ("-n", "--cc-name"),
+    ("-p", "--pci-addr"),
+    ("-r", "--rep-pci"),
+    ("", "--role"),
+    ("", "--channel"),
+    ("", "--max-clients"),
+    ("", "--psk-file"),
+    ("", "--socket-mode"),
+];
+
+/// Parses the arguments after the program name.
+pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
+    reject_repeats(&args)?;
+    let mut a = pico_args::Arguments::from_vec(args.clone());
+    if a.contains(["-h", "--help"]) {
+        return Ok(Command::Help);
+    }
+    if a.contains(["-v", "--version"]) {
+        return Ok(Command::Version);
+    }
+    let json: Option<PathBuf> = value(&mut a, "-j", "--json")?;
+    if let Some(path) = json {
+        if args.len() != 2 {
+            return Err(Error::config(
+                "--json: must be the only flag (put the others in the file)",
+            ));
+        }
+        let file = FlagFile::load(&path)?;
+        let section = |name: &str| match name {
+            "log-level" | "sdk-log-level" => "doca_general_flags",
+            _ => "doca_program_flags",
+        };
+        let key = |name: &str| format!("{}: {}.{name}", path.display(), section(name));
+        return Config::validate(file.doca_general_flags, file.doca_program_flags, &key)
+            .map(|c| Command::Run(Box::new(c)));
+    }
+    let general = GeneralFlags {
+        log_level: value(&mut a, "-l", "--log-level")?,
+        sdk_log_level: value(&mut a, "", "--sdk-log-level")?,
+    };
+    let program = ProgramFlags {
+        socket: value(&mut a, "-s", "--socket")?,
+        cc_name: value(&mut a, "-n", "--cc-name")?,
+        pci_addr: value(&mut a, "-p", "--pci-addr")?,
+        rep_pci: value(&mut a, "-r", "--rep-pci")?,
+        role: value(&mut a, "", "--role")?,
+        channel: value(&mut a, "", "--channel")?,
+        max_clients: value(&mut a, "", "--max-clients")?,
+        psk_file: value(&mut a, "", "--psk-file")?,
+        no_auth: a.contains("--no-auth").then_some(true),
+        socket_mode: value(&mut a, "", "--socket-mode")?,
+    };
+    if let Some(extra) = a.finish().first() {
+        return Err(Error::config(format!(
+            "{}: unknown argument (see --help)",
+            extra.to_string_lossy()
+        )));
+    }
+    Config::validate(general, program, &|name| format!("--{name}")).map(|c| Command::Run(Box::new(c)))
+}
+
+fn value<T>(a: &mut pico_args::Arguments, short: &'static str, long: &'static str) -> Result<Option<T>, Error>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let keys: pico_args::Keys = if short.is_empty() { long.into() } else { [short, long].into() };
+    a.opt_value_from_fn(keys, |s| s.parse::<T>().map_err(|e| e.to_string()))
+        .map_err(|e| match e {
+            pico_args::Error::OptionWithoutAValue(_) => {
+                Error::config(format!("{long}: needs a value"))
+            }
+            pico_args::Error::Utf8ArgumentParsingFailed { cause, .. } => {
+                Error::config(format!("{long}: {cause}"))
+            }
+            pico_args::Error::NonUtf8Argument => Error::config(format!("{long}: not valid UTF-8")),
+            other => Error::config(format!("{long}: {other}")),
+        })
+}
+
+fn reject_repeats(args: &[OsString]) -> Result<(), Error> {
+    let mut seen: Vec<&str> = Vec::new();
+    for arg in args.iter().filter_map(|a| a.to_str()) {
+        let name = arg.split_once('=').map_or(arg, |(n, _)| n);
+        let Some((_, long)) = VALUE_FLAGS
+            .iter()
+            .find(|(s, l)| name == *l || (!s.is_empty() && name == *s))
+        else {
+            continue;
+        };
+        if seen.contains(long) {
+            return Err(Error::config(format!("{long}: given more than once")));
+        }
+        seen.push(long);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Command, Error> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn doca_style_command_line() {
+        let Command::Run(c) = run(&["-s", "/tmp/s", "-n", "cc", "-p", "03:00.0", "-r", "b1:00.0", "-l", "60"])
+            .unwrap()
+        else {
+            panic!("expected Run");
+        };
+        assert_eq!(c.role, crate::config::Role::Dpu);
+        assert_eq!(c.log_level.0, 60);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-s", "/tmp/s", "-n", "x", "--channel", "bogus"], "--channel:"),
+            (&["-s", "/tmp/s", "-n", "x", "--max-clients", "lots"], "--max-clients:"),
+            (&["-s", "/tmp/s", "-s", "/tmp/t"], "--socket: given more than once"),
+            (&["-j", "/tmp/x.json", "-l", "50"], "--json: must be the only flag"),
+            (&["--frobnicate"], "--frobnicate: unknown argument"),
+            (&["-n", "x", "-p", "03:00.0"], "--socket: is mandatory"),
+            (&["-s", "/tmp/s", "-n", "x", "-p", "3:0.0"], "--pci-addr:"),
+            (&["-s", "/tmp/s", "-n", "x", "-l"], "--log-level: needs a value"),
+        ];
+        for (args, want) in cases {
+            let e = run(args).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{args:?}: {e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert!(matches!(run(&["-h"]), Ok(Command::Help)));
+        assert!(matches!(run(&["--version"]), Ok(Command::Version)));
+    }
+}

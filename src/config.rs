@@ -1,0 +1,460 @@
+//! The relay's configuration: typed values, the JSON flag file, and the validation pass that
+//! turns loose settings (from the command line or JSON) into a [`Config`].
+//!
+//! Every error names the flag (`--max-clients`) or JSON key (`doca_program_flags.max-clients`)
+//! and maps to exit code 2. Nothing is bound or created until validation has passed.
+
+use crate::error::Error;
+use crate::logging::LogLevel;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Longest AF_UNIX path in bytes: `sun_path` is 108 bytes including the trailing NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+/// Longest accepted service name in bytes.
+pub const MAX_SERVICE_NAME: usize = 120;
+/// Smallest accepted pre-shared key.
+pub const MIN_PSK_LEN: usize = 32;
+/// Default and largest `--max-clients`.
+pub const DEFAULT_MAX_CLIENTS: u32 = 512;
+const MAX_MAX_CLIENTS: u32 = 65535;
+
+/// Which end of the relay this process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Binds `--socket` for clients and connects to the channel.
+    Host,
+    /// Listens on the channel and connects to the server application at `--socket`.
+    Dpu,
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(Role::Host),
+            "dpu" => Ok(Role::Dpu),
+            _ => Err(format!("expected host or dpu, got {s:?}")),
+        }
+    }
+}
+
+/// Where the channel between the two roles runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelAddr {
+    /// DOCA Comm Channel over PCIe.
+    Doca,
+    /// TCP: the DPU role listens on `host:port`, the host role connects to it.
+    Tcp(String, u16),
+    /// An AF_UNIX stream socket path, for tests and same-machine setups.
+    Unix(PathBuf),
+}
+
+impl FromStr for ChannelAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "doca" {
+            return Ok(ChannelAddr::Doca);
+        }
+        if let Some(rest) = s.strip_prefix("tcp:") {
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| format!("expected tcp:HOST:PORT, got {s:?}"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("bad port in {s:?} (1-65535)"))?;
+            if host.is_empty() {
+                return Err(format!("missing host in {s:?}"));
+            }
+            return Ok(ChannelAddr::Tcp(host.to_string(), port));
+        }
+        if let Some(path) = s.strip_prefix("unix:") {
+            check_socket_path(Path::new(path))?;
+            return Ok(ChannelAddr::Unix(PathBuf::from(path)));
+        }
+        Err(format!(
+            "expected doca, tcp:HOST:PORT or unix:PATH, got {s:?}"
+        ))
+    }
+}
+
+impl fmt::Display for ChannelAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelAddr::Doca => write!(f, "doca"),
+            ChannelAddr::Tcp(h, p) if h.contains(':') => write!(f, "tcp:[{h}]:{p}"),
+            ChannelAddr::Tcp(h, p) => write!(f, "tcp:{h}:{p}"),
+            ChannelAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A PCI address in `BB:DD.F` or `DDDD:BB:DD.F` form, as DOCA takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciAddr(pub String);
+
+impl FromStr for PciAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected a PCI address like 03:00.0 or 0000:03:00.0, got {s:?}");
+        let hex = |part: &str, len: usize, max: u32| {
+            (part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u32::from_str_radix(part, 16).ok())
+                .flatten()
+                .filter(|v| *v <= max)
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let (domain, bus, devfn) = match parts.as_slice() {
+            [b, df] => (None, *b, *df),
+            [d, b, df] => (Some(*d), *b, *df),
+            _ => return Err(bad()),
+        };
+        let (dev, func) = devfn.split_once('.').ok_or_else(bad)?;
+        let ok = domain.is_none_or(|d| hex(d, 4, 0xffff).is_some())
+            && hex(bus, 2, 0xff).is_some()
+            && hex(dev, 2, 0x1f).is_some()
+            && hex(func, 1, 7).is_some();
+        if ok {
+            Ok(PciAddr(s.to_string()))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// A pre-shared key; its `Debug` never prints the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Psk(pub Vec<u8>);
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Psk(<{} bytes>)", self.0.len())
+    }
+}
+
+/// Settings as given, before validation. Filled from the command line or the JSON file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProgramFlags {
+    /// `-s, --socket`
+    pub socket: Option<PathBuf>,
+    /// `-n, --cc-name`
+    pub cc_name: Option<String>,
+    /// `-p, --pci-addr`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub pci_addr: Option<PciAddr>,
+    /// `-r, --rep-pci`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub rep_pci: Option<PciAddr>,
+    /// `--role`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub role: Option<Role>,
+    /// `--channel`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub channel: Option<ChannelAddr>,
+    /// `--max-clients`
+    pub max_clients: Option<u32>,
+    /// `--psk-file`
+    pub psk_file: Option<PathBuf>,
+    /// `--no-auth`
+    pub no_auth: Option<bool>,
+    /// `--socket-mode`, octal digits in a string.
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub socket_mode: Option<SocketMode>,
+}
+
+/// General (DOCA) flags as given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GeneralFlags {
+    /// `-l, --log-level`
+    pub log_level: Option<LogLevel>,
+    /// `--sdk-log-level`: validated, otherwise unused (as in DOCA).
+    pub sdk_log_level: Option<LogLevel>,
+}
+
+/// The JSON flag file in DOCA's arg-parser layout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagFile {
+    /// Flags DOCA's arg parser owns.
+    #[serde(default)]
+    pub doca_general_flags: GeneralFlags,
+    /// The program's own flags.
+    #[serde(default)]
+    pub doca_program_flags: ProgramFlags,
+}
+
+/// File mode bits for the host socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketMode(pub u32);
+
+impl FromStr for SocketMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        u32::from_str_radix(s.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && !s.is_empty())
+            .map(SocketMode)
+            .ok_or_else(|| format!("expected octal permission bits like 0660, got {s:?}"))
+    }
+}
+
+fn de_from_str<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+impl FlagFile {
+    /// Reads a JSON flag file; `//` and `/* */` comments are allowed.
+    pub fn load(path: &Path) -> Result<FlagFile, Error> {
+        let text = std::fs::read(path)
+            .map_err(|e| Error::config(format!("--json {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::config(format!("--json {}: {e}", path.display())))
+    }
+
+    /// Parses the text of a flag file. The error names the offending key.
+    pub fn parse(text: &[u8]) -> Result<FlagFile, String> {
+        let stripped = json_comments::StripComments::new(text);
+        let mut de = serde_json::Deserializer::from_reader(stripped);
+        let file: FlagFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }
+        })?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(file)
+    }
+}
+
+/// The validated configuration the relay runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Program log level.
+    pub log_level: LogLevel,
+    /// Host role: the path clients connect to. DPU role: the server application's socket.
+    pub socket: PathBuf,
+    /// Service name both sides must agree on.
+    pub cc_name: String,
+    /// DOCA device PCI address.
+    pub pci_addr: Option<PciAddr>,
+    /// DOCA representor PCI address (DPU only).
+    pub rep_pci: Option<PciAddr>,
+    /// This side's role.
+    pub role: Role,
+    /// The channel between the roles.
+    pub channel: ChannelAddr,
+    /// Most clients relayed at once.
+    pub max_clients: u32,
+    /// Pre-shared key, or `None` when authentication is off.
+    pub psk: Option<Psk>,
+    /// Mode bits for the host socket.
+    pub socket_mode: u32,
+}
+
+/// Checks that `path` fits in `sun_path`.
+pub fn check_socket_path(path: &Path) -> Result<(), String> {
+    let len = path.as_os_str().len();
+    if len == 0 {
+        return Err("the path is empty".into());
+    }
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "{} is {len} bytes long, over the AF_UNIX limit of {MAX_SOCKET_PATH}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The validation pass: mandatory flags, cross-flag rules, and reading the key file.
+    /// `key` turns a flag's long name into how the user wrote it (`--socket` or a JSON key).
+    pub fn validate(
+        general: GeneralFlags,
+        p: ProgramFlags,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<Config, Error> {
+        let err = |name: &str, msg: &str| Error::config(format!("{}: {msg}", key(name)));
+        let socket = p.socket.ok_or_else(|| err("socket", "is mandatory"))?;
+        check_socket_path(&socket).map_err(|m| err("socket", &m))?;
+        let cc_name = p.cc_name.ok_or_else(|| err("cc-name", "is mandatory"))?;
+        if cc_name.is_empty() || cc_name.len() > MAX_SERVICE_NAME || cc_name.contains('\0') {
+            return Err(err(
+                "cc-name",
+                &format!("must be 1 to {MAX_SERVICE_NAME} bytes without NUL"),
+            ));
+        }
+        let role = p.role.unwrap_or(if p.rep_pci.is_some() {
+            Role::Dpu
+        } else {
+            Role::Host
+        });
+        let channel = p.channel.unwrap_or(ChannelAddr::Doca);
+        if channel == ChannelAddr::Doca {
+            if p.pci_addr.is_none() {
+                return Err(err("pci-addr", "is mandatory with the doca channel"));
+            }
+            if role == Role::Dpu && p.rep_pci.is_none() {
+                return Err(err("rep-pci", "is mandatory on the DPU with the doca channel"));
+            }
+        }
+        let max_clients = p.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS);
+        if !(1..=MAX_MAX_CLIENTS).contains(&max_clients) {
+            return Err(err(
+                "max-clients",
+                &format!("must be from 1 to {MAX_MAX_CLIENTS}, got {max_clients}"),
+            ));
+        }
+        let no_auth = p.no_auth.unwrap_or(false);
+        let psk = match (&p.psk_file, no_auth) {
+            (Some(_), true) => return Err(err("no-auth", "conflicts with psk-file")),
+            (Some(path), false) => Some(read_psk(path).map_err(|m| err("psk-file", &m))?),
+            (None, _) => None,
+        };
+        if matches!(channel, ChannelAddr::Tcp(..)) && psk.is_none() && !no_auth {
+            return Err(err(
+                "psk-file",
+                "is required on a tcp channel (or pass --no-auth to run without authentication)",
+            ));
+        }
+        Ok(Config {
+            log_level: general.log_level.unwrap_or_default(),
+            socket,
+            cc_name,
+            pci_addr: p.pci_addr,
+            rep_pci: p.rep_pci,
+            role,
+            channel,
+            max_clients,
+            psk,
+            socket_mode: p.socket_mode.map_or(0o660, |m| m.0),
+        })
+    }
+}
+
+fn read_psk(path: &Path) -> Result<Psk, String> {
+    let key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if key.len() < MIN_PSK_LEN {
+        return Err(format!(
+            "{} holds {} bytes, at least {MIN_PSK_LEN} are needed (e.g. head -c 32 /dev/urandom)",
+            path.display(),
+            key.len()
+        ));
+    }
+    Ok(Psk(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_addresses() {
+        for ok in ["03:00.0", "0000:03:00.0", "b1:1f.7", "FFFF:ff:00.1"] {
+            assert!(ok.parse::<PciAddr>().is_ok(), "{ok}");
+        }
+        for bad in ["", "3:00.0", "03:00", "03:20.0", "03:00.8", "000:03:00.0", "g3:00.0"] {
+            assert!(bad.parse::<PciAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn channel_addresses() {
+        assert_eq!("doca".parse(), Ok(ChannelAddr::Doca));
+        assert_eq!(
+            "tcp:127.0.0.1:9000".parse(),
+            Ok(ChannelAddr::Tcp("127.0.0.1".into(), 9000))
+        );
+        assert_eq!(
+            "tcp:[::1]:9000".parse(),
+            Ok(ChannelAddr::Tcp("::1".into(), 9000))
+        );
+        assert!("tcp:host".parse::<ChannelAddr>().is_err());
+        assert!("tcp:host:0".parse::<ChannelAddr>().is_err());
+        assert!("udp:x:1".parse::<ChannelAddr>().is_err());
+        let long = format!("unix:/{}", "a".repeat(200));
+        assert!(long.parse::<ChannelAddr>().is_err());
+    }
+
+    #[test]
+    fn socket_modes() {
+        assert_eq!("0660".parse(), Ok(SocketMode(0o660)));
+        assert_eq!("600".parse(), Ok(SocketMode(0o600)));
+        assert!("0999".parse::<SocketMode>().is_err());
+        assert!("1777".parse::<SocketMode>().is_err());
+    }
+
+    #[test]
+    fn json_with_comments_parses() {
+        let text = br#"{
+            // general
+            "doca_general_flags": { "log-level": 60 },
+            /* program */
+            "doca_program_flags": { "socket": "/tmp/a.sock", "cc-name": "x",
+                                    "channel": "unix:/tmp/c.sock", "max-clients": 8 }
+        }"#;
+        let f = FlagFile::parse(text).unwrap();
+        assert_eq!(f.doca_program_flags.max_clients, Some(8));
+        assert_eq!(f.doca_general_flags.log_level, Some(LogLevel(60)));
+    }
+
+    #[test]
+    fn json_errors_name_the_key() {
+        let e = FlagFile::parse(br#"{"doca_program_flags": {"max-clients": "many"}}"#)
+            .unwrap_err();
+        assert!(e.contains("doca_program_flags.max-clients"), "{e}");
+        let e = FlagFile::parse(br#"{"doca_program_flags": {"sockett": "/x"}}"#).unwrap_err();
+        assert!(e.contains("sockett"), "{e}");
+        let e = FlagFile::parse(br#"{"doca_program_flags": {"socket": "/a", "socket": "/b"}}"#)
+            .unwrap_err();
+        assert!(e.contains("duplicate field `socket`"), "{e}");
+        let e = FlagFile::parse(br#"{"doca_general_flags": {"log-level": 55}}"#).unwrap_err();
+        assert!(e.contains("doca_general_flags.log-level"), "{e}");
+    }
+
+    fn flags(channel: &str) -> ProgramFlags {
+        ProgramFlags {
+            socket: Some("/tmp/x.sock".into()),
+            cc_name: Some("svc".into()),
+            channel: Some(channel.parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_rules() {
+        let key = |n: &str| format!("--{n}");
+        let e = Config::validate(GeneralFlags::default(), flags("tcp:127.0.0.1:1"), &key)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--psk-file: is required"), "{e}");
+        let mut f = flags("tcp:127.0.0.1:1");
+        f.no_auth = Some(true);
+        let c = Config::validate(GeneralFlags::default(), f, &key).unwrap();
+        assert_eq!((c.role, c.max_clients, c.socket_mode), (Role::Host, 512, 0o660));
+        let mut f = flags("doca");
+        f.pci_addr = Some("03:00.0".parse().unwrap());
+        f.rep_pci = Some("b1:00.0".parse().unwrap());
+        let c = Config::validate(GeneralFlags::default(), f, &key).unwrap();
+        assert_eq!(c.role, Role::Dpu);
+        let e = Config::validate(GeneralFlags::default(), flags("doca"), &key).unwrap_err();
+        assert!(e.to_string().starts_with("--pci-addr"), "{e}");
+        let mut f = flags("unix:/tmp/c");
+        f.max_clients = Some(0);
+        let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

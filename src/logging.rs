@@ -1,0 +1,136 @@
+//! DOCA's numeric log levels and a small stderr logger for the `log` crate.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::io::Write;
+use std::str::FromStr;
+
+/// A DOCA log level: 10=DISABLE 20=CRITICAL 30=ERROR 40=WARNING 50=INFO 60=DEBUG 70=TRACE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogLevel(pub u8);
+
+const NAMES: [(&str, u8); 7] = [
+    ("disable", 10),
+    ("critical", 20),
+    ("error", 30),
+    ("warning", 40),
+    ("info", 50),
+    ("debug", 60),
+    ("trace", 70),
+];
+
+impl Default for LogLevel {
+    fn default() -> Self {
+        LogLevel(50)
+    }
+}
+
+impl LogLevel {
+    fn from_number(n: u64) -> Result<Self, String> {
+        NAMES
+            .iter()
+            .find(|(_, v)| u64::from(*v) == n)
+            .map(|(_, v)| LogLevel(*v))
+            .ok_or_else(|| format!("expected one of 10,20,...,70 or a level name, got {n}"))
+    }
+
+    /// The `log` crate filter for this level. CRITICAL and ERROR both map to `Error`.
+    pub fn filter(self) -> log::LevelFilter {
+        match self.0 {
+            10 => log::LevelFilter::Off,
+            20 | 30 => log::LevelFilter::Error,
+            40 => log::LevelFilter::Warn,
+            50 => log::LevelFilter::Info,
+            60 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(n) = s.parse::<u64>() {
+            return Self::from_number(n);
+        }
+        let lower = s.to_ascii_lowercase();
+        let lower = if lower == "warn" { "warning".into() } else { lower };
+        NAMES
+            .iter()
+            .find(|(name, _)| *name == lower)
+            .map(|(_, v)| LogLevel(*v))
+            .ok_or_else(|| format!("expected one of 10,20,...,70 or a level name, got {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LogLevel;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a DOCA log level (10-70) or its name")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<LogLevel, E> {
+                LogLevel::from_number(n).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<LogLevel, E> {
+                LogLevel::from_number(n.max(0) as u64).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LogLevel, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        meta.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => "ERR",
+            log::Level::Warn => "WRN",
+            log::Level::Info => "INF",
+            log::Level::Debug => "DBG",
+            log::Level::Trace => "TRC",
+        };
+        // One write per line keeps lines whole when several processes share a terminal.
+        let line = format!("[doca_socket_relay][{level}] {}\n", record.args());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the stderr logger at `level`. Calling it twice keeps the first logger.
+pub fn init(level: LogLevel) {
+    static LOGGER: StderrLogger = StderrLogger;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level.filter());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_by_number_and_name() {
+        assert_eq!("60".parse(), Ok(LogLevel(60)));
+        assert_eq!("Debug".parse(), Ok(LogLevel(60)));
+        assert_eq!("WARN".parse(), Ok(LogLevel(40)));
+        assert!("55".parse::<LogLevel>().is_err());
+        assert!("loud".parse::<LogLevel>().is_err());
+        assert_eq!(LogLevel(10).filter(), log::LevelFilter::Off);
+        assert_eq!(LogLevel(20).filter(), log::LevelFilter::Error);
+    }
+}

@@ -1,0 +1,336 @@
+//! The wire protocol between the host and DPU sides: pure encode and decode, no I/O.
+//!
+//! Every frame starts with a 9-byte big-endian header `type u8 | stream u32 | value u32`. For
+//! frames that carry a payload (HELLO, AUTH, ERROR, DATA) `value` is the payload length; for the
+//! others it is the frame's one argument. See `docs/PROTOCOL.md` for the whole design.
+
+use std::fmt;
+
+/// Size of every frame header.
+pub const HEADER_LEN: usize = 9;
+/// Protocol version carried in HELLO.
+pub const VERSION: u16 = 1;
+/// First bytes of every HELLO payload, so a stray peer is recognised at once.
+pub const MAGIC: [u8; 4] = *b"DSRL";
+/// Length of the handshake nonces.
+pub const NONCE_LEN: usize = 32;
+/// Length of an AUTH proof (HMAC-SHA256).
+pub const PROOF_LEN: usize = 32;
+/// Largest payload of a frame that is not DATA (HELLO, ERROR).
+pub const MAX_CONTROL_PAYLOAD: usize = 1024;
+
+const T_HELLO: u8 = 0x01;
+const T_AUTH: u8 = 0x02;
+const T_ERROR: u8 = 0x03;
+const T_OPEN: u8 = 0x10;
+const T_DATA: u8 = 0x11;
+const T_WINDOW: u8 = 0x12;
+const T_CLOSE: u8 = 0x13;
+const T_RESET: u8 = 0x14;
+const T_PING: u8 = 0x20;
+const T_PONG: u8 = 0x21;
+
+/// Why a stream was reset, as carried on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResetReason(pub u32);
+
+impl ResetReason {
+    /// The server application's socket could not be connected.
+    pub const SERVER_UNAVAILABLE: Self = Self(1);
+    /// The receiving side is at its client limit.
+    pub const LIMIT: Self = Self(2);
+    /// The peer broke the protocol on this stream (e.g. overran its window).
+    pub const PROTOCOL: Self = Self(3);
+    /// The local socket failed or was closed abruptly.
+    pub const SOCKET_ERROR: Self = Self(4);
+    /// The relay is shutting down.
+    pub const SHUTDOWN: Self = Self(5);
+    /// Local only, never sent: the channel was lost.
+    pub const CHANNEL_LOST: Self = Self(0xffff_ffff);
+}
+
+impl fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::SERVER_UNAVAILABLE => f.write_str("server application unavailable"),
+            Self::LIMIT => f.write_str("client limit reached"),
+            Self::PROTOCOL => f.write_str("protocol violation"),
+            Self::SOCKET_ERROR => f.write_str("socket error on the far side"),
+            Self::SHUTDOWN => f.write_str("relay shutting down"),
+            Self::CHANNEL_LOST => f.write_str("channel lost"),
+            Self(n) => write!(f, "reason {n}"),
+        }
+    }
+}
+
+/// One decoded frame, borrowing its payload from the receive buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Handshake parameters; decode with [`Hello::decode`].
+    Hello(&'a [u8]),
+    /// Handshake proof of key possession.
+    Auth(&'a [u8]),
+    /// Fatal session error with a human-readable reason; the sender closes the channel.
+    Error(&'a [u8]),
+    /// A new stream (host to DPU only).
+    Open(u32),
+    /// Stream bytes.
+    Data(u32, &'a [u8]),
+    /// The receiver consumed this many bytes; the sender may send that much more.
+    Window(u32, u32),
+    /// Half-close: the sender will send no more DATA on the stream.
+    Close(u32),
+    /// Abort the stream in both directions.
+    Reset(u32, ResetReason),
+    /// Keepalive request, echoed by PONG with the same token.
+    Ping(u32),
+    /// Keepalive answer.
+    Pong(u32),
+}
+
+/// A frame that cannot be decoded. Any of these ends the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The type byte is not one this version knows.
+    UnknownType(u8),
+    /// A payload longer than the limit agreed in the handshake.
+    TooLong(u8, u32),
+    /// A frame that must use stream 0 did not, or the reverse.
+    BadStream(u8, u32),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownType(t) => write!(f, "unknown frame type 0x{t:02x}"),
+            Self::TooLong(t, n) => write!(f, "frame type 0x{t:02x} with oversized payload of {n} bytes"),
+            Self::BadStream(t, s) => write!(f, "frame type 0x{t:02x} on invalid stream {s}"),
+        }
+    }
+}
+
+/// Appends a frame header.
+#[inline]
+pub fn put_header(out: &mut Vec<u8>, ty: u8, stream: u32, value: u32) {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = ty;
+    h[1..5].copy_from_slice(&stream.to_be_bytes());
+    h[5..9].copy_from_slice(&value.to_be_bytes());
+    out.extend_from_slice(&h);
+}
+
+/// Writes a DATA header into `slot`, which must be [`HEADER_LEN`] bytes reserved in place.
+#[inline]
+pub fn fill_data_header(slot: &mut [u8], stream: u32, len: u32) {
+    slot[0] = T_DATA;
+    slot[1..5].copy_from_slice(&stream.to_be_bytes());
+    slot[5..9].copy_from_slice(&len.to_be_bytes());
+}
+
+impl Frame<'_> {
+    /// Appends the encoded frame to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let payload = |out: &mut Vec<u8>, ty, stream, p: &[u8]| {
+            put_header(out, ty, stream, p.len() as u32);
+            out.extend_from_slice(p);
+        };
+        match *self {
+            Frame::Hello(p) => payload(out, T_HELLO, 0, p),
+            Frame::Auth(p) => payload(out, T_AUTH, 0, p),
+            Frame::Error(p) => payload(out, T_ERROR, 0, p),
+            Frame::Data(s, p) => payload(out, T_DATA, s, p),
+            Frame::Open(s) => put_header(out, T_OPEN, s, 0),
+            Frame::Window(s, n) => put_header(out, T_WINDOW, s, n),
+            Frame::Close(s) => put_header(out, T_CLOSE, s, 0),
+            Frame::Reset(s, r) => put_header(out, T_RESET, s, r.0),
+            Frame::Ping(t) => put_header(out, T_PING, 0, t),
+            Frame::Pong(t) => put_header(out, T_PONG, 0, t),
+        }
+    }
+
+    /// Decodes one frame from the front of `buf`. Returns `Ok(None)` when `buf` does not yet hold
+    /// a whole frame, else the frame and how many bytes it used. DATA payloads may be at most
+    /// `max_data` bytes.
+    pub fn decode(buf: &[u8], max_data: usize) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
+        if buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let ty = buf[0];
+        let stream = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+        let value = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
+        let limit = match ty {
+            T_DATA => max_data,
+            T_HELLO | T_ERROR => MAX_CONTROL_PAYLOAD,
+            T_AUTH => PROOF_LEN,
+            T_OPEN | T_WINDOW | T_CLOSE | T_RESET | T_PING | T_PONG => 0,
+            _ => return Err(DecodeError::UnknownType(ty)),
+        };
+        let session_level = matches!(ty, T_HELLO | T_AUTH | T_ERROR | T_PING | T_PONG);
+        if session_level != (stream == 0) {
+            return Err(DecodeError::BadStream(ty, stream));
+        }
+        let body = if limit == 0 { 0 } else { value as usize };
+        if body > limit {
+            return Err(DecodeError::TooLong(ty, value));
+        }
+        let used = HEADER_LEN + body;
+        if buf.len() < used {
+            return Ok(None);
+        }
+        let p = &buf[HEADER_LEN..used];
+        let frame = match ty {
+            T_HELLO => Frame::Hello(p),
+            T_AUTH => Frame::Auth(p),
+            T_ERROR => Frame::Error(p),
+            T_DATA => Frame::Data(stream, p),
+            T_OPEN => Frame::Open(stream),
+            T_WINDOW => Frame::Window(stream, value),
+            T_CLOSE => Frame::Close(stream),
+            T_RESET => Frame::Reset(stream, ResetReason(value)),
+            T_PING => Frame::Ping(value),
+            _ => Frame::Pong(value),
+        };
+        Ok(Some((frame, used)))
+    }
+}
+
+/// Handshake parameters each side sends first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Protocol version; both sides must send the same.
+    pub version: u16,
+    /// Whether the sender will authenticate with a pre-shared key.
+    pub auth: bool,
+    /// Largest message the sender can receive, header included.
+    pub max_msg: u32,
+    /// Receive window per stream the sender grants.
+    pub window: u32,
+    /// Fresh random nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// The service (`--cc-name`) the sender serves.
+    pub service: String,
+}
+
+impl Hello {
+    /// Encodes the HELLO payload (not the frame header).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(48 + self.service.len());
+        p.extend_from_slice(&MAGIC);
+        p.extend_from_slice(&self.version.to_be_bytes());
+        p.extend_from_slice(&u16::from(self.auth).to_be_bytes());
+        p.extend_from_slice(&self.max_msg.to_be_bytes());
+        p.extend_from_slice(&self.window.to_be_bytes());
+        p.extend_from_slice(&self.nonce);
+        p.push(self.service.len() as u8);
+        p.extend_from_slice(self.service.as_bytes());
+        p
+    }
+
+    /// Decodes a HELLO payload.
+    pub fn decode(p: &[u8]) -> Result<Hello, String> {
+        const FIXED: usize = 4 + 2 + 2 + 4 + 4 + NONCE_LEN + 1;
+        if p.len() < FIXED || p[..4] != MAGIC {
+            return Err("not a doca_socket_relay peer (bad HELLO)".into());
+        }
+        let u16_at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
+        let u32_at = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+        let name_len = p[FIXED - 1] as usize;
+        if p.len() != FIXED + name_len {
+            return Err("malformed HELLO (service name length)".into());
+        }
+        let service = std::str::from_utf8(&p[FIXED..])
+            .map_err(|_| "malformed HELLO (service name is not UTF-8)".to_string())?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&p[16..16 + NONCE_LEN]);
+        Ok(Hello {
+            version: u16_at(4),
+            auth: u16_at(6) != 0,
+            max_msg: u32_at(8),
+            window: u32_at(12),
+            nonce,
+            service: service.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(f: Frame<'_>) {
+        let mut buf = Vec::new();
+        f.encode(&mut buf);
+        let (g, used) = Frame::decode(&buf, 1 << 20).unwrap().unwrap();
+        assert_eq!((g, used), (f, buf.len()));
+        // Every strict prefix is incomplete, never an error.
+        for cut in 0..buf.len() {
+            assert_eq!(Frame::decode(&buf[..cut], 1 << 20), Ok(None));
+        }
+    }
+
+    #[test]
+    fn frames_roundtrip() {
+        roundtrip(Frame::Hello(b"hello"));
+        roundtrip(Frame::Auth(&[7; PROOF_LEN]));
+        roundtrip(Frame::Error(b"bad"));
+        roundtrip(Frame::Open(1));
+        roundtrip(Frame::Data(7, b"payload"));
+        roundtrip(Frame::Data(7, b""));
+        roundtrip(Frame::Window(3, 65536));
+        roundtrip(Frame::Close(u32::MAX));
+        roundtrip(Frame::Reset(9, ResetReason::LIMIT));
+        roundtrip(Frame::Ping(42));
+        roundtrip(Frame::Pong(42));
+    }
+
+    #[test]
+    fn header_is_big_endian() {
+        let mut buf = Vec::new();
+        Frame::Window(0x0102_0304, 0x0a0b_0c0d).encode(&mut buf);
+        assert_eq!(buf, [0x12, 1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x0d]);
+        let mut slot = [0u8; HEADER_LEN];
+        fill_data_header(&mut slot, 5, 300);
+        assert_eq!(slot, [0x11, 0, 0, 0, 5, 0, 0, 1, 44]);
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        assert_eq!(
+            Frame::decode(&[0x7f, 0, 0, 0, 0, 0, 0, 0, 0], 100),
+            Err(DecodeError::UnknownType(0x7f))
+        );
+        let mut buf = Vec::new();
+        Frame::Data(1, &[0; 101]).encode(&mut buf);
+        assert_eq!(Frame::decode(&buf, 100), Err(DecodeError::TooLong(0x11, 101)));
+        buf.clear();
+        Frame::Data(0, b"x").encode(&mut buf);
+        assert_eq!(Frame::decode(&buf, 100), Err(DecodeError::BadStream(0x11, 0)));
+        buf.clear();
+        Frame::Ping(1).encode(&mut buf);
+        buf[4] = 1;
+        assert!(Frame::decode(&buf, 100).is_err());
+        buf.clear();
+        put_header(&mut buf, T_AUTH, 0, 33);
+        assert!(Frame::decode(&buf, 100).is_err());
+    }
+
+    #[test]
+    fn hello_roundtrip_and_garbage() {
+        let h = Hello {
+            version: VERSION,
+            auth: true,
+            max_msg: 4080,
+            window: 1 << 19,
+            nonce: [9; NONCE_LEN],
+            service: "cc_channel".into(),
+        };
+        assert_eq!(Hello::decode(&h.encode()), Ok(h.clone()));
+        let mut p = h.encode();
+        p.push(0);
+        assert!(Hello::decode(&p).is_err());
+        assert!(Hello::decode(b"GET / HTTP/1.1\r\n").is_err());
+        let mut p = h.encode();
+        p[0] = b'X';
+        assert!(Hello::decode(&p).is_err());
+    }
+}
