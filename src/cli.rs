@@ -110,15 +110,24 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
             extra.to_string_lossy()
         )));
     }
-    Config::validate(general, program, &|name| format!("--{name}")).map(|c| Command::Run(Box::new(c)))
+    Config::validate(general, program, &|name| format!("--{name}"))
+        .map(|c| Command::Run(Box::new(c)))
 }
 
-fn value<T>(a: &mut pico_args::Arguments, short: &'static str, long: &'static str) -> Result<Option<T>, Error>
+fn value<T>(
+    a: &mut pico_args::Arguments,
+    short: &'static str,
+    long: &'static str,
+) -> Result<Option<T>, Error>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    let keys: pico_args::Keys = if short.is_empty() { long.into() } else { [short, long].into() };
+    let keys: pico_args::Keys = if short.is_empty() {
+        long.into()
+    } else {
+        [short, long].into()
+    };
     a.opt_value_from_fn(keys, |s| s.parse::<T>().map_err(|e| e.to_string()))
         .map_err(|e| match e {
             pico_args::Error::OptionWithoutAValue(_) => {
@@ -160,9 +169,10 @@ mod tests {
 
     #[test]
     fn doca_style_command_line() {
-        let Command::Run(c) = run(&["-s", "/tmp/s", "-n", "cc", "-p", "03:00.0", "-r", "b1:00.0", "-l", "60"])
-            .unwrap()
-        else {
+        let Command::Run(c) = run(&[
+            "-s", "/tmp/s", "-n", "cc", "-p", "03:00.0", "-r", "b1:00.0", "-l", "60",
+        ])
+        .unwrap() else {
             panic!("expected Run");
         };
         assert_eq!(c.role, crate::config::Role::Dpu);
@@ -172,14 +182,29 @@ mod tests {
     #[test]
     fn errors_name_the_flag() {
         let cases: &[(&[&str], &str)] = &[
-            (&["-s", "/tmp/s", "-n", "x", "--channel", "bogus"], "--channel:"),
-            (&["-s", "/tmp/s", "-n", "x", "--max-clients", "lots"], "--max-clients:"),
-            (&["-s", "/tmp/s", "-s", "/tmp/t"], "--socket: given more than once"),
-            (&["-j", "/tmp/x.json", "-l", "50"], "--json: must be the only flag"),
+            (
+                &["-s", "/tmp/s", "-n", "x", "--channel", "bogus"],
+                "--channel:",
+            ),
+            (
+                &["-s", "/tmp/s", "-n", "x", "--max-clients", "lots"],
+                "--max-clients:",
+            ),
+            (
+                &["-s", "/tmp/s", "-s", "/tmp/t"],
+                "--socket: given more than once",
+            ),
+            (
+                &["-j", "/tmp/x.json", "-l", "50"],
+                "--json: must be the only flag",
+            ),
             (&["--frobnicate"], "--frobnicate: unknown argument"),
             (&["-n", "x", "-p", "03:00.0"], "--socket: is mandatory"),
             (&["-s", "/tmp/s", "-n", "x", "-p", "3:0.0"], "--pci-addr:"),
-            (&["-s", "/tmp/s", "-n", "x", "-l"], "--log-level: needs a value"),
+            (
+                &["-s", "/tmp/s", "-n", "x", "-l"],
+                "--log-level: needs a value",
+            ),
         ];
         for (args, want) in cases {
             let e = run(args).unwrap_err();

@@ -309,7 +309,10 @@ impl Config {
                 return Err(err("pci-addr", "is mandatory with the doca channel"));
             }
             if role == Role::Dpu && p.rep_pci.is_none() {
-                return Err(err("rep-pci", "is mandatory on the DPU with the doca channel"));
+                return Err(err(
+                    "rep-pci",
+                    "is mandatory on the DPU with the doca channel",
+                ));
             }
         }
         let max_clients = p.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS);
@@ -367,7 +370,15 @@ mod tests {
         for ok in ["03:00.0", "0000:03:00.0", "b1:1f.7", "FFFF:ff:00.1"] {
             assert!(ok.parse::<PciAddr>().is_ok(), "{ok}");
         }
-        for bad in ["", "3:00.0", "03:00", "03:20.0", "03:00.8", "000:03:00.0", "g3:00.0"] {
+        for bad in [
+            "",
+            "3:00.0",
+            "03:00",
+            "03:20.0",
+            "03:00.8",
+            "000:03:00.0",
+            "g3:00.0",
+        ] {
             assert!(bad.parse::<PciAddr>().is_err(), "{bad}");
         }
     }
@@ -414,8 +425,7 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_key() {
-        let e = FlagFile::parse(br#"{"doca_program_flags": {"max-clients": "many"}}"#)
-            .unwrap_err();
+        let e = FlagFile::parse(br#"{"doca_program_flags": {"max-clients": "many"}}"#).unwrap_err();
         assert!(e.contains("doca_program_flags.max-clients"), "{e}");
         let e = FlagFile::parse(br#"{"doca_program_flags": {"sockett": "/x"}}"#).unwrap_err();
         assert!(e.contains("sockett"), "{e}");
@@ -438,13 +448,16 @@ mod tests {
     #[test]
     fn validation_rules() {
         let key = |n: &str| format!("--{n}");
-        let e = Config::validate(GeneralFlags::default(), flags("tcp:127.0.0.1:1"), &key)
-            .unwrap_err();
+        let e =
+            Config::validate(GeneralFlags::default(), flags("tcp:127.0.0.1:1"), &key).unwrap_err();
         assert!(e.to_string().starts_with("--psk-file: is required"), "{e}");
         let mut f = flags("tcp:127.0.0.1:1");
         f.no_auth = Some(true);
         let c = Config::validate(GeneralFlags::default(), f, &key).unwrap();
-        assert_eq!((c.role, c.max_clients, c.socket_mode), (Role::Host, 512, 0o660));
+        assert_eq!(
+            (c.role, c.max_clients, c.socket_mode),
+            (Role::Host, 512, 0o660)
+        );
         let mut f = flags("doca");
         f.pci_addr = Some("03:00.0".parse().unwrap());
         f.rep_pci = Some("b1:00.0".parse().unwrap());

@@ -2,20 +2,69 @@
 //! application on a BlueField DPU over one multiplexed channel.
 //!
 //! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`protocol`] is the pure
-//! wire format; [`auth`] the pre-shared-key handshake proofs; [`channel`] the transports and the
-//! handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the per-client
-//! task; [`host`] and [`dpu`] the two roles; [`unix`] binding the host socket.
+//! wire format; [`auth`] the pre-shared-key proofs; [`channel`] the transports and the
+//! handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
+//! per-connection task; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
 
+pub mod auth;
+pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod dpu;
 pub mod error;
+pub mod host;
 pub mod logging;
+pub mod mux;
 pub mod protocol;
+pub mod pump;
+pub mod unix;
 
 pub use error::Error;
 
+use async_executor::LocalExecutor;
+use async_signal::{Signal, Signals};
+use config::{ChannelAddr, Config, Role};
+use futures_lite::{future, StreamExt};
+use std::rc::Rc;
+
+/// What `--channel doca` says until the DOCA backend exists.
+pub const DOCA_UNSUPPORTED: &str =
+    "--channel doca: the DOCA Comm Channel backend is not in this build yet; use --channel tcp:HOST:PORT or unix:PATH";
+
 /// Runs the relay until SIGTERM or SIGINT (`Ok`) or a fatal error.
-pub fn run(config: config::Config) -> Result<(), Error> {
-    let _ = config;
-    Err(Error::Unsupported("not yet".into()))
+///
+/// Everything runs on the calling thread: one executor, so that a connection's work never
+/// crosses threads.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    if cfg.channel == ChannelAddr::Doca {
+        return Err(Error::Unsupported(DOCA_UNSUPPORTED.into()));
+    }
+    let mut signals = Signals::new([Signal::Term, Signal::Int])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let ex = Rc::new(LocalExecutor::new());
+    let stats = Rc::new(mux::Stats::default());
+    let role = cfg.role;
+    let main = async {
+        let relay = async {
+            match role {
+                Role::Host => host::run(cfg, stats, ex.clone()).await,
+                Role::Dpu => dpu::run(cfg, stats, ex.clone()).await,
+            }
+        };
+        let stop = async {
+            if let Some(Ok(sig)) = signals.next().await {
+                let name = if sig == Signal::Term {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                };
+                log::info!("{name} received, shutting down");
+            }
+            Ok(())
+        };
+        future::or(relay, stop).await
+    };
+    let result = async_io::block_on(ex.run(main));
+    log::info!("stopped");
+    result
 }

@@ -55,7 +55,11 @@ impl FromStr for LogLevel {
             return Self::from_number(n);
         }
         let lower = s.to_ascii_lowercase();
-        let lower = if lower == "warn" { "warning".into() } else { lower };
+        let lower = if lower == "warn" {
+            "warning".into()
+        } else {
+            lower
+        };
         NAMES
             .iter()
             .find(|(name, _)| *name == lower)

@@ -103,7 +103,10 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownType(t) => write!(f, "unknown frame type 0x{t:02x}"),
-            Self::TooLong(t, n) => write!(f, "frame type 0x{t:02x} with oversized payload of {n} bytes"),
+            Self::TooLong(t, n) => write!(
+                f,
+                "frame type 0x{t:02x} with oversized payload of {n} bytes"
+            ),
             Self::BadStream(t, s) => write!(f, "frame type 0x{t:02x} on invalid stream {s}"),
         }
     }
@@ -301,10 +304,16 @@ mod tests {
         );
         let mut buf = Vec::new();
         Frame::Data(1, &[0; 101]).encode(&mut buf);
-        assert_eq!(Frame::decode(&buf, 100), Err(DecodeError::TooLong(0x11, 101)));
+        assert_eq!(
+            Frame::decode(&buf, 100),
+            Err(DecodeError::TooLong(0x11, 101))
+        );
         buf.clear();
         Frame::Data(0, b"x").encode(&mut buf);
-        assert_eq!(Frame::decode(&buf, 100), Err(DecodeError::BadStream(0x11, 0)));
+        assert_eq!(
+            Frame::decode(&buf, 100),
+            Err(DecodeError::BadStream(0x11, 0))
+        );
         buf.clear();
         Frame::Ping(1).encode(&mut buf);
         buf[4] = 1;

@@ -1,0 +1,274 @@
+//! Channel transports between the two roles, frame reading, and the handshake.
+//!
+//! A channel is a reliable, ordered link that carries whole frames. Stream transports (TCP and
+//! AF_UNIX) carry frames back to back; each frame is self-delimiting through its length field.
+
+use crate::auth;
+use crate::config::{Config, Role};
+use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
+use async_net::unix::UnixStream;
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+
+/// Largest message a stream transport accepts, header included.
+pub const STREAM_MAX_MSG: u32 = 256 * 1024;
+/// Receive window granted per stream.
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+/// Smallest message size a peer may announce; below it HELLO itself would not fit.
+const MIN_MAX_MSG: u32 = 1024;
+
+/// One established channel connection.
+#[derive(Clone)]
+pub enum Transport {
+    /// TCP, e.g. over the host-DPU tmfifo link.
+    Tcp(TcpStream),
+    /// AF_UNIX stream socket.
+    Unix(UnixStream),
+}
+
+impl Transport {
+    /// Reads some bytes; 0 means the peer closed the channel.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tcp(s) => s.clone().read(buf).await,
+            Transport::Unix(s) => s.clone().read(buf).await,
+        }
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.clone().write_all(buf).await,
+            Transport::Unix(s) => s.clone().write_all(buf).await,
+        }
+    }
+
+    /// Closes both directions so that a blocked reader or writer wakes up.
+    pub fn close(&self) {
+        let _ = match self {
+            Transport::Tcp(s) => s.shutdown(Shutdown::Both),
+            Transport::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+
+    /// Largest message this transport carries, header included.
+    pub fn max_msg(&self) -> u32 {
+        STREAM_MAX_MSG
+    }
+}
+
+/// Reads frames from a transport through one reusable buffer.
+pub struct FrameReader {
+    transport: Transport,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Largest DATA payload accepted.
+    pub max_data: usize,
+}
+
+impl FrameReader {
+    /// A reader for messages of up to `max_msg` bytes.
+    pub fn new(transport: Transport, max_msg: u32) -> Self {
+        let max_msg = max_msg as usize;
+        FrameReader {
+            transport,
+            // Twice the largest frame lets one read pick up several frames at once.
+            buf: vec![0; 2 * max_msg],
+            start: 0,
+            end: 0,
+            max_data: max_msg - HEADER_LEN,
+        }
+    }
+
+    /// Reads more bytes from the transport. The channel closing is an error here.
+    pub async fn fill(&mut self) -> io::Result<()> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buf.len() || self.start > self.buf.len() / 2 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        let n = self.transport.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the channel",
+            ));
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// The next whole frame in the buffer, if any.
+    pub fn next(&mut self) -> Result<Option<Frame<'_>>, String> {
+        match Frame::decode(&self.buf[self.start..self.end], self.max_data) {
+            Ok(Some((frame, used))) => {
+                self.start += used;
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Reads until a whole frame is available and returns it.
+    async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
+        loop {
+            // Decode twice to keep the borrow checker happy about returning the frame.
+            if Frame::decode(&self.buf[self.start..self.end], self.max_data)
+                .map_err(|e| HandshakeError::Protocol(e.to_string()))?
+                .is_some()
+            {
+                return Ok(self
+                    .next()
+                    .map_err(HandshakeError::Protocol)?
+                    .expect("decoded above"));
+            }
+            self.fill().await.map_err(HandshakeError::Io)?;
+        }
+    }
+}
+
+/// What the handshake settled.
+#[derive(Debug)]
+pub struct Agreed {
+    /// Largest DATA payload to send.
+    pub max_data: usize,
+    /// Initial send credit per stream (the peer's window).
+    pub peer_window: u32,
+}
+
+/// Why a handshake failed.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// The transport failed.
+    Io(io::Error),
+    /// This side refused the peer (and told it why).
+    Refused(String),
+    /// The peer refused this side.
+    PeerRefused(String),
+    /// The peer sent something that is not this protocol.
+    Protocol(String),
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Io(e) => write!(f, "{e}"),
+            HandshakeError::Refused(m) => write!(f, "{m}"),
+            HandshakeError::PeerRefused(m) => write!(f, "the peer refused us: {m}"),
+            HandshakeError::Protocol(m) => write!(f, "protocol error: {m}"),
+        }
+    }
+}
+
+/// Runs the handshake on a fresh channel connection: HELLO both ways, checks, then AUTH both
+/// ways when a key is configured. On a mismatch the peer is sent an ERROR saying why.
+pub async fn handshake(
+    t: &Transport,
+    reader: &mut FrameReader,
+    cfg: &Config,
+) -> Result<Agreed, HandshakeError> {
+    let mine = Hello {
+        version: VERSION,
+        auth: cfg.psk.is_some(),
+        max_msg: t.max_msg(),
+        window: STREAM_WINDOW,
+        nonce: auth::nonce().map_err(HandshakeError::Io)?,
+        service: cfg.cc_name.clone(),
+    };
+    let my_payload = mine.encode();
+    let mut out = Vec::new();
+    Frame::Hello(&my_payload).encode(&mut out);
+    t.write_all(&out).await.map_err(HandshakeError::Io)?;
+
+    let peer_payload = match reader.next_frame().await? {
+        Frame::Hello(p) => p.to_vec(),
+        Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
+        other => {
+            return Err(HandshakeError::Protocol(format!(
+                "expected HELLO, got {other:?}"
+            )))
+        }
+    };
+    let peer = Hello::decode(&peer_payload).map_err(HandshakeError::Protocol)?;
+    let problem = if peer.version != VERSION {
+        Some(format!(
+            "protocol version mismatch: ours is {VERSION}, the peer's {}",
+            peer.version
+        ))
+    } else if peer.service != cfg.cc_name {
+        Some(format!(
+            "service name mismatch: this side serves {:?}, the peer {:?}",
+            cfg.cc_name, peer.service
+        ))
+    } else if peer.auth != mine.auth {
+        Some(format!(
+            "authentication mismatch: this side {} a pre-shared key, the peer {}",
+            if mine.auth { "requires" } else { "has no" },
+            if peer.auth { "uses one" } else { "has none" }
+        ))
+    } else if peer.max_msg < MIN_MAX_MSG || peer.window < peer.max_msg {
+        Some(format!(
+            "unusable peer limits (message size {}, window {})",
+            peer.max_msg, peer.window
+        ))
+    } else {
+        None
+    };
+    if let Some(msg) = problem {
+        return Err(refuse(t, msg).await);
+    }
+
+    if let Some(key) = &cfg.psk {
+        let (host_hello, dpu_hello) = match cfg.role {
+            Role::Host => (&my_payload, &peer_payload),
+            Role::Dpu => (&peer_payload, &my_payload),
+        };
+        let proof = auth::proof(key, cfg.role, host_hello, dpu_hello);
+        out.clear();
+        Frame::Auth(&proof).encode(&mut out);
+        t.write_all(&out).await.map_err(HandshakeError::Io)?;
+        let peer_role = match cfg.role {
+            Role::Host => Role::Dpu,
+            Role::Dpu => Role::Host,
+        };
+        match reader.next_frame().await? {
+            Frame::Auth(p) if auth::verify(key, peer_role, host_hello, dpu_hello, p) => {}
+            Frame::Auth(_) => {
+                return Err(refuse(
+                    t,
+                    "authentication failed: the peer's pre-shared key differs".into(),
+                )
+                .await)
+            }
+            Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
+            other => {
+                return Err(HandshakeError::Protocol(format!(
+                    "expected AUTH, got {other:?}"
+                )))
+            }
+        }
+    }
+    let max_msg = peer.max_msg.min(mine.max_msg) as usize;
+    Ok(Agreed {
+        max_data: max_msg - HEADER_LEN,
+        peer_window: peer.window,
+    })
+}
+
+async fn refuse(t: &Transport, msg: String) -> HandshakeError {
+    let mut out = Vec::new();
+    Frame::Error(msg.as_bytes()).encode(&mut out);
+    let _ = t.write_all(&out).await;
+    t.close();
+    HandshakeError::Refused(msg)
+}
+
+fn lossy(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}

@@ -1,0 +1,177 @@
+//! The DPU role: listens for the host's channel, authenticates it, and connects every stream the
+//! host opens to the server application's socket.
+
+use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
+use crate::config::{ChannelAddr, Config};
+use crate::error::Error;
+use crate::host::HANDSHAKE_TIMEOUT;
+use crate::mux::{Session, Stats, Stream};
+use crate::protocol::ResetReason;
+use crate::pump::{pump, End};
+use crate::unix;
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use futures_lite::future;
+use std::cell::RefCell;
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Time allowed for connecting to the server application.
+const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Dpu {
+    cfg: Config,
+    /// The current host session; a newer authenticated one replaces it.
+    session: RefCell<Option<Rc<Session>>>,
+    stats: Rc<Stats>,
+    ex: Rc<LocalExecutor<'static>>,
+}
+
+enum Listener {
+    Tcp(async_net::TcpListener),
+    /// The listener and the guard that removes its socket file on exit.
+    Unix(
+        Async<std::os::unix::net::UnixListener>,
+        #[allow(dead_code)] unix::SocketFile,
+    ),
+}
+
+/// Runs the DPU role until the returned future is dropped or binding fails.
+pub async fn run(
+    cfg: Config,
+    stats: Rc<Stats>,
+    ex: Rc<LocalExecutor<'static>>,
+) -> Result<(), Error> {
+    let listener = match &cfg.channel {
+        ChannelAddr::Tcp(host, port) => Listener::Tcp(
+            async_net::TcpListener::bind((host.as_str(), *port))
+                .await
+                .map_err(|e| Error::io(format!("listening on {}", cfg.channel), e))?,
+        ),
+        ChannelAddr::Unix(path) => {
+            let (l, file) = unix::bind(path, 0o600, 16)?;
+            Listener::Unix(l, file)
+        }
+        ChannelAddr::Doca => return Err(Error::Unsupported(crate::DOCA_UNSUPPORTED.into())),
+    };
+    log::info!(
+        "DPU side: waiting for the host on {}, service {:?}, server application at {}",
+        cfg.channel,
+        cfg.cc_name,
+        cfg.socket.display()
+    );
+    let dpu = Rc::new(Dpu {
+        cfg,
+        session: RefCell::new(None),
+        stats,
+        ex: ex.clone(),
+    });
+    loop {
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                (Transport::Tcp(s), peer.to_string())
+            }),
+            Listener::Unix(l, _) => l
+                .accept()
+                .await
+                .map(|(s, _)| (Transport::Unix(s.into()), "a local socket".to_string())),
+        };
+        match accepted {
+            Ok((transport, peer)) => ex.spawn(dpu.clone().host_session(transport, peer)).detach(),
+            Err(e) => {
+                log::warn!("accepting a channel connection failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+impl Dpu {
+    async fn host_session(self: Rc<Self>, transport: Transport, peer: String) {
+        let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
+        let handshake = future::or(
+            async {
+                channel::handshake(&transport, &mut reader, &self.cfg)
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+            async {
+                Timer::after(HANDSHAKE_TIMEOUT).await;
+                Err("timed out".to_string())
+            },
+        )
+        .await;
+        let agreed = match handshake {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn!("handshake with host {peer} failed: {e}");
+                transport.close();
+                return;
+            }
+        };
+        let session = Session::new(
+            agreed.max_data,
+            agreed.peer_window,
+            STREAM_WINDOW,
+            self.cfg.max_clients,
+            true,
+            self.stats.clone(),
+        );
+        if let Some(old) = self.session.replace(Some(session.clone())) {
+            let n = old.kill();
+            log::warn!("a new host session from {peer} replaces the old one; {n} streams reset");
+        }
+        log::info!("host connected from {peer}");
+        let (why, streams) = session
+            .run(transport, reader, |stream| {
+                self.ex
+                    .spawn(self.clone().serve(session.clone(), stream))
+                    .detach();
+            })
+            .await;
+        let current = self
+            .session
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| Rc::ptr_eq(s, &session));
+        if current {
+            *self.session.borrow_mut() = None;
+            log::warn!("host channel from {peer} lost: {why}; {streams} open streams reset");
+        }
+    }
+
+    async fn serve(self: Rc<Self>, session: Rc<Session>, stream: Rc<Stream>) {
+        let id = stream.id;
+        let connected = future::or(
+            async { Async::<UnixStream>::connect(&self.cfg.socket).await },
+            async {
+                Timer::after(SERVER_CONNECT_TIMEOUT).await;
+                Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+            },
+        )
+        .await;
+        let sock = match connected {
+            Ok(s) => Rc::new(s),
+            Err(e) => {
+                log::warn!(
+                    "stream {id}: cannot connect to the server application at {}: {e}; closing the client",
+                    self.cfg.socket.display()
+                );
+                let mut st = stream.st.borrow_mut();
+                session.reset_stream(&stream, &mut st, ResetReason::SERVER_UNAVAILABLE);
+                return;
+            }
+        };
+        log::debug!("stream {id}: connected to the server application");
+        self.stats.clients.set(self.stats.clients.get() + 1);
+        let end = pump(&session, &stream, sock).await;
+        self.stats.clients.set(self.stats.clients.get() - 1);
+        match end {
+            End::Closed => log::debug!("stream {id}: closed"),
+            End::Reset(why) => log::debug!("stream {id}: reset: {why}"),
+        }
+    }
+}

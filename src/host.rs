@@ -1,0 +1,213 @@
+//! The host role: binds the client socket, keeps one channel to the DPU side up (reconnecting
+//! with capped exponential backoff), and relays every accepted client as one stream.
+
+use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
+use crate::config::{ChannelAddr, Config};
+use crate::error::Error;
+use crate::mux::{Session, Stats};
+use crate::pump::{pump, End};
+use crate::unix;
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use event_listener::Event;
+use futures_lite::future;
+use std::cell::RefCell;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How long a client that arrives while the channel is down waits for it.
+pub const CHANNEL_WAIT: Duration = Duration::from_secs(10);
+/// Time allowed for connecting and the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+struct Host {
+    cfg: Config,
+    session: RefCell<Option<Rc<Session>>>,
+    /// Notified whenever `session` changes.
+    changed: Event,
+    stats: Rc<Stats>,
+    ex: Rc<LocalExecutor<'static>>,
+}
+
+/// Runs the host role until the returned future is dropped or binding fails.
+pub async fn run(
+    cfg: Config,
+    stats: Rc<Stats>,
+    ex: Rc<LocalExecutor<'static>>,
+) -> Result<(), Error> {
+    let (listener, _file) = unix::bind(&cfg.socket, cfg.socket_mode, cfg.max_clients)?;
+    log::info!(
+        "host side: clients on {}, channel {}, service {:?}, up to {} clients",
+        cfg.socket.display(),
+        cfg.channel,
+        cfg.cc_name,
+        cfg.max_clients
+    );
+    let host = Rc::new(Host {
+        cfg,
+        session: RefCell::new(None),
+        changed: Event::new(),
+        stats,
+        ex: ex.clone(),
+    });
+    let _channel = ex.spawn(host.clone().channel_loop());
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match listener.accept().await {
+            Ok((sock, _)) => {
+                backoff = Duration::from_millis(10);
+                host.admit(sock);
+            }
+            Err(e) => {
+                // EMFILE and friends pass; keep serving the clients we have.
+                log::warn!("accepting a client failed: {e}");
+                Timer::after(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl Host {
+    fn admit(self: &Rc<Self>, sock: Async<UnixStream>) {
+        let clients = self.stats.clients.get();
+        if clients >= self.cfg.max_clients {
+            log::warn!("client refused: {clients} clients connected, the limit (--max-clients)");
+            return;
+        }
+        self.stats.clients.set(clients + 1);
+        self.ex.spawn(self.clone().client(Rc::new(sock))).detach();
+    }
+
+    async fn client(self: Rc<Self>, sock: Rc<Async<UnixStream>>) {
+        let end = self.relay_client(sock).await;
+        self.stats.clients.set(self.stats.clients.get() - 1);
+        if let Some((id, end)) = end {
+            match end {
+                End::Closed => log::debug!("stream {id}: closed"),
+                End::Reset(why) => log::info!("stream {id}: client closed: {why}"),
+            }
+        }
+    }
+
+    async fn relay_client(&self, sock: Rc<Async<UnixStream>>) -> Option<(u32, End)> {
+        let Some(session) = self.wait_for_session().await else {
+            log::warn!(
+                "client closed: no channel to the DPU side within {} s",
+                CHANNEL_WAIT.as_secs()
+            );
+            return None;
+        };
+        let stream = session.open_stream(sock.clone())?;
+        log::debug!("stream {}: client connected", stream.id);
+        Some((stream.id, pump(&session, &stream, sock).await))
+    }
+
+    async fn wait_for_session(&self) -> Option<Rc<Session>> {
+        let wait = async {
+            loop {
+                let listener = self.changed.listen();
+                if let Some(s) = self.session.borrow().as_ref().filter(|s| !s.is_dead()) {
+                    return Some(s.clone());
+                }
+                listener.await;
+            }
+        };
+        future::or(wait, async {
+            Timer::after(CHANNEL_WAIT).await;
+            None
+        })
+        .await
+    }
+
+    fn set_session(&self, session: Option<Rc<Session>>) {
+        *self.session.borrow_mut() = session;
+        self.changed.notify(usize::MAX);
+    }
+
+    async fn channel_loop(self: Rc<Self>) {
+        let mut backoff = BACKOFF_MIN;
+        let mut quiet = false;
+        loop {
+            match connect(&self.cfg).await {
+                Ok((transport, reader, agreed)) => {
+                    log::info!(
+                        "channel up: {} (service {:?})",
+                        self.cfg.channel,
+                        self.cfg.cc_name
+                    );
+                    backoff = BACKOFF_MIN;
+                    quiet = false;
+                    let session = Session::new(
+                        agreed.max_data,
+                        agreed.peer_window,
+                        STREAM_WINDOW,
+                        self.cfg.max_clients,
+                        false,
+                        self.stats.clone(),
+                    );
+                    self.set_session(Some(session.clone()));
+                    let (why, streams) = session.run(transport, reader, |_| {}).await;
+                    self.set_session(None);
+                    log::warn!("channel lost: {why}; {streams} open streams reset");
+                }
+                Err(ConnectError::Refused(msg)) => {
+                    log::error!("channel to {} refused: {msg}", self.cfg.channel)
+                }
+                Err(ConnectError::Unreachable(msg)) if !quiet => {
+                    log::warn!(
+                        "cannot reach the DPU side at {}: {msg}; retrying",
+                        self.cfg.channel
+                    );
+                    quiet = true;
+                }
+                Err(ConnectError::Unreachable(msg)) => {
+                    log::debug!("still cannot reach {}: {msg}", self.cfg.channel)
+                }
+            }
+            Timer::after(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+enum ConnectError {
+    /// Nobody answered, or the connection broke: worth a quiet retry.
+    Unreachable(String),
+    /// The peer answered and the handshake failed: an operator must look.
+    Refused(String),
+}
+
+async fn connect(cfg: &Config) -> Result<(Transport, FrameReader, channel::Agreed), ConnectError> {
+    let attempt = async {
+        let transport = match &cfg.channel {
+            ChannelAddr::Tcp(host, port) => {
+                let s = async_net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
+                let _ = s.set_nodelay(true);
+                Transport::Tcp(s)
+            }
+            ChannelAddr::Unix(path) => Transport::Unix(
+                async_net::unix::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
+            ),
+            ChannelAddr::Doca => return Err(ConnectError::Refused(crate::DOCA_UNSUPPORTED.into())),
+        };
+        let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
+        match channel::handshake(&transport, &mut reader, cfg).await {
+            Ok(agreed) => Ok((transport, reader, agreed)),
+            Err(channel::HandshakeError::Io(e)) => Err(ConnectError::Unreachable(e.to_string())),
+            Err(e) => Err(ConnectError::Refused(e.to_string())),
+        }
+    };
+    future::or(attempt, async {
+        Timer::after(HANDSHAKE_TIMEOUT).await;
+        Err(ConnectError::Unreachable("timed out".into()))
+    })
+    .await
+}

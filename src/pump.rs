@@ -1,0 +1,159 @@
+//! The per-connection task: moves bytes between one local AF_UNIX socket and its stream.
+//!
+//! One task drives both directions through a single `poll` function, so a connection costs one
+//! task and no buffers while idle. Upstream bytes are read from the socket straight into the
+//! session's send buffer behind a reserved frame header; downstream bytes the reader task could
+//! not write at once wait in the stream's `inbound` buffer, bounded by the window.
+
+use crate::mux::{Session, Stream, StreamState, OUT_HIGH};
+use crate::protocol::{fill_data_header, Frame, ResetReason, HEADER_LEN};
+use async_io::Async;
+use futures_lite::future;
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+/// Buffers larger than this are freed once drained, so idle streams hold no memory.
+const KEEP_INBOUND: usize = 64 * 1024;
+
+/// How a stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Both directions closed cleanly.
+    Closed,
+    /// The stream was reset, by the peer or locally.
+    Reset(ResetReason),
+}
+
+/// Relays between `sock` and `stream` until both directions are closed or the stream is reset.
+/// The stream is removed from the session when this returns.
+pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Async<UnixStream>>) -> End {
+    stream.st.borrow_mut().socket = Some(sock.clone());
+    let end = future::poll_fn(|cx| poll_pump(session, stream, &sock, cx)).await;
+    session.remove(stream.id);
+    let mut st = stream.st.borrow_mut();
+    st.socket = None;
+    st.inbound = Vec::new();
+    end
+}
+
+fn poll_pump(
+    session: &Session,
+    stream: &Stream,
+    sock: &Async<UnixStream>,
+    cx: &mut Context<'_>,
+) -> Poll<End> {
+    let mut st = stream.st.borrow_mut();
+    if let Some(why) = st.reset {
+        return Poll::Ready(End::Reset(why));
+    }
+    if st.write_failed || downstream(session, stream.id, &mut st, sock, cx).is_err() {
+        return Poll::Ready(fail(session, stream, &mut st));
+    }
+    if upstream(session, stream.id, &mut st, sock, cx).is_err() {
+        return Poll::Ready(fail(session, stream, &mut st));
+    }
+    if st.read_eof && st.write_shut {
+        return Poll::Ready(End::Closed);
+    }
+    st.waker = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+fn fail(session: &Session, stream: &Stream, st: &mut StreamState) -> End {
+    session.reset_stream(stream, st, ResetReason::SOCKET_ERROR);
+    End::Reset(ResetReason::SOCKET_ERROR)
+}
+
+/// Writes queued inbound bytes to the socket, then propagates the peer's half-close.
+fn downstream(
+    session: &Session,
+    id: u32,
+    st: &mut StreamState,
+    sock: &Async<UnixStream>,
+    cx: &mut Context<'_>,
+) -> io::Result<()> {
+    while st.pos < st.inbound.len() {
+        match sock.get_ref().write(&st.inbound[st.pos..]) {
+            Ok(n) => {
+                st.pos += n;
+                session.delivered(id, st, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match sock.poll_writable(cx) {
+                Poll::Ready(r) => r?,
+                Poll::Pending => return Ok(()),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if st.inbound.capacity() > KEEP_INBOUND {
+        st.inbound = Vec::new();
+    } else {
+        st.inbound.clear();
+    }
+    st.pos = 0;
+    if st.peer_closed && !st.write_shut {
+        st.write_shut = true;
+        // ENOTCONN here only means the client is already gone; the read side will tell.
+        let _ = sock.get_ref().shutdown(Shutdown::Write);
+    }
+    Ok(())
+}
+
+/// Reads from the socket into DATA frames while there is credit and room in the send buffer.
+fn upstream(
+    session: &Session,
+    id: u32,
+    st: &mut StreamState,
+    sock: &Async<UnixStream>,
+    cx: &mut Context<'_>,
+) -> io::Result<()> {
+    while !st.read_eof && st.credit > 0 {
+        let mut inner = session.inner.borrow_mut();
+        if inner.out.len() >= OUT_HIGH {
+            inner.out_waiters.push(cx.waker().clone());
+            return Ok(());
+        }
+        let want = (st.credit as usize).min(session.max_data);
+        let hdr = inner.out.len();
+        inner.out.resize(hdr + HEADER_LEN, 0);
+        inner.out.reserve(want);
+        let spare = &mut inner.out.spare_capacity_mut()[..want];
+        match rustix::io::read(sock.get_ref(), spare) {
+            Ok((filled, _)) if filled.is_empty() => {
+                inner.out.truncate(hdr);
+                Frame::Close(id).encode(&mut inner.out);
+                inner.wake_writer();
+                st.read_eof = true;
+            }
+            Ok((filled, _)) => {
+                let n = filled.len();
+                // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
+                unsafe { inner.out.set_len(hdr + HEADER_LEN + n) };
+                fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, n as u32);
+                inner.wake_writer();
+                st.credit -= n as u32;
+                session
+                    .stats
+                    .bytes_out
+                    .set(session.stats.bytes_out.get() + n as u64);
+            }
+            Err(e) => {
+                inner.out.truncate(hdr);
+                drop(inner);
+                match e {
+                    rustix::io::Errno::AGAIN => match sock.poll_readable(cx) {
+                        Poll::Ready(r) => r?,
+                        Poll::Pending => return Ok(()),
+                    },
+                    rustix::io::Errno::INTR => {}
+                    e => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Binding AF_UNIX listening sockets: stale-file handling, a backlog sized for bursts, the mode
+//! bits, and removal on exit.
+
+use crate::error::Error;
+use async_io::Async;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// Removes the socket file when dropped, unless the file was replaced meanwhile.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Binds `path` with a listen backlog of at least `backlog` and mode `mode`.
+///
+/// An existing socket file nobody listens on is replaced; a live socket or any other kind of
+/// file is an error, and the file is left alone.
+pub fn bind(
+    path: &Path,
+    mode: u32,
+    backlog: u32,
+) -> Result<(Async<UnixListener>, SocketFile), Error> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(Error::SocketInUse(
+                path.into(),
+                "exists and is not a socket; not touching it",
+            ));
+        }
+        match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(Error::SocketInUse(
+                    path.into(),
+                    "another process is listening on it",
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                log::info!("replacing stale socket {}", path.display());
+                fs::remove_file(path)
+                    .map_err(|e| Error::io(format!("removing stale {}", path.display()), e))?;
+            }
+            Err(_) => {}
+        }
+    }
+    let what = || format!("binding {}", path.display());
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::io(what(), e.into()))?;
+    let addr = SocketAddrUnix::new(path).map_err(|e| Error::io(what(), e.into()))?;
+    rustix::net::bind(&fd, &addr).map_err(|e| Error::io(what(), e.into()))?;
+    let ino = fs::symlink_metadata(path)
+        .map_err(|e| Error::io(what(), e))?
+        .ino();
+    let file = SocketFile {
+        path: path.into(),
+        ino,
+    };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("setting the mode of {}", path.display()), e))?;
+    // The kernel caps this at net.core.somaxconn; ask for enough to absorb a burst of clients.
+    let backlog = backlog.max(128).min(i32::MAX as u32) as i32;
+    rustix::net::listen(&fd, backlog).map_err(|e| Error::io(what(), e.into()))?;
+    let listener = Async::new(UnixListener::from(fd)).map_err(|e| Error::io(what(), e))?;
+    Ok((listener, file))
+}
