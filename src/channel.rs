@@ -104,7 +104,7 @@ impl FrameReader {
     }
 
     /// The next whole frame in the buffer, if any.
-    pub fn next(&mut self) -> Result<Option<Frame<'_>>, String> {
+    pub fn take_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
         match Frame::decode(&self.buf[self.start..self.end], self.max_data) {
             Ok(Some((frame, used))) => {
                 self.start += used;
@@ -124,7 +124,7 @@ impl FrameReader {
                 .is_some()
             {
                 return Ok(self
-                    .next()
+                    .take_frame()
                     .map_err(HandshakeError::Protocol)?
                     .expect("decoded above"));
             }

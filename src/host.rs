@@ -5,6 +5,7 @@ use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::config::{ChannelAddr, Config};
 use crate::error::Error;
 use crate::mux::{Session, Stats};
+use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
 use crate::unix;
 use async_executor::LocalExecutor;
@@ -88,6 +89,7 @@ impl Host {
         if let Some((id, end)) = end {
             match end {
                 End::Closed => log::debug!("stream {id}: closed"),
+                End::Reset(ResetReason::CHANNEL_LOST) => log::debug!("stream {id}: channel lost"),
                 End::Reset(why) => log::info!("stream {id}: client closed: {why}"),
             }
         }

@@ -344,7 +344,7 @@ impl Session {
     ) -> String {
         loop {
             loop {
-                match reader.next() {
+                match reader.take_frame() {
                     Ok(Some(frame)) => {
                         if let Err(e) = self.dispatch(frame, on_open) {
                             return e;

@@ -15,9 +15,6 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-/// Buffers larger than this are freed once drained, so idle streams hold no memory.
-const KEEP_INBOUND: usize = 64 * 1024;
-
 /// How a stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
@@ -89,10 +86,9 @@ fn downstream(
             Err(e) => return Err(e),
         }
     }
-    if st.inbound.capacity() > KEEP_INBOUND {
+    if st.inbound.capacity() > 0 {
+        // Drained: give the memory back so that an idle stream holds no buffer.
         st.inbound = Vec::new();
-    } else {
-        st.inbound.clear();
     }
     st.pos = 0;
     if st.peer_closed && !st.write_shut {
@@ -123,7 +119,7 @@ fn upstream(
         inner.out.reserve(want);
         let spare = &mut inner.out.spare_capacity_mut()[..want];
         match rustix::io::read(sock.get_ref(), spare) {
-            Ok((filled, _)) if filled.is_empty() => {
+            Ok(([], _)) => {
                 inner.out.truncate(hdr);
                 Frame::Close(id).encode(&mut inner.out);
                 inner.wake_writer();
