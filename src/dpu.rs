@@ -146,7 +146,18 @@ impl Dpu {
     async fn serve(self: Rc<Self>, session: Rc<Session>, stream: Rc<Stream>) {
         let id = stream.id;
         let connected = future::or(
-            async { Async::<UnixStream>::connect(&self.cfg.socket).await },
+            async {
+                loop {
+                    match Async::<UnixStream>::connect(&self.cfg.socket).await {
+                        // A full listen backlog answers a non-blocking connect with EAGAIN at
+                        // once; a burst of clients must not read that as "server missing".
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            Timer::after(Duration::from_millis(5)).await;
+                        }
+                        other => break other,
+                    }
+                }
+            },
             async {
                 Timer::after(SERVER_CONNECT_TIMEOUT).await;
                 Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
