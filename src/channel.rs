@@ -5,6 +5,7 @@
 
 use crate::auth;
 use crate::config::{Config, Role};
+use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
 use async_net::unix::UnixStream;
 use async_net::TcpStream;
@@ -12,6 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
+use std::rc::Rc;
 
 /// Largest message a stream transport accepts, header included.
 pub const STREAM_MAX_MSG: u32 = 256 * 1024;
@@ -27,6 +29,8 @@ pub enum Transport {
     Tcp(TcpStream),
     /// AF_UNIX stream socket.
     Unix(UnixStream),
+    /// A DOCA Comm Channel connection; each message holds whole frames.
+    Doca(Rc<doca::Link>),
 }
 
 impl Transport {
@@ -35,6 +39,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => s.clone().read(buf).await,
             Transport::Unix(s) => s.clone().read(buf).await,
+            Transport::Doca(l) => l.read(buf).await,
         }
     }
 
@@ -43,6 +48,7 @@ impl Transport {
         match self {
             Transport::Tcp(s) => s.clone().write_all(buf).await,
             Transport::Unix(s) => s.clone().write_all(buf).await,
+            Transport::Doca(l) => l.write_frames(buf).await,
         }
     }
 
@@ -51,12 +57,17 @@ impl Transport {
         let _ = match self {
             Transport::Tcp(s) => s.shutdown(Shutdown::Both),
             Transport::Unix(s) => s.shutdown(Shutdown::Both),
+            // The link disconnects its peer when the last clone is dropped.
+            Transport::Doca(_) => Ok(()),
         };
     }
 
     /// Largest message this transport carries, header included.
     pub fn max_msg(&self) -> u32 {
-        STREAM_MAX_MSG
+        match self {
+            Transport::Doca(l) => l.ep.max_msg,
+            _ => STREAM_MAX_MSG,
+        }
     }
 }
 
@@ -66,6 +77,7 @@ pub struct FrameReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    max_msg: usize,
     /// Largest DATA payload accepted.
     pub max_data: usize,
 }
@@ -80,15 +92,22 @@ impl FrameReader {
             buf: vec![0; 2 * max_msg],
             start: 0,
             end: 0,
+            max_msg,
             max_data: max_msg - HEADER_LEN,
         }
+    }
+
+    /// Queues bytes that were received before the reader existed (a DOCA host's first message).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
     /// Reads more bytes from the transport. The channel closing is an error here.
     pub async fn fill(&mut self) -> io::Result<()> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
-        } else if self.end == self.buf.len() || self.start > self.buf.len() / 2 {
+        } else if self.buf.len() - self.end < self.max_msg || self.start > self.buf.len() / 2 {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }

@@ -2,7 +2,8 @@
 //! host opens to the server application's socket.
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
-use crate::config::{ChannelAddr, Config};
+use crate::config::{ChannelAddr, Config, Role};
+use crate::doca;
 use crate::error::Error;
 use crate::host::HANDSHAKE_TIMEOUT;
 use crate::mux::{Session, Stats, Stream};
@@ -36,11 +37,14 @@ enum Listener {
         Async<std::os::unix::net::UnixListener>,
         #[allow(dead_code)] unix::SocketFile,
     ),
+    /// A listening DOCA Comm Channel endpoint.
+    Doca(Rc<doca::Listener>),
 }
 
 /// Runs the DPU role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
+    device: Option<Rc<doca::Device>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
 ) -> Result<(), Error> {
@@ -54,7 +58,12 @@ pub async fn run(
             let (l, file) = unix::bind(path, 0o600, 16)?;
             Listener::Unix(l, file)
         }
-        ChannelAddr::Doca => return Err(Error::Unsupported(crate::DOCA_UNSUPPORTED.into())),
+        ChannelAddr::Doca => {
+            let dev = device.expect("opened at start-up with --channel doca");
+            let (ep, _) =
+                doca::Endpoint::start(&dev, Role::Dpu, &cfg.cc_name).map_err(Error::Doca)?;
+            Listener::Doca(doca::Listener::new(ep))
+        }
     };
     log::info!(
         "DPU side: waiting for the host on {}, service {:?}, server application at {}",
@@ -72,15 +81,28 @@ pub async fn run(
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
-                (Transport::Tcp(s), peer.to_string())
+                (Transport::Tcp(s), peer.to_string(), Vec::new())
             }),
-            Listener::Unix(l, _) => l
-                .accept()
-                .await
-                .map(|(s, _)| (Transport::Unix(s.into()), "a local socket".to_string())),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| {
+                (
+                    Transport::Unix(s.into()),
+                    "a local socket".to_string(),
+                    Vec::new(),
+                )
+            }),
+            Listener::Doca(l) => match l.accept().await {
+                Ok((link, first)) => Ok((
+                    Transport::Doca(Rc::new(link)),
+                    "DOCA Comm Channel".to_string(),
+                    first,
+                )),
+                Err(e) => return Err(Error::Doca(e)),
+            },
         };
         match accepted {
-            Ok((transport, peer)) => ex.spawn(dpu.clone().host_session(transport, peer)).detach(),
+            Ok((transport, peer, first)) => ex
+                .spawn(dpu.clone().host_session(transport, peer, first))
+                .detach(),
             Err(e) => {
                 log::warn!("accepting a channel connection failed: {e}");
                 Timer::after(Duration::from_millis(100)).await;
@@ -90,8 +112,9 @@ pub async fn run(
 }
 
 impl Dpu {
-    async fn host_session(self: Rc<Self>, transport: Transport, peer: String) {
+    async fn host_session(self: Rc<Self>, transport: Transport, peer: String, first: Vec<u8>) {
         let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
+        reader.push(&first);
         let handshake = future::or(
             async {
                 channel::handshake(&transport, &mut reader, &self.cfg)

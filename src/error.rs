@@ -21,8 +21,8 @@ pub enum Error {
     },
     /// The socket path is taken by a live listener or by a file that is not a socket.
     SocketInUse(PathBuf, &'static str),
-    /// A feature that this build cannot provide (e.g. a channel backend not built yet).
-    Unsupported(String),
+    /// The DOCA library could not be loaded or the device could not be opened.
+    Doca(String),
 }
 
 impl Error {
@@ -54,7 +54,7 @@ impl fmt::Display for Error {
             Error::Config(msg) => write!(f, "{msg}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::SocketInUse(path, why) => write!(f, "{}: {why}", path.display()),
-            Error::Unsupported(msg) => write!(f, "{msg}"),
+            Error::Doca(msg) => write!(f, "--channel doca: {msg}"),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! with capped exponential backoff), and relays every accepted client as one stream.
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
-use crate::config::{ChannelAddr, Config};
+use crate::config::{ChannelAddr, Config, Role};
+use crate::doca;
 use crate::error::Error;
 use crate::mux::{Session, Stats};
 use crate::protocol::ResetReason;
@@ -31,11 +32,14 @@ struct Host {
     changed: Event,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
+    /// The DOCA device, with `--channel doca`.
+    doca: Option<Rc<doca::Device>>,
 }
 
 /// Runs the host role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
+    device: Option<Rc<doca::Device>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
 ) -> Result<(), Error> {
@@ -53,6 +57,7 @@ pub async fn run(
         changed: Event::new(),
         stats,
         ex: ex.clone(),
+        doca: device,
     });
     let _channel = ex.spawn(host.clone().channel_loop());
     let mut backoff = Duration::from_millis(10);
@@ -134,7 +139,7 @@ impl Host {
         let mut backoff = BACKOFF_MIN;
         let mut quiet = false;
         loop {
-            match connect(&self.cfg).await {
+            match connect(&self.cfg, self.doca.as_ref()).await {
                 Ok((transport, reader, agreed)) => {
                     log::info!(
                         "channel up: {} (service {:?})",
@@ -183,7 +188,10 @@ enum ConnectError {
     Refused(String),
 }
 
-async fn connect(cfg: &Config) -> Result<(Transport, FrameReader, channel::Agreed), ConnectError> {
+async fn connect(
+    cfg: &Config,
+    device: Option<&Rc<doca::Device>>,
+) -> Result<(Transport, FrameReader, channel::Agreed), ConnectError> {
     let attempt = async {
         let transport = match &cfg.channel {
             ChannelAddr::Tcp(host, port) => {
@@ -198,7 +206,16 @@ async fn connect(cfg: &Config) -> Result<(Transport, FrameReader, channel::Agree
                     .await
                     .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
             ),
-            ChannelAddr::Doca => return Err(ConnectError::Refused(crate::DOCA_UNSUPPORTED.into())),
+            ChannelAddr::Doca => {
+                let dev = device.expect("opened at start-up with --channel doca");
+                let (ep, peer) = doca::Endpoint::start(dev, Role::Host, &cfg.cc_name)
+                    .map_err(ConnectError::Unreachable)?;
+                // DOCA completes the connection in the background; ask until it settles.
+                while !ep.connected(peer).map_err(ConnectError::Unreachable)? {
+                    Timer::after(Duration::from_millis(2)).await;
+                }
+                Transport::Doca(Rc::new(doca::Link::connected(ep, peer)))
+            }
         };
         let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
         match channel::handshake(&transport, &mut reader, cfg).await {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod doca;
 pub mod dpu;
 pub mod error;
 pub mod host;
@@ -27,18 +28,17 @@ use config::{ChannelAddr, Config, Role};
 use futures_lite::{future, StreamExt};
 use std::rc::Rc;
 
-/// What `--channel doca` says until the DOCA backend exists.
-pub const DOCA_UNSUPPORTED: &str =
-    "--channel doca: the DOCA Comm Channel backend is not in this build yet; use --channel tcp:HOST:PORT or unix:PATH";
-
 /// Runs the relay until SIGTERM or SIGINT (`Ok`) or a fatal error.
 ///
 /// Everything runs on the calling thread: one executor, so that a connection's work never
 /// crosses threads.
 pub fn run(cfg: Config) -> Result<(), Error> {
-    if cfg.channel == ChannelAddr::Doca {
-        return Err(Error::Unsupported(DOCA_UNSUPPORTED.into()));
-    }
+    // The device is opened before anything is bound, so a missing library or a wrong PCI
+    // address leaves nothing behind.
+    let doca = match cfg.channel {
+        ChannelAddr::Doca => Some(doca::Device::open(&cfg).map_err(Error::Doca)?),
+        _ => None,
+    };
     let mut signals = Signals::new([Signal::Term, Signal::Int])
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let ex = Rc::new(LocalExecutor::new());
@@ -47,8 +47,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let main = async {
         let relay = async {
             match role {
-                Role::Host => host::run(cfg, stats, ex.clone()).await,
-                Role::Dpu => dpu::run(cfg, stats, ex.clone()).await,
+                Role::Host => host::run(cfg, doca, stats, ex.clone()).await,
+                Role::Dpu => dpu::run(cfg, doca, stats, ex.clone()).await,
             }
         };
         let stop = async {

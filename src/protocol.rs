@@ -130,6 +130,16 @@ pub fn fill_data_header(slot: &mut [u8], stream: u32, len: u32) {
     slot[5..9].copy_from_slice(&len.to_be_bytes());
 }
 
+/// Total length of the frame at the front of `buf`, which must hold at least its header.
+/// Used to pack whole frames into size-limited messages.
+pub fn frame_len(buf: &[u8]) -> usize {
+    let value = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
+    match buf[0] {
+        T_DATA | T_HELLO | T_AUTH | T_ERROR => HEADER_LEN + value,
+        _ => HEADER_LEN,
+    }
+}
+
 impl Frame<'_> {
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -284,6 +294,17 @@ mod tests {
         roundtrip(Frame::Reset(9, ResetReason::LIMIT));
         roundtrip(Frame::Ping(42));
         roundtrip(Frame::Pong(42));
+    }
+
+    #[test]
+    fn frame_len_walks_a_batch() {
+        let mut buf = Vec::new();
+        Frame::Data(1, b"abc").encode(&mut buf);
+        Frame::Window(1, 99).encode(&mut buf);
+        Frame::Error(b"x").encode(&mut buf);
+        assert_eq!(frame_len(&buf), HEADER_LEN + 3);
+        assert_eq!(frame_len(&buf[12..]), HEADER_LEN);
+        assert_eq!(frame_len(&buf[21..]), HEADER_LEN + 1);
     }
 
     #[test]

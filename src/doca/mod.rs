@@ -1,0 +1,543 @@
+//! The DOCA Comm Channel backend (DOCA 1.5 to 2.8), loaded at run time.
+//!
+//! The endpoint is non-blocking: send and receive answer "try again" when a queue is full or
+//! empty. The relay then arms the endpoint's event channel, tries once more (so that an event
+//! that arrived before arming is not lost) and only then waits for the event fd to become
+//! readable in the async reactor. The fds belong to the endpoint and are never closed here.
+
+pub mod ffi;
+
+use crate::config::{Config, PciAddr, Role};
+use async_io::Async;
+use event_listener::Event;
+use ffi::{Addr, Dev, DevRep, DocaError, Ep, Lib};
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::ptr;
+use std::rc::Rc;
+
+/// Queue depth asked for, capped by what the device allows.
+const QUEUE_SIZE: u32 = 512;
+/// Message size asked for, capped by the device (DOCA's samples use 4080).
+const WANT_MSG: u32 = 65535;
+
+/// The opened DOCA device (and representor on the DPU). Closed on drop, after every endpoint.
+pub struct Device {
+    lib: Lib,
+    dev: *mut Dev,
+    rep: *mut DevRep,
+}
+
+fn check(lib: &Lib, what: &str, r: DocaError) -> Result<(), String> {
+    r.ok().map_err(|e| format!("{what}: {}", lib.describe(e)))
+}
+
+impl Device {
+    /// Loads DOCA and opens the device at `-p` (and on the DPU the representor at `-r`).
+    pub fn open(cfg: &Config) -> Result<Rc<Device>, String> {
+        let lib = Lib::load()?;
+        let pci = cfg
+            .pci_addr
+            .as_ref()
+            .ok_or("--pci-addr is required with --channel doca")?;
+        let mut device = Device {
+            lib,
+            dev: ptr::null_mut(),
+            rep: ptr::null_mut(),
+        };
+        device.dev = device.open_dev(pci)?;
+        if cfg.role == Role::Dpu {
+            let rep = cfg
+                .rep_pci
+                .as_ref()
+                .ok_or("--rep-pci is required on the DPU with --channel doca")?;
+            device.rep = device.open_rep(rep)?;
+        }
+        log::info!(
+            "DOCA Comm Channel: device {} opened (library API generation {})",
+            pci.0,
+            device.lib.generation
+        );
+        Ok(Rc::new(device))
+    }
+
+    fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, String> {
+        let l = &self.lib;
+        let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
+        let (mut list, mut n) = (ptr::null_mut(), 0u32);
+        // SAFETY: out-pointers are valid; the list is destroyed below.
+        check(l, "listing DOCA devices", unsafe {
+            (l.devinfo_list_create)(&mut list, &mut n)
+        })?;
+        let mut found = Err(format!(
+            "no DOCA device at PCI address {} (--pci-addr)",
+            pci.0
+        ));
+        for i in 0..n as usize {
+            // SAFETY: `list` holds `n` valid entries until destroyed.
+            let info = unsafe { *list.add(i) };
+            let mut eq = 0u8;
+            // SAFETY: valid devinfo and NUL-terminated string.
+            if unsafe { (l.devinfo_is_equal_pci)(info, want.as_ptr(), &mut eq) }
+                == DocaError::SUCCESS
+                && eq != 0
+            {
+                let mut dev = ptr::null_mut();
+                // SAFETY: `info` is valid; the opened device outlives the list.
+                found = check(l, "opening the DOCA device", unsafe {
+                    (l.dev_open)(info, &mut dev)
+                })
+                .map(|_| dev);
+                break;
+            }
+        }
+        // SAFETY: `list` came from list_create.
+        unsafe { (l.devinfo_list_destroy)(list) };
+        found
+    }
+
+    fn open_rep(&self, pci: &PciAddr) -> Result<*mut DevRep, String> {
+        let l = &self.lib;
+        let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
+        let (mut list, mut n) = (ptr::null_mut(), 0u32);
+        // SAFETY: `self.dev` is open; out-pointers valid.
+        check(l, "listing DOCA representors (is this the DPU?)", unsafe {
+            (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n)
+        })?;
+        let mut found = Err(format!(
+            "no DOCA representor at PCI address {} (--rep-pci)",
+            pci.0
+        ));
+        for i in 0..n as usize {
+            // SAFETY: `list` holds `n` valid entries until destroyed.
+            let info = unsafe { *list.add(i) };
+            let mut eq = 0u8;
+            // SAFETY: valid rep info and NUL-terminated string.
+            if unsafe { (l.rep_is_equal_pci)(info, want.as_ptr(), &mut eq) } == DocaError::SUCCESS
+                && eq != 0
+            {
+                let mut rep = ptr::null_mut();
+                // SAFETY: `info` is valid; the representor outlives the list.
+                found = check(l, "opening the DOCA representor", unsafe {
+                    (l.dev_rep_open)(info, &mut rep)
+                })
+                .map(|_| rep);
+                break;
+            }
+        }
+        // SAFETY: `list` came from rep_list_create.
+        unsafe { (l.rep_list_destroy)(list) };
+        found
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: opened by us, closed once, representor before device (the documented order).
+        unsafe {
+            if !self.rep.is_null() {
+                (self.lib.dev_rep_close)(self.rep);
+            }
+            if !self.dev.is_null() {
+                (self.lib.dev_close)(self.dev);
+            }
+        }
+    }
+}
+
+/// A peer address handed out by an endpoint. Only this module makes them, so the pointer
+/// inside always came from the library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(*mut Addr);
+
+impl Peer {
+    fn is_null(self) -> bool {
+        self.0.is_null()
+    }
+}
+
+/// An event channel fd owned by the endpoint: registering it must not close it.
+struct EventFd(RawFd);
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the endpoint keeps the fd open until `ep_destroy`, which runs only after
+        // this wrapper (and its reactor registration) is dropped.
+        unsafe { BorrowedFd::borrow_raw(self.0) }
+    }
+}
+
+/// A listening (DPU) or connecting (host) endpoint.
+pub struct Endpoint {
+    dev: Rc<Device>,
+    ep: *mut Ep,
+    send_ev: Option<Async<EventFd>>,
+    recv_ev: Option<Async<EventFd>>,
+    /// Largest message in force.
+    pub max_msg: u32,
+}
+
+impl Endpoint {
+    /// Creates an endpoint, sizes it from the device's limits, and listens (DPU) or starts
+    /// connecting (host). The host gets the peer address to poll with [`Endpoint::connected`].
+    pub fn start(dev: &Rc<Device>, role: Role, name: &str) -> Result<(Endpoint, Peer), String> {
+        let l = &dev.lib;
+        let mut ep = ptr::null_mut();
+        // SAFETY: out-pointer valid.
+        check(l, "creating the Comm Channel endpoint", unsafe {
+            (l.ep_create)(&mut ep)
+        })?;
+        let mut me = Endpoint {
+            dev: dev.clone(),
+            ep,
+            send_ev: None,
+            recv_ev: None,
+            max_msg: 0,
+        };
+        // SAFETY: `dev.dev` is open.
+        let info = unsafe { (l.dev_as_devinfo)(dev.dev) };
+        let cap = |f: unsafe extern "C" fn(*mut ffi::DevInfo, *mut u32) -> DocaError, want: u32| {
+            let mut max = 0u32;
+            // SAFETY: valid devinfo and out-pointer.
+            match unsafe { f(info, &mut max) } {
+                DocaError::SUCCESS if max > 0 => want.min(max),
+                _ => want,
+            }
+        };
+        let msg = cap(l.get_max_message_size, WANT_MSG).min(u16::MAX as u32) as u16;
+        let sq = cap(l.get_max_send_queue_size, QUEUE_SIZE).min(u16::MAX as u32) as u16;
+        let rq = cap(l.get_max_recv_queue_size, QUEUE_SIZE).min(u16::MAX as u32) as u16;
+        // SAFETY: `ep` is a fresh endpoint, `dev`/`rep` are open for its whole life.
+        unsafe {
+            check(
+                l,
+                "setting the endpoint device",
+                (l.ep_set_device)(ep, dev.dev),
+            )?;
+            if role == Role::Dpu {
+                check(
+                    l,
+                    "setting the endpoint representor",
+                    (l.ep_set_device_rep)(ep, dev.rep),
+                )?;
+            }
+            check(
+                l,
+                "setting the message size",
+                (l.ep_set_max_msg_size)(ep, msg),
+            )?;
+            check(
+                l,
+                "setting the send queue size",
+                (l.ep_set_send_queue_size)(ep, sq),
+            )?;
+            check(
+                l,
+                "setting the receive queue size",
+                (l.ep_set_recv_queue_size)(ep, rq),
+            )?;
+        }
+        let cname = CString::new(name).map_err(|_| "bad service name")?;
+        let mut peer = ptr::null_mut();
+        // SAFETY: valid endpoint, NUL-terminated name, out-pointer.
+        unsafe {
+            match role {
+                Role::Dpu => check(
+                    l,
+                    &format!("listening on service {name:?}"),
+                    (l.ep_listen)(ep, cname.as_ptr()),
+                )?,
+                Role::Host => check(
+                    l,
+                    &format!("connecting to service {name:?}"),
+                    (l.ep_connect)(ep, cname.as_ptr(), &mut peer),
+                )?,
+            }
+        }
+        let mut m = 0u16;
+        // SAFETY: valid endpoint and out-pointer.
+        check(l, "reading the message size", unsafe {
+            (l.ep_get_max_msg_size)(ep, &mut m)
+        })?;
+        me.max_msg = u32::from(m);
+        let (mut sfd, mut rfd) = (-1, -1);
+        // SAFETY: the endpoint is active, so its event channels exist.
+        check(l, "getting the event channels", unsafe {
+            (l.ep_get_event_channel)(ep, &mut sfd, &mut rfd)
+        })?;
+        let reg =
+            |fd| Async::new(EventFd(fd)).map_err(|e| format!("watching DOCA event fd {fd}: {e}"));
+        me.send_ev = Some(reg(sfd)?);
+        me.recv_ev = Some(reg(rfd)?);
+        Ok((me, Peer(peer)))
+    }
+
+    fn lib(&self) -> &Lib {
+        &self.dev.lib
+    }
+
+    /// Host: whether the connection to the service is up; `Ok(false)` while in progress.
+    pub fn connected(&self, peer: Peer) -> Result<bool, String> {
+        // SAFETY: `peer` came from `ep_connect` on this endpoint.
+        match unsafe { (self.lib().peer_addr_update_info)(peer.0) } {
+            DocaError::SUCCESS => Ok(true),
+            DocaError::CONNECTION_INPROGRESS => Ok(false),
+            e => Err(format!(
+                "connecting to the DPU service: {}",
+                self.lib().describe(e)
+            )),
+        }
+    }
+
+    /// Sends one message, waiting while the send queue is full.
+    pub async fn send(&self, peer: Peer, msg: &[u8]) -> Result<(), DocaError> {
+        let l = self.lib();
+        // SAFETY: valid endpoint, peer and buffer for the duration of the call.
+        let try_send =
+            || unsafe { (l.ep_sendto)(self.ep, msg.as_ptr().cast(), msg.len(), 0, peer.0) };
+        loop {
+            match try_send() {
+                DocaError::AGAIN => {}
+                r => return r.ok(),
+            }
+            // SAFETY: valid endpoint.
+            unsafe { (l.ep_arm_send)(self.ep) };
+            match try_send() {
+                DocaError::AGAIN => {}
+                r => return r.ok(),
+            }
+            let ev = self.send_ev.as_ref().expect("set while active");
+            ev.readable().await.map_err(|_| DocaError(1))?;
+        }
+    }
+
+    /// Receives one message into `buf`; returns its length and sender.
+    pub async fn recv(&self, buf: &mut [u8]) -> Result<(usize, Peer), (DocaError, Peer)> {
+        let l = self.lib();
+        let mut try_recv = || {
+            let mut len = buf.len();
+            let mut from = ptr::null_mut();
+            // SAFETY: valid endpoint, buffer of `len` bytes, out-pointers.
+            let r = unsafe {
+                (l.ep_recvfrom)(self.ep, buf.as_mut_ptr().cast(), &mut len, 0, &mut from)
+            };
+            (r, len, Peer(from))
+        };
+        loop {
+            match try_recv() {
+                (DocaError::AGAIN, ..) => {}
+                (DocaError::SUCCESS, n, from) => return Ok((n, from)),
+                (e, _, from) => return Err((e, from)),
+            }
+            // SAFETY: valid endpoint.
+            unsafe { (l.ep_arm_recv)(self.ep) };
+            match try_recv() {
+                (DocaError::AGAIN, ..) => {}
+                (DocaError::SUCCESS, n, from) => return Ok((n, from)),
+                (e, _, from) => return Err((e, from)),
+            }
+            let ev = self.recv_ev.as_ref().expect("set while active");
+            ev.readable()
+                .await
+                .map_err(|_| (DocaError(1), Peer(ptr::null_mut())))?;
+        }
+    }
+
+    /// The user data of a peer (0 for a peer never seen before).
+    pub fn user_data(&self, peer: Peer) -> u64 {
+        let mut v = 0;
+        // SAFETY: `peer` was returned by this endpoint.
+        unsafe { (self.lib().peer_get_user_data)(peer.0, &mut v) };
+        v
+    }
+
+    /// Tags a peer so that later messages from it are recognised.
+    pub fn set_user_data(&self, peer: Peer, v: u64) {
+        // SAFETY: `peer` was returned by this endpoint.
+        unsafe { (self.lib().peer_set_user_data)(peer.0, v) };
+    }
+
+    /// Drops the connection to `peer`.
+    pub fn disconnect(&self, peer: Peer) {
+        // SAFETY: `peer` was returned by this endpoint.
+        unsafe { (self.lib().ep_disconnect)(self.ep, peer.0) };
+    }
+
+    /// Describes a DOCA error code with the library's text.
+    pub fn describe(&self, e: DocaError) -> String {
+        self.lib().describe(e)
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        // Unregister the event fds before the endpoint closes them.
+        self.send_ev.take();
+        self.recv_ev.take();
+        // SAFETY: created by us, destroyed once; destroy includes disconnect.
+        unsafe { (self.dev.lib.ep_destroy)(self.ep) };
+    }
+}
+
+/// DPU side: hands out one host connection at a time from the listening endpoint.
+pub struct Listener {
+    /// The listening endpoint.
+    pub ep: Rc<Endpoint>,
+    /// First message of a new host that arrived while another one was being served.
+    pending: RefCell<Option<(Peer, Vec<u8>)>>,
+    /// Whether a [`Link`] is reading from the endpoint now.
+    busy: Cell<bool>,
+    idle: Event,
+    next_tag: Cell<u64>,
+}
+
+/// One host connection on a DOCA endpoint, used as a channel transport.
+pub struct Link {
+    /// The endpoint the connection lives on.
+    pub ep: Rc<Endpoint>,
+    /// The peer's address.
+    pub peer: Peer,
+    listener: Option<Rc<Listener>>,
+}
+
+impl Listener {
+    /// Wraps a listening endpoint.
+    pub fn new(ep: Endpoint) -> Rc<Listener> {
+        Rc::new(Listener {
+            ep: Rc::new(ep),
+            pending: RefCell::new(None),
+            busy: Cell::new(false),
+            idle: Event::new(),
+            next_tag: Cell::new(1),
+        })
+    }
+
+    /// Waits for a host: returns its link and its first message.
+    pub async fn accept(self: &Rc<Self>) -> Result<(Link, Vec<u8>), String> {
+        loop {
+            if !self.busy.get() {
+                if let Some((peer, first)) = self.pending.borrow_mut().take() {
+                    return Ok((self.link(peer), first));
+                }
+                let mut buf = vec![0u8; self.ep.max_msg as usize];
+                match self.ep.recv(&mut buf).await {
+                    Ok((n, peer)) if self.ep.user_data(peer) == 0 => {
+                        buf.truncate(n);
+                        return Ok((self.link(peer), buf));
+                    }
+                    Ok(_) => {} // a host we already dropped: ignore its leftovers
+                    Err((e, peer)) if !peer.is_null() => {
+                        log::debug!("DOCA: peer gone while idle: {}", self.ep.describe(e));
+                        self.ep.disconnect(peer);
+                    }
+                    Err((e, _)) => {
+                        return Err(format!(
+                            "Comm Channel receive failed: {}",
+                            self.ep.describe(e)
+                        ))
+                    }
+                }
+            } else {
+                let l = self.idle.listen();
+                if self.busy.get() {
+                    l.await;
+                }
+            }
+        }
+    }
+
+    fn link(self: &Rc<Self>, peer: Peer) -> Link {
+        let tag = self.next_tag.get();
+        self.next_tag.set(tag + 1);
+        self.ep.set_user_data(peer, tag);
+        self.busy.set(true);
+        Link {
+            ep: self.ep.clone(),
+            peer,
+            listener: Some(self.clone()),
+        }
+    }
+}
+
+impl Link {
+    /// Host side: a link to the service the endpoint connected to.
+    pub fn connected(ep: Endpoint, peer: Peer) -> Link {
+        Link {
+            ep: Rc::new(ep),
+            peer,
+            listener: None,
+        }
+    }
+
+    /// Receives the next message from this link's peer.
+    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        loop {
+            match self.ep.recv(buf).await {
+                Ok((n, from)) if from == self.peer => return Ok(n),
+                Ok((n, from)) => {
+                    if let Some(listener) = &self.listener {
+                        if self.ep.user_data(from) == 0 {
+                            // A new host: it takes over once this session has ended.
+                            *listener.pending.borrow_mut() = Some((from, buf[..n].to_vec()));
+                            return Err(Error::new(
+                                ErrorKind::ConnectionAborted,
+                                "a new host connected",
+                            ));
+                        }
+                    }
+                }
+                Err((e, from)) if from.is_null() || from == self.peer => {
+                    let kind = if e == DocaError::CONNECTION_RESET || e == DocaError::NOT_CONNECTED
+                    {
+                        ErrorKind::ConnectionReset
+                    } else {
+                        ErrorKind::Other
+                    };
+                    return Err(Error::new(kind, self.ep.describe(e)));
+                }
+                Err((_, from)) => self.ep.disconnect(from),
+            }
+        }
+    }
+
+    /// Sends `buf`, which holds whole frames, packed into messages of at most `max_msg` bytes.
+    pub async fn write_frames(&self, buf: &[u8]) -> std::io::Result<()> {
+        let max = self.ep.max_msg as usize;
+        let mut start = 0;
+        while start < buf.len() {
+            let mut end = start;
+            while end < buf.len() {
+                let len = crate::protocol::frame_len(&buf[end..]);
+                if end + len - start > max {
+                    break;
+                }
+                end += len;
+            }
+            if end == start {
+                return Err(std::io::Error::other(
+                    "frame larger than the DOCA message size",
+                ));
+            }
+            self.ep
+                .send(self.peer, &buf[start..end])
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, self.ep.describe(e))
+                })?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            self.ep.disconnect(self.peer);
+            listener.busy.set(false);
+            listener.idle.notify(usize::MAX);
+        }
+    }
+}
