@@ -227,6 +227,8 @@ fn describe(e: &io::Error) -> String {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     ) {
         format!("timed out after {} s ({e})", IO_TIMEOUT.as_secs())
+    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+        "connection closed by the other end (EOF)".into()
     } else {
         e.to_string()
     }

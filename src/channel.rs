@@ -7,13 +7,13 @@ use crate::auth;
 use crate::config::{Config, Role};
 use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
-use async_net::unix::UnixStream;
-use async_net::TcpStream;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use async_io::Async;
 use std::fmt;
-use std::io;
-use std::net::Shutdown;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Largest message a stream transport accepts, header included.
 pub const STREAM_MAX_MSG: u32 = 256 * 1024;
@@ -26,19 +26,66 @@ const MIN_MAX_MSG: u32 = 1024;
 #[derive(Clone)]
 pub enum Transport {
     /// TCP, e.g. over the host-DPU tmfifo link.
-    Tcp(TcpStream),
+    Tcp(Arc<Async<TcpStream>>),
     /// AF_UNIX stream socket.
-    Unix(UnixStream),
+    Unix(Arc<Async<UnixStream>>),
     /// A DOCA Comm Channel connection; each message holds whole frames.
     Doca(Rc<doca::Link>),
 }
 
+impl From<async_net::TcpStream> for Transport {
+    fn from(s: async_net::TcpStream) -> Self {
+        let _ = s.set_nodelay(true);
+        Transport::Tcp(s.into())
+    }
+}
+
+impl From<async_net::unix::UnixStream> for Transport {
+    fn from(s: async_net::unix::UnixStream) -> Self {
+        Transport::Unix(s.into())
+    }
+}
+
+async fn read_socket<T>(s: &Async<T>, buf: &mut [u8], wait_first: bool) -> io::Result<usize>
+where
+    for<'a> &'a T: Read,
+{
+    if wait_first {
+        s.readable().await?;
+    }
+    s.read_with(|io| {
+        let mut r: &T = io;
+        r.read(buf)
+    })
+    .await
+}
+
+async fn write_socket<T>(s: &Async<T>, mut buf: &[u8]) -> io::Result<()>
+where
+    for<'a> &'a T: Write,
+{
+    while !buf.is_empty() {
+        let n = s
+            .write_with(|io| {
+                let mut w: &T = io;
+                w.write(buf)
+            })
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
 impl Transport {
-    /// Reads some bytes; 0 means the peer closed the channel.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads some bytes; 0 means the peer closed the channel. With `wait_first` the socket is
+    /// known to be drained, so the read waits for readiness before trying.
+    pub async fn read(&self, buf: &mut [u8], wait_first: bool) -> io::Result<usize> {
         match self {
-            Transport::Tcp(s) => s.clone().read(buf).await,
-            Transport::Unix(s) => s.clone().read(buf).await,
+            Transport::Tcp(s) => read_socket(s, buf, wait_first).await,
+            Transport::Unix(s) => read_socket(s, buf, wait_first).await,
             Transport::Doca(l) => l.read(buf).await,
         }
     }
@@ -46,8 +93,8 @@ impl Transport {
     /// Writes all of `buf`.
     pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         match self {
-            Transport::Tcp(s) => s.clone().write_all(buf).await,
-            Transport::Unix(s) => s.clone().write_all(buf).await,
+            Transport::Tcp(s) => write_socket(s, buf).await,
+            Transport::Unix(s) => write_socket(s, buf).await,
             Transport::Doca(l) => l.write_frames(buf).await,
         }
     }
@@ -55,8 +102,8 @@ impl Transport {
     /// Closes both directions so that a blocked reader or writer wakes up.
     pub fn close(&self) {
         let _ = match self {
-            Transport::Tcp(s) => s.shutdown(Shutdown::Both),
-            Transport::Unix(s) => s.shutdown(Shutdown::Both),
+            Transport::Tcp(s) => s.get_ref().shutdown(Shutdown::Both),
+            Transport::Unix(s) => s.get_ref().shutdown(Shutdown::Both),
             // The link disconnects its peer when the last clone is dropped.
             Transport::Doca(_) => Ok(()),
         };
@@ -78,6 +125,8 @@ pub struct FrameReader {
     start: usize,
     end: usize,
     max_msg: usize,
+    /// The last read came back short: the socket is drained.
+    drained: bool,
     /// Largest DATA payload accepted.
     pub max_data: usize,
 }
@@ -93,6 +142,7 @@ impl FrameReader {
             start: 0,
             end: 0,
             max_msg,
+            drained: false,
             max_data: max_msg - HEADER_LEN,
         }
     }
@@ -111,7 +161,12 @@ impl FrameReader {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
-        let n = self.transport.read(&mut self.buf[self.end..]).await?;
+        let room = self.buf.len() - self.end;
+        let n = self
+            .transport
+            .read(&mut self.buf[self.end..], self.drained)
+            .await?;
+        self.drained = n < room;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

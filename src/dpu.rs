@@ -79,10 +79,10 @@ pub async fn run(
     });
     loop {
         let accepted = match &listener {
-            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                (Transport::Tcp(s), peer.to_string(), Vec::new())
-            }),
+            Listener::Tcp(l) => l
+                .accept()
+                .await
+                .map(|(s, peer)| (Transport::from(s), peer.to_string(), Vec::new())),
             Listener::Unix(l, _) => l.accept().await.map(|(s, _)| {
                 (
                     Transport::Unix(s.into()),

@@ -194,18 +194,14 @@ async fn connect(
 ) -> Result<(Transport, FrameReader, channel::Agreed), ConnectError> {
     let attempt = async {
         let transport = match &cfg.channel {
-            ChannelAddr::Tcp(host, port) => {
-                let s = async_net::TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
-                let _ = s.set_nodelay(true);
-                Transport::Tcp(s)
-            }
-            ChannelAddr::Unix(path) => Transport::Unix(
-                async_net::unix::UnixStream::connect(path)
-                    .await
-                    .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
-            ),
+            ChannelAddr::Tcp(host, port) => async_net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(|e| ConnectError::Unreachable(e.to_string()))?
+                .into(),
+            ChannelAddr::Unix(path) => async_net::unix::UnixStream::connect(path)
+                .await
+                .map_err(|e| ConnectError::Unreachable(e.to_string()))?
+                .into(),
             ChannelAddr::Doca => {
                 let dev = device.expect("opened at start-up with --channel doca");
                 let (ep, peer) = doca::Endpoint::start(dev, Role::Host, &cfg.cc_name)

@@ -44,11 +44,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let ex = Rc::new(LocalExecutor::new());
     let stats = Rc::new(mux::Stats::default());
     let role = cfg.role;
-    let main = async {
+    let ex2 = ex.clone();
+    let main = async move {
         let relay = async {
             match role {
-                Role::Host => host::run(cfg, doca, stats, ex.clone()).await,
-                Role::Dpu => dpu::run(cfg, doca, stats, ex.clone()).await,
+                Role::Host => host::run(cfg, doca, stats, ex2).await,
+                Role::Dpu => dpu::run(cfg, doca, stats, ex2).await,
             }
         };
         let stop = async {
@@ -64,6 +65,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         };
         future::or(relay, stop).await
     };
+    // Spawned rather than passed to `run` directly: `run` polls its future on every executor
+    // wakeup, which would retry `accept` and re-arm the signal pipe once per relayed message.
+    let main = ex.spawn(main);
     let result = async_io::block_on(ex.run(main));
     log::info!("stopped");
     result

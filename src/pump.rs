@@ -136,6 +136,16 @@ fn upstream(
                     .stats
                     .bytes_out
                     .set(session.stats.bytes_out.get() + n as u64);
+                if n < want {
+                    // A short read drained the socket: wait for readiness instead of paying
+                    // for a read that would only say "try again". The reactor re-arms the fd
+                    // level-triggered, so data that raced in meanwhile is still reported.
+                    drop(inner);
+                    match sock.poll_readable(cx) {
+                        Poll::Ready(r) => r?,
+                        Poll::Pending => return Ok(()),
+                    }
+                }
             }
             Err(e) => {
                 inner.out.truncate(hdr);

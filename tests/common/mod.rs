@@ -50,9 +50,9 @@ pub fn free_tcp_port() -> u16 {
 pub fn write_psk(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let mut key = vec![0u8; 48];
-    let seed = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     Pattern::new(seed).fill(&mut key);
     fs::write(&path, &key).expect("writing the psk file");
     path
@@ -92,6 +92,12 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until `path` accepts AF_UNIX connections (the file alone is not enough: it exists
+/// between bind() and listen()). Each test connection is closed at once.
+pub fn wait_listening(path: &Path, timeout: Duration) -> bool {
+    wait_until(timeout, || UnixStream::connect(path).is_ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,7 +337,12 @@ pub fn read_compare(s: &mut UnixStream, want: &[u8]) -> Result<(), String> {
                 got += k;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("read failed after {got} of {} bytes: {e}", want.len())),
+            Err(e) => {
+                return Err(format!(
+                    "read failed after {got} of {} bytes: {e}",
+                    want.len()
+                ))
+            }
         }
     }
     Ok(())
@@ -363,7 +374,9 @@ pub fn echo_check(s: &UnixStream, data: &[u8]) -> Result<(), String> {
     thread::scope(|sc| {
         let writer = sc.spawn(move || write_chunked(&mut w, data, data.len() as u64));
         let read = read_compare(&mut r, data);
-        let wrote = writer.join().unwrap_or_else(|_| Err("writer panicked".into()));
+        let wrote = writer
+            .join()
+            .unwrap_or_else(|_| Err("writer panicked".into()));
         read.and(wrote)
     })
 }
@@ -728,6 +741,7 @@ enum Keys {
     Default,
     Same,
     Different,
+    DpuOnly,
     NoAuth,
 }
 
@@ -792,6 +806,12 @@ impl Setup {
         self
     }
 
+    /// Only the DPU side gets a PSK file (on a unix channel, where the host may run without).
+    pub fn dpu_key_only(mut self) -> Setup {
+        self.keys = Keys::DpuOnly;
+        self
+    }
+
     /// Both sides get the same PSK file (also on a unix channel).
     pub fn same_keys(mut self) -> Setup {
         self.keys = Keys::Same;
@@ -822,7 +842,7 @@ impl Setup {
                 write_psk(dir.path(), "host.key"),
                 write_psk(dir.path(), "dpu.key"),
             )),
-            (Keys::Default, Chan::Unix) | (Keys::NoAuth, _) => None,
+            (Keys::Default, Chan::Unix) | (Keys::NoAuth, _) | (Keys::DpuOnly, _) => None,
         };
         let common = |role: &str, sock: &Path, name: &str| -> Vec<String> {
             vec![
@@ -840,6 +860,10 @@ impl Setup {
         };
         let mut host_args = common("host", &host_sock, &self.host_name);
         let mut dpu_args = common("dpu", &server_sock, &self.dpu_name);
+        if self.keys == Keys::DpuOnly {
+            let k = write_psk(dir.path(), "dpu.key");
+            dpu_args.extend(["--psk-file".into(), k.display().to_string()]);
+        }
         match (&keys, self.keys) {
             (Some((hk, dk)), _) => {
                 host_args.extend(["--psk-file".into(), hk.display().to_string()]);
@@ -871,6 +895,7 @@ impl Setup {
             env.start_dpu();
         }
         env.host = Some(Relay::spawn(env.dir.path(), "host", &host_args));
+        env.wait_host_socket();
         if let Some(probe) = self.probe {
             env.wait_ready(probe);
         }
@@ -924,6 +949,19 @@ impl Env {
         self.dpu().kill();
     }
 
+    /// Waits until the host socket accepts connections (the host side listens before the
+    /// channel is up). The test connection is closed at once.
+    pub fn wait_host_socket(&mut self) {
+        let sock = self.host_sock.clone();
+        if !wait_listening(&sock, Duration::from_secs(10)) {
+            panic!(
+                "host socket {} never appeared\n{}",
+                sock.display(),
+                self.logs()
+            );
+        }
+    }
+
     /// Waits until `probe` works through the relay; panics with the logs if it never does.
     pub fn wait_ready(&mut self, probe: Probe) {
         let mut relays: Vec<&mut Relay> = self.host.iter_mut().chain(self.dpu.iter_mut()).collect();
@@ -934,11 +972,10 @@ impl Env {
     pub fn client(&mut self) -> UnixStream {
         match try_client(&self.host_sock) {
             Ok(s) => s,
-            Err(e) => panic!(
-                "connecting to {}: {e}\n{}",
-                self.host_sock.display(),
-                self.logs()
-            ),
+            Err(e) => {
+                let sock = self.host_sock.display().to_string();
+                panic!("connecting to {sock}: {e}\n{}", self.logs())
+            }
         }
     }
 
