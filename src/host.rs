@@ -207,7 +207,13 @@ async fn connect(
                 let (ep, peer) = doca::Endpoint::start(dev, Role::Host, &cfg.cc_name)
                     .map_err(ConnectError::Unreachable)?;
                 // DOCA completes the connection in the background; ask until it settles.
-                while !ep.connected(peer).map_err(ConnectError::Unreachable)? {
+                let absent = |e| {
+                    ConnectError::Unreachable(format!(
+                        "no DOCA service {:?} answered ({e})",
+                        cfg.cc_name
+                    ))
+                };
+                while !ep.connected(peer).map_err(absent)? {
                     Timer::after(Duration::from_millis(2)).await;
                 }
                 Transport::Doca(Rc::new(doca::Link::connected(ep, peer)))

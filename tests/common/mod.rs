@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/fake_doca.rs"]
+pub mod fake_doca;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -30,6 +32,22 @@ pub const SERVICE: &str = "dsr_test";
 /// The relay binary built by cargo for this test run.
 pub fn relay_bin() -> &'static str {
     env!("CARGO_BIN_EXE_doca_socket_relay")
+}
+
+/// The relay as a command. `DSR_TEST_RUNNER` (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`)
+/// goes in front of it when the tests run under qemu-user, where the kernel cannot start an
+/// aarch64 binary by itself (no binfmt_misc).
+pub fn relay_command() -> Command {
+    let runner = std::env::var("DSR_TEST_RUNNER").unwrap_or_default();
+    let mut parts = runner.split_whitespace();
+    match parts.next() {
+        Some(prog) => {
+            let mut c = Command::new(prog);
+            c.args(parts).arg(relay_bin());
+            c
+        }
+        None => Command::new(relay_bin()),
+    }
 }
 
 /// A fresh temporary directory under /tmp with a short path (AF_UNIX paths are limited).
@@ -119,12 +137,23 @@ pub struct Relay {
 impl Relay {
     /// Spawns the relay with `args`; `label` names the output files (`dir/label.stderr`).
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(dir: &Path, label: &str, args: &[S]) -> Relay {
+        Relay::spawn_env(dir, label, args, &[])
+    }
+
+    /// Like [`Relay::spawn`], with extra environment variables.
+    pub fn spawn_env<S: AsRef<std::ffi::OsStr>>(
+        dir: &Path,
+        label: &str,
+        args: &[S],
+        envs: &[(String, String)],
+    ) -> Relay {
         let stderr_path = dir.join(format!("{label}.stderr"));
         let stdout_path = dir.join(format!("{label}.stdout"));
         let err = File::create(&stderr_path).expect("creating the stderr file");
         let out = File::create(&stdout_path).expect("creating the stdout file");
-        let child = Command::new(relay_bin())
+        let child = relay_command()
             .args(args)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -721,6 +750,29 @@ pub enum Chan {
     Tcp,
     /// `unix:DIR/chan.sock`, without a PSK unless the test asks for keys.
     Unix,
+    /// `doca` over the fake DOCA Comm Channel libraries of this API generation (no PSK unless
+    /// the test asks for keys).
+    Doca(fake_doca::Api),
+}
+
+pub use fake_doca::Api;
+
+/// The fake DOCA device and representor addresses.
+pub const FAKE_PCI: &str = "03:00.0";
+/// See [`FAKE_PCI`].
+pub const FAKE_REP_PCI: &str = "b1:00.0";
+
+/// Environment that makes the relay load the fake DOCA libraries and meet in `dir`.
+pub fn fake_doca_env(api: Api, dir: &Path) -> Vec<(String, String)> {
+    let rendezvous = dir.join("doca");
+    std::fs::create_dir_all(&rendezvous).expect("creating the DOCA rendezvous dir");
+    vec![
+        (
+            "LD_LIBRARY_PATH".into(),
+            fake_doca::build(api).display().to_string(),
+        ),
+        ("FAKE_DOCA_DIR".into(), rendezvous.display().to_string()),
+    ]
 }
 
 /// Builds a test environment: a server app, a DPU-side relay and a host-side relay.
@@ -733,6 +785,7 @@ pub struct Setup {
     dpu_name: String,
     host_extra: Vec<String>,
     dpu_extra: Vec<String>,
+    envs: Vec<(String, String)>,
     keys: Keys,
 }
 
@@ -757,6 +810,7 @@ impl Setup {
             dpu_name: SERVICE.into(),
             host_extra: Vec::new(),
             dpu_extra: Vec::new(),
+            envs: Vec::new(),
             keys: Keys::Default,
         }
     }
@@ -790,6 +844,12 @@ impl Setup {
     /// Extra arguments for the DPU side.
     pub fn dpu_args(mut self, args: &[&str]) -> Setup {
         self.dpu_extra.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// An extra environment variable for both relay processes.
+    pub fn env(mut self, key: &str, value: &str) -> Setup {
+        self.envs.push((key.into(), value.into()));
         self
     }
 
@@ -832,7 +892,12 @@ impl Setup {
         let channel = match self.chan {
             Chan::Tcp => format!("tcp:127.0.0.1:{}", free_tcp_port()),
             Chan::Unix => format!("unix:{}", dir.path().join("chan.sock").display()),
+            Chan::Doca(_) => "doca".into(),
         };
+        let mut envs = self.envs;
+        if let Chan::Doca(api) = self.chan {
+            envs.extend(fake_doca_env(api, dir.path()));
+        }
         let keys = match (self.keys, self.chan) {
             (Keys::Default, Chan::Tcp) | (Keys::Same, _) => {
                 let k = write_psk(dir.path(), "shared.key");
@@ -842,7 +907,9 @@ impl Setup {
                 write_psk(dir.path(), "host.key"),
                 write_psk(dir.path(), "dpu.key"),
             )),
-            (Keys::Default, Chan::Unix) | (Keys::NoAuth, _) | (Keys::DpuOnly, _) => None,
+            (Keys::Default, Chan::Unix | Chan::Doca(_))
+            | (Keys::NoAuth, _)
+            | (Keys::DpuOnly, _) => None,
         };
         let common = |role: &str, sock: &Path, name: &str| -> Vec<String> {
             vec![
@@ -875,6 +942,15 @@ impl Setup {
             }
             (None, _) => {}
         }
+        if let Chan::Doca(_) = self.chan {
+            host_args.extend(["-p".into(), FAKE_PCI.into()]);
+            dpu_args.extend([
+                "-p".into(),
+                FAKE_PCI.into(),
+                "-r".into(),
+                FAKE_REP_PCI.into(),
+            ]);
+        }
         host_args.extend(self.host_extra);
         dpu_args.extend(self.dpu_extra);
 
@@ -888,13 +964,19 @@ impl Setup {
             server_sock,
             channel,
             dpu_args,
+            envs,
             dpu_starts: 0,
             dir,
         };
         if self.start_dpu {
             env.start_dpu();
         }
-        env.host = Some(Relay::spawn(env.dir.path(), "host", &host_args));
+        env.host = Some(Relay::spawn_env(
+            env.dir.path(),
+            "host",
+            &host_args,
+            &env.envs,
+        ));
         env.wait_host_socket();
         if let Some(probe) = self.probe {
             env.wait_ready(probe);
@@ -918,6 +1000,7 @@ pub struct Env {
     /// The `--channel` value both sides use.
     pub channel: String,
     dpu_args: Vec<String>,
+    envs: Vec<(String, String)>,
     dpu_starts: usize,
     /// The temp dir; dropped last.
     pub dir: tempfile::TempDir,
@@ -941,7 +1024,12 @@ impl Env {
         }
         self.dpu_starts += 1;
         let label = format!("dpu{}", self.dpu_starts);
-        self.dpu = Some(Relay::spawn(self.dir.path(), &label, &self.dpu_args));
+        self.dpu = Some(Relay::spawn_env(
+            self.dir.path(),
+            &label,
+            &self.dpu_args,
+            &self.envs,
+        ));
     }
 
     /// SIGKILLs the DPU side.

@@ -1,0 +1,228 @@
+//! The DOCA Comm Channel backend against the fake DOCA libraries (tests/fake_doca): start-up
+//! failures, both API name generations, message-size boundaries, send-queue backpressure and a
+//! DPU restart in the middle of a transfer. The scenarios shared with tcp and unix channels are
+//! in tests/relay.rs (the `*_doca` tests).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1024 * 1024;
+
+/// Runs the relay with the fake DOCA environment and expects a runtime failure (exit 1) whose
+/// one-line error contains `want`; the host socket must not be created.
+fn expect_start_failure(api: Api, role_args: &[&str], envs: &[(&str, &str)], want: &str) {
+    let dir = tempdir();
+    let sock = dir.path().join("h.sock");
+    let mut env = fake_doca_env(api, dir.path());
+    env.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut args = vec!["-s", sock.to_str().unwrap(), "-n", "svc"];
+    args.extend_from_slice(role_args);
+    let mut relay = Relay::spawn_env(dir.path(), "relay", &args, &env);
+    let status = relay.wait_exit(Duration::from_secs(20));
+    let err = relay.stderr();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "expected exit 1; stderr:\n{err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("doca_socket_relay: error:"))
+        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
+    assert!(
+        line.contains(want),
+        "error line {line:?} should contain {want:?}"
+    );
+    assert!(!sock.exists(), "the host socket was created");
+}
+
+#[test]
+fn unknown_pci_address_is_a_clear_error() {
+    expect_start_failure(
+        Api::V22,
+        &["-p", "04:00.0"],
+        &[],
+        "no DOCA device at PCI address 04:00.0",
+    );
+    expect_start_failure(
+        Api::V27,
+        &["-p", FAKE_PCI, "-r", "b2:00.0"],
+        &[],
+        "no DOCA representor at PCI address b2:00.0",
+    );
+}
+
+#[test]
+fn missing_library_is_a_clear_error() {
+    let empty = tempdir();
+    let lib_dir = empty.path().display().to_string();
+    expect_start_failure(
+        Api::V22,
+        &["-p", FAKE_PCI],
+        &[("LD_LIBRARY_PATH", &lib_dir)],
+        "cannot load libdoca_common.so.2",
+    );
+}
+
+/// The renamed device functions of DOCA 2.7/2.8 are found as well as the 2.2 ones.
+#[test]
+fn doca_27_names_relay_byte_exact() {
+    let mut env = Setup::new(Chan::Doca(Api::V27)).start();
+    let data = pattern(27, 4 * MIB);
+    let s = env.client();
+    let res = echo_check(&s, &data);
+    assert!(
+        res.is_ok(),
+        "echo over DOCA 2.7 names: {res:?}\n{}",
+        env.logs()
+    );
+    assert!(
+        env.host().stderr().contains("generation 2.7"),
+        "host should log the 2.7 API\n{}",
+        env.logs()
+    );
+}
+
+/// Payloads around the message size (4080 bytes, 9 of them frame header) and its multiples,
+/// each echoed exactly; and the same with a device that only allows 1024-byte messages.
+#[test]
+fn message_size_boundaries() {
+    for max_msg in ["4080", "1024"] {
+        let mut env = Setup::new(Chan::Doca(Api::V22))
+            .env("FAKE_DOCA_MAX_MSG", max_msg)
+            .start();
+        let m: usize = max_msg.parse().unwrap();
+        let data_max = m - 9;
+        let sizes = [
+            1,
+            data_max - 1,
+            data_max,
+            data_max + 1,
+            m,
+            m + 1,
+            2 * data_max,
+            2 * data_max + 1,
+            3 * m,
+            65536,
+        ];
+        let s = env.client();
+        for (i, &n) in sizes.iter().enumerate() {
+            let data = pattern(i as u64 + 7, n);
+            let res = echo_check(&s, &data);
+            assert!(
+                res.is_ok(),
+                "max message {m}: payload of {n} bytes: {res:?}\n{}",
+                env.logs()
+            );
+        }
+    }
+}
+
+/// A send queue of a few messages keeps answering "try again": everything still arrives, in
+/// order, for one large stream and for several concurrent ones.
+#[test]
+fn send_queue_full_backpressure_loses_nothing() {
+    let mut env = Setup::new(Chan::Doca(Api::V22))
+        .env("FAKE_DOCA_SNDBUF", "4096")
+        .start();
+    let big = pattern(4096, 8 * MIB);
+    let s = env.client();
+    let res = echo_check(&s, &big);
+    assert!(
+        res.is_ok(),
+        "8 MiB through a tiny queue: {res:?}\n{}",
+        env.logs()
+    );
+    let host_sock = env.host_sock.clone();
+    let results: Vec<Result<(), String>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|i| {
+                let host_sock = host_sock.clone();
+                sc.spawn(move || {
+                    let s = try_client(&host_sock).map_err(|e| e.to_string())?;
+                    echo_check(&s, &pattern(100 + i, MIB))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, r) in results.iter().enumerate() {
+        assert!(r.is_ok(), "client {i}: {r:?}\n{}", env.logs());
+    }
+}
+
+/// The DPU side dies while a client is streaming: the client is closed within seconds, the
+/// host keeps running and reconnects, and new clients work once the DPU side is back.
+#[test]
+fn dpu_restarted_mid_transfer() {
+    let mut env = Setup::new(Chan::Doca(Api::V22)).start();
+    let mut s = env.client();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let chunk = vec![0x5a; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if w.write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    // Let data flow, then kill the DPU side in the middle of it.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < 4 * MIB {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => panic!("stream ended before the kill\n{}", env.logs()),
+            Ok(n) => got += n,
+        }
+    }
+    env.kill_dpu();
+    let killed = Instant::now();
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break killed.elapsed(),
+            Ok(_) if killed.elapsed() > Duration::from_secs(10) => {
+                panic!("client still receiving 10 s after the kill\n{}", env.logs())
+            }
+            Ok(_) => {}
+        }
+    };
+    assert!(
+        closed < Duration::from_secs(5),
+        "client closed only after {closed:?}\n{}",
+        env.logs()
+    );
+    let _ = s.shutdown(Shutdown::Both);
+    assert!(writer.join().unwrap(), "writer never saw the stream end");
+    assert!(env.host().is_running(), "host exited\n{}", env.logs());
+    env.start_dpu();
+    env.wait_ready(echo_probe);
+    let s = env.client();
+    let res = echo_check(&s, &pattern(5, MIB));
+    assert!(res.is_ok(), "after the restart: {res:?}\n{}", env.logs());
+}
+
+/// The binary has no link-time dependency on DOCA: one package serves machines without it.
+#[test]
+fn binary_does_not_link_doca() {
+    let out = std::process::Command::new("readelf")
+        .args(["-d", relay_bin()])
+        .output()
+        .expect("running readelf (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("NEEDED"),
+        "readelf printed no NEEDED entries:\n{text}"
+    );
+    assert!(
+        !text.contains("doca"),
+        "the binary links a DOCA library:\n{text}"
+    );
+}
