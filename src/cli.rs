@@ -41,6 +41,7 @@ Program Flags:
       --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel
       --no-auth               Allow a tcp channel without authentication
       --socket-mode OCTAL     Permission bits of the host socket (default 0660)
+      --log-target TARGET     stderr (default) | syslog | syslog:PATH (facility daemon)
 
 Example (DPU side):
   doca_socket_relay -s /tmp/sr_server.socket -n cc_channel -p 03:00.0 -r b1:00.0
@@ -60,6 +61,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("", "--max-clients"),
     ("", "--psk-file"),
     ("", "--socket-mode"),
+    ("", "--log-target"),
 ];
 
 /// Parses the arguments after the program name.
@@ -103,6 +105,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         psk_file: value(&mut a, "", "--psk-file")?,
         no_auth: a.contains("--no-auth").then_some(true),
         socket_mode: value(&mut a, "", "--socket-mode")?,
+        log_target: value(&mut a, "", "--log-target")?,
     };
     if let Some(extra) = a.finish().first() {
         return Err(Error::config(format!(

@@ -94,6 +94,29 @@ impl fmt::Display for ChannelAddr {
     }
 }
 
+/// Where log lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard error (journald captures it under systemd).
+    Stderr,
+    /// The local syslog daemon, facility daemon: `/dev/log` or the given datagram socket.
+    Syslog(Option<PathBuf>),
+}
+
+impl FromStr for LogTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stderr" => Ok(LogTarget::Stderr),
+            "syslog" => Ok(LogTarget::Syslog(None)),
+            _ => match s.strip_prefix("syslog:") {
+                Some(p) if !p.is_empty() => Ok(LogTarget::Syslog(Some(PathBuf::from(p)))),
+                _ => Err(format!("expected stderr, syslog or syslog:PATH, got {s:?}")),
+            },
+        }
+    }
+}
+
 /// A PCI address in `BB:DD.F` or `DDDD:BB:DD.F` form, as DOCA takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PciAddr(pub String);
@@ -166,6 +189,9 @@ pub struct ProgramFlags {
     /// `--socket-mode`, octal digits in a string.
     #[serde(default, deserialize_with = "de_from_str")]
     pub socket_mode: Option<SocketMode>,
+    /// `--log-target`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub log_target: Option<LogTarget>,
 }
 
 /// General (DOCA) flags as given.
@@ -263,6 +289,8 @@ pub struct Config {
     pub psk: Option<Psk>,
     /// Mode bits for the host socket.
     pub socket_mode: u32,
+    /// Where log lines go.
+    pub log_target: LogTarget,
 }
 
 /// Checks that `path` fits in `sun_path`.
@@ -345,6 +373,7 @@ impl Config {
             max_clients,
             psk,
             socket_mode: p.socket_mode.map_or(0o660, |m| m.0),
+            log_target: p.log_target.unwrap_or(LogTarget::Stderr),
         })
     }
 }
@@ -399,6 +428,18 @@ mod tests {
         assert!("udp:x:1".parse::<ChannelAddr>().is_err());
         let long = format!("unix:/{}", "a".repeat(200));
         assert!(long.parse::<ChannelAddr>().is_err());
+    }
+
+    #[test]
+    fn log_targets() {
+        assert_eq!("stderr".parse(), Ok(LogTarget::Stderr));
+        assert_eq!("syslog".parse(), Ok(LogTarget::Syslog(None)));
+        assert_eq!(
+            "syslog:/run/x.sock".parse(),
+            Ok(LogTarget::Syslog(Some("/run/x.sock".into())))
+        );
+        assert!("syslog:".parse::<LogTarget>().is_err());
+        assert!("journal".parse::<LogTarget>().is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::host::HANDSHAKE_TIMEOUT;
 use crate::mux::{Session, Stats, Stream};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::systemd;
 use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
@@ -71,6 +72,7 @@ pub async fn run(
         cfg.cc_name,
         cfg.socket.display()
     );
+    systemd::ready(&stats);
     let dpu = Rc::new(Dpu {
         cfg,
         session: RefCell::new(None),
@@ -147,6 +149,7 @@ impl Dpu {
             let n = old.kill();
             log::warn!("a new host session from {peer} replaces the old one; {n} streams reset");
         }
+        self.stats.channel_up.set(true);
         log::info!("host connected from {peer}");
         let (why, streams) = session
             .run(transport, reader, |stream| {
@@ -162,6 +165,7 @@ impl Dpu {
             .is_some_and(|s| Rc::ptr_eq(s, &session));
         if current {
             *self.session.borrow_mut() = None;
+            self.stats.channel_up.set(false);
             log::warn!("host channel from {peer} lost: {why}; {streams} open streams reset");
         }
     }

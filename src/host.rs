@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::mux::{Session, Stats};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::systemd;
 use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
@@ -43,7 +44,18 @@ pub async fn run(
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
 ) -> Result<(), Error> {
-    let (listener, _file) = unix::bind(&cfg.socket, cfg.socket_mode, cfg.max_clients)?;
+    let (listener, _file) = match systemd::listen_fd()? {
+        Some(fd) => {
+            log::info!("using the listening socket passed by systemd");
+            let l = Async::new(std::os::unix::net::UnixListener::from(fd))
+                .map_err(|e| Error::io("watching the socket passed by systemd", e))?;
+            (l, None)
+        }
+        None => {
+            let (l, file) = unix::bind(&cfg.socket, cfg.socket_mode, cfg.max_clients)?;
+            (l, Some(file))
+        }
+    };
     log::info!(
         "host side: clients on {}, channel {}, service {:?}, up to {} clients",
         cfg.socket.display(),
@@ -60,6 +72,7 @@ pub async fn run(
         doca: device,
     });
     let _channel = ex.spawn(host.clone().channel_loop());
+    systemd::ready(&host.stats);
     let mut backoff = Duration::from_millis(10);
     loop {
         match listener.accept().await {
@@ -157,8 +170,10 @@ impl Host {
                         self.stats.clone(),
                     );
                     self.set_session(Some(session.clone()));
+                    self.stats.channel_up.set(true);
                     let (why, streams) = session.run(transport, reader, |_| {}).await;
                     self.set_session(None);
+                    self.stats.channel_up.set(false);
                     log::warn!("channel lost: {why}; {streams} open streams reset");
                 }
                 Err(ConnectError::Refused(msg)) => {

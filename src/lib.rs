@@ -18,6 +18,7 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod systemd;
 pub mod unix;
 
 pub use error::Error;
@@ -45,11 +46,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let stats = Rc::new(mux::Stats::default());
     let role = cfg.role;
     let ex2 = ex.clone();
+    let role_stats = stats.clone();
     let main = async move {
         let relay = async {
             match role {
-                Role::Host => host::run(cfg, doca, stats, ex2).await,
-                Role::Dpu => dpu::run(cfg, doca, stats, ex2).await,
+                Role::Host => host::run(cfg, doca, role_stats, ex2).await,
+                Role::Dpu => dpu::run(cfg, doca, role_stats, ex2).await,
             }
         };
         let stop = async {
@@ -61,6 +63,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 };
                 log::info!("{name} received, shutting down");
             }
+            systemd::stopping();
             Ok(())
         };
         future::or(relay, stop).await
@@ -68,6 +71,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     // Spawned rather than passed to `run` directly: `run` polls its future on every executor
     // wakeup, which would retry `accept` and re-arm the signal pipe once per relayed message.
     let main = ex.spawn(main);
+    ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
+    ex.spawn(systemd::status_loop(stats.clone())).detach();
     let result = async_io::block_on(ex.run(main));
     log::info!("stopped");
     result

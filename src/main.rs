@@ -22,11 +22,14 @@ fn main() -> ExitCode {
         }
         Command::Run(config) => config,
     };
-    doca_socket_relay::logging::init(config.log_level);
+    doca_socket_relay::logging::init(config.log_level, &config.log_target);
+    let to_syslog = config.log_target != doca_socket_relay::config::LogTarget::Stderr;
     match doca_socket_relay::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            if to_syslog {
+                log::error!("{e}");
+            }
             eprintln!("doca_socket_relay: error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }

@@ -26,6 +26,10 @@ const DEAD_AFTER: Duration = Duration::from_secs(20);
 /// Counters for the status line, shared by every session of a process.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Set once the relay is serving (socket bound, channel up or being retried).
+    pub ready: Cell<bool>,
+    /// Whether a channel session is up.
+    pub channel_up: Cell<bool>,
     /// Clients (host) or server connections (DPU) now open.
     pub clients: Cell<u32>,
     /// Bytes read from local sockets and sent on the channel.

@@ -147,13 +147,19 @@ impl Relay {
         args: &[S],
         envs: &[(String, String)],
     ) -> Relay {
+        let mut cmd = relay_command();
+        cmd.args(args).envs(envs.iter().map(|(k, v)| (k, v)));
+        Relay::spawn_command(dir, label, cmd)
+    }
+
+    /// Spawns a prepared command that runs the relay (e.g. through a shell that sets
+    /// `LISTEN_PID`), with the same output capture and cleanup.
+    pub fn spawn_command(dir: &Path, label: &str, mut cmd: Command) -> Relay {
         let stderr_path = dir.join(format!("{label}.stderr"));
         let stdout_path = dir.join(format!("{label}.stdout"));
         let err = File::create(&stderr_path).expect("creating the stderr file");
         let out = File::create(&stdout_path).expect("creating the stdout file");
-        let child = relay_command()
-            .args(args)
-            .envs(envs.iter().map(|(k, v)| (k, v)))
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

@@ -1,0 +1,95 @@
+//! systemd glue: readiness, live status, the watchdog, and socket activation.
+//!
+//! Every call is a no-op outside systemd (`NOTIFY_SOCKET`, `WATCHDOG_USEC` and `LISTEN_FDS`
+//! unset), so the relay behaves the same when started by hand.
+
+use crate::error::Error;
+use crate::mux::Stats;
+use async_io::Timer;
+use rustix::net::{AddressFamily, SocketType};
+use sd_notify::NotifyState;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Tells systemd the relay is serving: the socket is bound and the channel is up or being
+/// retried.
+pub fn ready(stats: &Stats) {
+    stats.ready.set(true);
+    let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status_line(stats))]);
+}
+
+/// Tells systemd the relay is shutting down.
+pub fn stopping() {
+    let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+}
+
+/// The `STATUS=` text: channel state, clients, bytes each way.
+pub fn status_line(stats: &Stats) -> String {
+    format!(
+        "channel {}; {} clients; {} bytes sent, {} bytes received",
+        if stats.channel_up.get() { "up" } else { "down" },
+        stats.clients.get(),
+        stats.bytes_out.get(),
+        stats.bytes_in.get()
+    )
+}
+
+/// Sends `STATUS=` whenever the figures changed, checking once a second.
+pub async fn status_loop(stats: Rc<Stats>) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let mut last = String::new();
+    loop {
+        Timer::after(Duration::from_secs(1)).await;
+        let line = status_line(&stats);
+        if stats.ready.get() && line != last {
+            let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
+            last = line;
+        }
+    }
+}
+
+/// Pets the watchdog at half its period once the relay is ready (start-up has its own
+/// timeout). It runs on the relay's own executor, so a wedged event loop stops the pings and
+/// systemd restarts the service.
+pub async fn watchdog_loop(stats: Rc<Stats>) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    loop {
+        Timer::after(period / 2).await;
+        if stats.ready.get() {
+            let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+        }
+    }
+}
+
+/// The listening socket systemd passed (`LISTEN_FDS`), if any. It must be one AF_UNIX stream
+/// socket; systemd owns its path, so the relay never unlinks it.
+pub fn listen_fd() -> Result<Option<OwnedFd>, Error> {
+    let mut fds = sd_notify::listen_fds().map_err(|e| Error::io("reading LISTEN_FDS", e))?;
+    let Some(raw) = fds.next() else {
+        return Ok(None);
+    };
+    if fds.len() > 0 {
+        return Err(Error::io(
+            "socket activation",
+            std::io::Error::other("systemd passed more than one socket; the relay takes one"),
+        ));
+    }
+    // SAFETY: systemd hands this fd to the process; `listen_fds` checked LISTEN_PID, and
+    // nothing else in the relay uses fd numbers from LISTEN_FDS.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let is_unix_stream = rustix::net::sockopt::socket_type(&fd)
+        .is_ok_and(|t| t == SocketType::STREAM)
+        && rustix::net::getsockname(&fd).is_ok_and(|a| a.address_family() == AddressFamily::UNIX);
+    if !is_unix_stream {
+        return Err(Error::io(
+            "socket activation",
+            std::io::Error::other("the socket systemd passed is not an AF_UNIX stream socket"),
+        ));
+    }
+    Ok(Some(fd))
+}
