@@ -31,6 +31,8 @@ pub enum Transport {
     Unix(Arc<Async<UnixStream>>),
     /// A DOCA Comm Channel connection; each message holds whole frames.
     Doca(Rc<doca::Link>),
+    /// A DOCA Comch connection; each message holds whole frames.
+    Comch(Rc<crate::comch::Link>),
 }
 
 impl From<async_net::TcpStream> for Transport {
@@ -87,6 +89,7 @@ impl Transport {
             Transport::Tcp(s) => read_socket(s, buf, wait_first).await,
             Transport::Unix(s) => read_socket(s, buf, wait_first).await,
             Transport::Doca(l) => l.read(buf).await,
+            Transport::Comch(l) => l.read(buf).await,
         }
     }
 
@@ -96,6 +99,7 @@ impl Transport {
             Transport::Tcp(s) => write_socket(s, buf).await,
             Transport::Unix(s) => write_socket(s, buf).await,
             Transport::Doca(l) => l.write_frames(buf).await,
+            Transport::Comch(l) => l.write_frames(buf).await,
         }
     }
 
@@ -105,7 +109,7 @@ impl Transport {
             Transport::Tcp(s) => s.get_ref().shutdown(Shutdown::Both),
             Transport::Unix(s) => s.get_ref().shutdown(Shutdown::Both),
             // The link disconnects its peer when the last clone is dropped.
-            Transport::Doca(_) => Ok(()),
+            Transport::Doca(_) | Transport::Comch(_) => Ok(()),
         };
     }
 
@@ -113,6 +117,7 @@ impl Transport {
     pub fn max_msg(&self) -> u32 {
         match self {
             Transport::Doca(l) => l.ep.max_msg,
+            Transport::Comch(l) => l.max_msg,
             _ => STREAM_MAX_MSG,
         }
     }

@@ -44,8 +44,12 @@ impl FromStr for Role {
 /// Where the channel between the two roles runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChannelAddr {
-    /// DOCA Comm Channel over PCIe.
+    /// DOCA over PCIe: Comch when `libdoca_comch` is installed, else Comm Channel.
     Doca,
+    /// DOCA Comch (DOCA 2.7 and later), forced.
+    Comch,
+    /// DOCA Comm Channel (DOCA 1.5 to 2.8), forced.
+    CommChannel,
     /// TCP: the DPU role listens on `host:port`, the host role connects to it.
     Tcp(String, u16),
     /// An AF_UNIX stream socket path, for tests and same-machine setups.
@@ -55,8 +59,11 @@ pub enum ChannelAddr {
 impl FromStr for ChannelAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "doca" {
-            return Ok(ChannelAddr::Doca);
+        match s {
+            "doca" => return Ok(ChannelAddr::Doca),
+            "comch" => return Ok(ChannelAddr::Comch),
+            "comm-channel" => return Ok(ChannelAddr::CommChannel),
+            _ => {}
         }
         if let Some(rest) = s.strip_prefix("tcp:") {
             let (host, port) = rest
@@ -78,8 +85,18 @@ impl FromStr for ChannelAddr {
             return Ok(ChannelAddr::Unix(PathBuf::from(path)));
         }
         Err(format!(
-            "expected doca, tcp:HOST:PORT or unix:PATH, got {s:?}"
+            "expected doca, comch, comm-channel, tcp:HOST:PORT or unix:PATH, got {s:?}"
         ))
+    }
+}
+
+impl ChannelAddr {
+    /// Whether this is one of the DOCA channels (which need `-p`, and `-r` on the DPU).
+    pub fn is_doca(&self) -> bool {
+        matches!(
+            self,
+            ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel
+        )
     }
 }
 
@@ -87,6 +104,8 @@ impl fmt::Display for ChannelAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChannelAddr::Doca => write!(f, "doca"),
+            ChannelAddr::Comch => write!(f, "comch"),
+            ChannelAddr::CommChannel => write!(f, "comm-channel"),
             ChannelAddr::Tcp(h, p) if h.contains(':') => write!(f, "tcp:[{h}]:{p}"),
             ChannelAddr::Tcp(h, p) => write!(f, "tcp:{h}:{p}"),
             ChannelAddr::Unix(p) => write!(f, "unix:{}", p.display()),
@@ -332,7 +351,7 @@ impl Config {
             Role::Host
         });
         let channel = p.channel.unwrap_or(ChannelAddr::Doca);
-        if channel == ChannelAddr::Doca {
+        if channel.is_doca() {
             if p.pci_addr.is_none() {
                 return Err(err("pci-addr", "is mandatory with the doca channel"));
             }
@@ -415,6 +434,8 @@ mod tests {
     #[test]
     fn channel_addresses() {
         assert_eq!("doca".parse(), Ok(ChannelAddr::Doca));
+        assert_eq!("comch".parse(), Ok(ChannelAddr::Comch));
+        assert_eq!("comm-channel".parse(), Ok(ChannelAddr::CommChannel));
         assert_eq!(
             "tcp:127.0.0.1:9000".parse(),
             Ok(ChannelAddr::Tcp("127.0.0.1".into(), 9000))

@@ -2,6 +2,7 @@
 //! host opens to the server application's socket.
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
+use crate::comch;
 use crate::config::{ChannelAddr, Config, Role};
 use crate::doca;
 use crate::error::Error;
@@ -40,12 +41,14 @@ enum Listener {
     ),
     /// A listening DOCA Comm Channel endpoint.
     Doca(Rc<doca::Listener>),
+    /// A DOCA Comch server.
+    Comch(Rc<comch::Channel>),
 }
 
 /// Runs the DPU role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
-    device: Option<Rc<doca::Device>>,
+    device: Option<Rc<doca::Backend>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
 ) -> Result<(), Error> {
@@ -59,11 +62,20 @@ pub async fn run(
             let (l, file) = unix::bind(path, 0o600, 16)?;
             Listener::Unix(l, file)
         }
-        ChannelAddr::Doca => {
-            let dev = device.expect("opened at start-up with --channel doca");
-            let (ep, _) =
-                doca::Endpoint::start(&dev, Role::Dpu, &cfg.cc_name).map_err(Error::Doca)?;
-            Listener::Doca(doca::Listener::new(ep))
+        ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
+            let backend = device.expect("opened at start-up with --channel doca");
+            match &backend.api {
+                doca::Api::CommChannel(cc) => {
+                    let (ep, _) = doca::Endpoint::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
+                        .map_err(Error::Doca)?;
+                    Listener::Doca(doca::Listener::new(ep))
+                }
+                doca::Api::Comch(lib) => Listener::Comch(
+                    comch::Channel::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
+                        .await
+                        .map_err(Error::Doca)?,
+                ),
+            }
         }
     };
     log::info!(
@@ -92,6 +104,14 @@ pub async fn run(
                     Vec::new(),
                 )
             }),
+            Listener::Comch(ch) => match ch.accept().await {
+                Ok(link) => Ok((
+                    Transport::Comch(Rc::new(link)),
+                    "DOCA Comch".to_string(),
+                    Vec::new(),
+                )),
+                Err(e) => return Err(Error::Doca(e)),
+            },
             Listener::Doca(l) => match l.accept().await {
                 Ok((link, first)) => Ok((
                     Transport::Doca(Rc::new(link)),

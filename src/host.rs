@@ -2,6 +2,7 @@
 //! with capped exponential backoff), and relays every accepted client as one stream.
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
+use crate::comch;
 use crate::config::{ChannelAddr, Config, Role};
 use crate::doca;
 use crate::error::Error;
@@ -34,13 +35,13 @@ struct Host {
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
     /// The DOCA device, with `--channel doca`.
-    doca: Option<Rc<doca::Device>>,
+    doca: Option<Rc<doca::Backend>>,
 }
 
 /// Runs the host role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
-    device: Option<Rc<doca::Device>>,
+    device: Option<Rc<doca::Backend>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
 ) -> Result<(), Error> {
@@ -205,7 +206,7 @@ enum ConnectError {
 
 async fn connect(
     cfg: &Config,
-    device: Option<&Rc<doca::Device>>,
+    device: Option<&Rc<doca::Backend>>,
 ) -> Result<(Transport, FrameReader, channel::Agreed), ConnectError> {
     let attempt = async {
         let transport = match &cfg.channel {
@@ -217,21 +218,32 @@ async fn connect(
                 .await
                 .map_err(|e| ConnectError::Unreachable(e.to_string()))?
                 .into(),
-            ChannelAddr::Doca => {
-                let dev = device.expect("opened at start-up with --channel doca");
-                let (ep, peer) = doca::Endpoint::start(dev, Role::Host, &cfg.cc_name)
-                    .map_err(ConnectError::Unreachable)?;
-                // DOCA completes the connection in the background; ask until it settles.
+            ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
+                let backend = device.expect("opened at start-up with a DOCA channel");
                 let absent = |e| {
                     ConnectError::Unreachable(format!(
                         "no DOCA service {:?} answered ({e})",
                         cfg.cc_name
                     ))
                 };
-                while !ep.connected(peer).map_err(absent)? {
-                    Timer::after(Duration::from_millis(2)).await;
+                match &backend.api {
+                    doca::Api::CommChannel(cc) => {
+                        let (ep, peer) =
+                            doca::Endpoint::start(&backend.dev, cc, Role::Host, &cfg.cc_name)
+                                .map_err(ConnectError::Unreachable)?;
+                        // DOCA completes the connection in the background; ask until it settles.
+                        while !ep.connected(peer).map_err(absent)? {
+                            Timer::after(Duration::from_millis(2)).await;
+                        }
+                        Transport::Doca(Rc::new(doca::Link::connected(ep, peer)))
+                    }
+                    doca::Api::Comch(lib) => {
+                        let ch = comch::Channel::start(&backend.dev, lib, Role::Host, &cfg.cc_name)
+                            .await
+                            .map_err(ConnectError::Unreachable)?;
+                        Transport::Comch(Rc::new(ch.accept().await.map_err(absent)?))
+                    }
                 }
-                Transport::Doca(Rc::new(doca::Link::connected(ep, peer)))
             }
         };
         let mut reader = FrameReader::new(transport.clone(), transport.max_msg());

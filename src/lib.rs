@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod channel;
 pub mod cli;
+pub mod comch;
 pub mod config;
 pub mod doca;
 pub mod dpu;
@@ -25,7 +26,7 @@ pub use error::Error;
 
 use async_executor::LocalExecutor;
 use async_signal::{Signal, Signals};
-use config::{ChannelAddr, Config, Role};
+use config::{Config, Role};
 use futures_lite::{future, StreamExt};
 use std::rc::Rc;
 
@@ -36,9 +37,10 @@ use std::rc::Rc;
 pub fn run(cfg: Config) -> Result<(), Error> {
     // The device is opened before anything is bound, so a missing library or a wrong PCI
     // address leaves nothing behind.
-    let doca = match cfg.channel {
-        ChannelAddr::Doca => Some(doca::Device::open(&cfg).map_err(Error::Doca)?),
-        _ => None,
+    let doca = if cfg.channel.is_doca() {
+        Some(Rc::new(doca::Backend::open(&cfg).map_err(Error::Doca)?))
+    } else {
+        None
     };
     let mut signals = Signals::new([Signal::Term, Signal::Int])
         .map_err(|e| Error::io("installing signal handlers", e))?;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
         Command::Version => {
             println!("doca_socket_relay {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", doca_socket_relay::doca::installed());
             return ExitCode::SUCCESS;
         }
         Command::Run(config) => config,

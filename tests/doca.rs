@@ -65,7 +65,7 @@ fn missing_library_is_a_clear_error() {
         Api::V22,
         &["-p", FAKE_PCI],
         &[("LD_LIBRARY_PATH", &lib_dir)],
-        "cannot load libdoca_common.so.2",
+        "libdoca_comm_channel.so.2",
     );
 }
 

@@ -80,9 +80,9 @@ pub const REP_FILTER_NET: c_int = 2;
 
 type Err = DocaError;
 
-/// The resolved functions. The libraries stay loaded as long as this lives.
+/// Device lookup and error strings from `libdoca_common`, shared by both DOCA backends.
 #[allow(missing_docs)]
-pub struct Lib {
+pub struct DevLib {
     pub devinfo_list_create: unsafe extern "C" fn(*mut *mut *mut DevInfo, *mut u32) -> Err,
     pub devinfo_list_destroy: unsafe extern "C" fn(*mut *mut DevInfo) -> Err,
     pub devinfo_is_equal_pci: unsafe extern "C" fn(*const DevInfo, *const c_char, *mut u8) -> Err,
@@ -96,7 +96,16 @@ pub struct Lib {
     pub dev_rep_open: unsafe extern "C" fn(*mut DevInfoRep, *mut *mut DevRep) -> Err,
     pub dev_rep_close: unsafe extern "C" fn(*mut DevRep) -> Err,
     pub error_descr: unsafe extern "C" fn(Err) -> *const c_char,
+    /// Which naming generation the library uses: "2.2" or "2.7".
+    pub generation: &'static str,
+    /// The file that was loaded.
+    pub file: String,
+    _lib: Library,
+}
 
+/// The DOCA Comm Channel functions (`libdoca_comm_channel`, DOCA 1.5 to 2.8).
+#[allow(missing_docs)]
+pub struct CcLib {
     pub get_max_message_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
     pub get_max_send_queue_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
     pub get_max_recv_queue_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
@@ -120,34 +129,49 @@ pub struct Lib {
     pub ep_destroy: unsafe extern "C" fn(*mut Ep) -> Err,
     pub peer_get_user_data: unsafe extern "C" fn(*mut Addr, *mut u64) -> Err,
     pub peer_set_user_data: unsafe extern "C" fn(*mut Addr, u64) -> Err,
-
-    /// Which naming generation the library uses: "2.2" or "2.7".
-    pub generation: &'static str,
-    _common: Library,
-    _cc: Library,
+    /// The file that was loaded.
+    pub file: String,
+    _lib: Library,
 }
 
-/// The library file names, by SONAME.
-pub const COMMON_LIB: &str = "libdoca_common.so.2";
-/// See [`COMMON_LIB`].
-pub const CC_LIB: &str = "libdoca_comm_channel.so.2";
+/// SONAMEs of the common library, newest first (DOCA 3.x, then 2.x).
+pub const COMMON_LIBS: &[&str] = &["libdoca_common.so.3", "libdoca_common.so.2"];
+/// SONAME of the Comm Channel library (it only exists in DOCA 2.x).
+pub const CC_LIBS: &[&str] = &["libdoca_comm_channel.so.2"];
 
-fn open(name: &str) -> Result<Library, String> {
-    // SAFETY: loading a DOCA library runs its initialisers; that is what linking would do too.
-    let first = unsafe { Library::new(name) };
-    first.or_else(|e| {
-        let fallback = format!(
-            "/opt/mellanox/doca/lib/{}-linux-gnu/{name}",
-            std::env::consts::ARCH
-        );
-        // SAFETY: as above.
-        unsafe { Library::new(&fallback) }
-            .map_err(|_| format!("cannot load {name} (DOCA 1.5-2.8 Comm Channel): {e}"))
-    })
+/// Loads the first of `names` that the dynamic loader or DOCA's install directory has.
+/// Returns the library and the name it was found under.
+pub fn open(names: &[&str]) -> Result<(Library, String), String> {
+    let mut first_err = None;
+    for name in names {
+        let dirs = [
+            String::new(),
+            format!(
+                "/opt/mellanox/doca/lib/{}-linux-gnu/",
+                std::env::consts::ARCH
+            ),
+            "/opt/mellanox/doca/lib64/".to_string(),
+        ];
+        for dir in dirs {
+            let path = format!("{dir}{name}");
+            // SAFETY: loading a DOCA library runs its initialisers, as linking would.
+            match unsafe { Library::new(&path) } {
+                Ok(lib) => return Ok((lib, path)),
+                Err(e) => {
+                    first_err.get_or_insert(e.to_string());
+                }
+            }
+        }
+    }
+    Err(format!(
+        "cannot load {}: {}",
+        names.join(" or "),
+        first_err.unwrap_or_default()
+    ))
 }
 
 /// Copies one function pointer out of `lib`, trying each name in turn.
-fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Result<T, String> {
+pub(crate) fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Result<T, String> {
     for name in names {
         let cname = format!("{name}\0");
         // SAFETY: `T` is the hand-written signature of this DOCA function; the pointer is used
@@ -159,86 +183,69 @@ fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Result<T, Stri
     Err(format!("{lib_name} has no symbol {}", names.join(" or ")))
 }
 
-impl Lib {
-    /// Loads both libraries and resolves every function the relay uses.
-    pub fn load() -> Result<Lib, String> {
-        let common = open(COMMON_LIB)?;
-        let cc = open(CC_LIB)?;
-        macro_rules! get {
-            ($lib:ident, $($name:literal),+) => {
-                sym(&$lib, if std::ptr::eq(&$lib, &common) { COMMON_LIB } else { CC_LIB }, &[$($name),+])?
-            };
-        }
+macro_rules! get {
+    ($lib:expr, $file:expr, $($name:literal),+) => {
+        sym(&$lib, &$file, &[$($name),+])?
+    };
+}
+
+impl DevLib {
+    /// Loads `libdoca_common` and resolves the device and error functions, under either the
+    /// DOCA 2.2 or the 2.7+ names.
+    pub fn load() -> Result<DevLib, String> {
+        let (lib, file) = open(COMMON_LIBS)?;
         let generation =
-            if sym::<unsafe extern "C" fn()>(&common, COMMON_LIB, &["doca_devinfo_create_list"])
-                .is_ok()
-            {
+            if sym::<unsafe extern "C" fn()>(&lib, &file, &["doca_devinfo_create_list"]).is_ok() {
                 "2.7"
             } else {
                 "2.2"
             };
-        Ok(Lib {
+        Ok(DevLib {
             devinfo_list_create: get!(
-                common,
+                lib,
+                file,
                 "doca_devinfo_create_list",
                 "doca_devinfo_list_create"
             ),
             devinfo_list_destroy: get!(
-                common,
+                lib,
+                file,
                 "doca_devinfo_destroy_list",
                 "doca_devinfo_list_destroy"
             ),
             devinfo_is_equal_pci: get!(
-                common,
+                lib,
+                file,
                 "doca_devinfo_is_equal_pci_addr",
                 "doca_devinfo_get_is_pci_addr_equal"
             ),
-            dev_open: get!(common, "doca_dev_open"),
-            dev_close: get!(common, "doca_dev_close"),
-            dev_as_devinfo: get!(common, "doca_dev_as_devinfo"),
+            dev_open: get!(lib, file, "doca_dev_open"),
+            dev_close: get!(lib, file, "doca_dev_close"),
+            dev_as_devinfo: get!(lib, file, "doca_dev_as_devinfo"),
             rep_list_create: get!(
-                common,
+                lib,
+                file,
                 "doca_devinfo_rep_create_list",
                 "doca_devinfo_rep_list_create"
             ),
             rep_list_destroy: get!(
-                common,
+                lib,
+                file,
                 "doca_devinfo_rep_destroy_list",
                 "doca_devinfo_rep_list_destroy"
             ),
             rep_is_equal_pci: get!(
-                common,
+                lib,
+                file,
                 "doca_devinfo_rep_is_equal_pci_addr",
                 "doca_devinfo_rep_get_is_pci_addr_equal"
             ),
-            dev_rep_open: get!(common, "doca_dev_rep_open"),
-            dev_rep_close: get!(common, "doca_dev_rep_close"),
-            error_descr: get!(common, "doca_error_get_descr", "doca_get_error_string"),
-            get_max_message_size: get!(cc, "doca_comm_channel_get_max_message_size"),
-            get_max_send_queue_size: get!(cc, "doca_comm_channel_get_max_send_queue_size"),
-            get_max_recv_queue_size: get!(cc, "doca_comm_channel_get_max_recv_queue_size"),
-            ep_create: get!(cc, "doca_comm_channel_ep_create"),
-            ep_set_device: get!(cc, "doca_comm_channel_ep_set_device"),
-            ep_set_device_rep: get!(cc, "doca_comm_channel_ep_set_device_rep"),
-            ep_set_max_msg_size: get!(cc, "doca_comm_channel_ep_set_max_msg_size"),
-            ep_set_send_queue_size: get!(cc, "doca_comm_channel_ep_set_send_queue_size"),
-            ep_set_recv_queue_size: get!(cc, "doca_comm_channel_ep_set_recv_queue_size"),
-            ep_get_max_msg_size: get!(cc, "doca_comm_channel_ep_get_max_msg_size"),
-            ep_listen: get!(cc, "doca_comm_channel_ep_listen"),
-            ep_connect: get!(cc, "doca_comm_channel_ep_connect"),
-            peer_addr_update_info: get!(cc, "doca_comm_channel_peer_addr_update_info"),
-            ep_get_event_channel: get!(cc, "doca_comm_channel_ep_get_event_channel"),
-            ep_arm_send: get!(cc, "doca_comm_channel_ep_event_handle_arm_send"),
-            ep_arm_recv: get!(cc, "doca_comm_channel_ep_event_handle_arm_recv"),
-            ep_sendto: get!(cc, "doca_comm_channel_ep_sendto"),
-            ep_recvfrom: get!(cc, "doca_comm_channel_ep_recvfrom"),
-            ep_disconnect: get!(cc, "doca_comm_channel_ep_disconnect"),
-            ep_destroy: get!(cc, "doca_comm_channel_ep_destroy"),
-            peer_get_user_data: get!(cc, "doca_comm_channel_peer_addr_get_user_data"),
-            peer_set_user_data: get!(cc, "doca_comm_channel_peer_addr_set_user_data"),
+            dev_rep_open: get!(lib, file, "doca_dev_rep_open"),
+            dev_rep_close: get!(lib, file, "doca_dev_rep_close"),
+            error_descr: get!(lib, file, "doca_error_get_descr", "doca_get_error_string"),
             generation,
-            _common: common,
-            _cc: cc,
+            file,
+            _lib: lib,
         })
     }
 
@@ -252,5 +259,38 @@ impl Lib {
         // SAFETY: non-NULL results are NUL-terminated static strings.
         let s = unsafe { CStr::from_ptr(p) }.to_string_lossy();
         format!("{s} (DOCA error {})", e.0)
+    }
+}
+
+impl CcLib {
+    /// Loads `libdoca_comm_channel` and resolves every function the relay uses.
+    pub fn load() -> Result<CcLib, String> {
+        let (lib, file) = open(CC_LIBS)?;
+        Ok(CcLib {
+            get_max_message_size: get!(lib, file, "doca_comm_channel_get_max_message_size"),
+            get_max_send_queue_size: get!(lib, file, "doca_comm_channel_get_max_send_queue_size"),
+            get_max_recv_queue_size: get!(lib, file, "doca_comm_channel_get_max_recv_queue_size"),
+            ep_create: get!(lib, file, "doca_comm_channel_ep_create"),
+            ep_set_device: get!(lib, file, "doca_comm_channel_ep_set_device"),
+            ep_set_device_rep: get!(lib, file, "doca_comm_channel_ep_set_device_rep"),
+            ep_set_max_msg_size: get!(lib, file, "doca_comm_channel_ep_set_max_msg_size"),
+            ep_set_send_queue_size: get!(lib, file, "doca_comm_channel_ep_set_send_queue_size"),
+            ep_set_recv_queue_size: get!(lib, file, "doca_comm_channel_ep_set_recv_queue_size"),
+            ep_get_max_msg_size: get!(lib, file, "doca_comm_channel_ep_get_max_msg_size"),
+            ep_listen: get!(lib, file, "doca_comm_channel_ep_listen"),
+            ep_connect: get!(lib, file, "doca_comm_channel_ep_connect"),
+            peer_addr_update_info: get!(lib, file, "doca_comm_channel_peer_addr_update_info"),
+            ep_get_event_channel: get!(lib, file, "doca_comm_channel_ep_get_event_channel"),
+            ep_arm_send: get!(lib, file, "doca_comm_channel_ep_event_handle_arm_send"),
+            ep_arm_recv: get!(lib, file, "doca_comm_channel_ep_event_handle_arm_recv"),
+            ep_sendto: get!(lib, file, "doca_comm_channel_ep_sendto"),
+            ep_recvfrom: get!(lib, file, "doca_comm_channel_ep_recvfrom"),
+            ep_disconnect: get!(lib, file, "doca_comm_channel_ep_disconnect"),
+            ep_destroy: get!(lib, file, "doca_comm_channel_ep_destroy"),
+            peer_get_user_data: get!(lib, file, "doca_comm_channel_peer_addr_get_user_data"),
+            peer_set_user_data: get!(lib, file, "doca_comm_channel_peer_addr_set_user_data"),
+            file,
+            _lib: lib,
+        })
     }
 }

@@ -5,12 +5,16 @@
 //! that arrived before arming is not lost) and only then waits for the event fd to become
 //! readable in the async reactor. The fds belong to the endpoint and are never closed here.
 
+pub mod device;
 pub mod ffi;
 
-use crate::config::{Config, PciAddr, Role};
+pub use device::Device;
+
+use crate::config::Role;
 use async_io::Async;
+use device::check;
 use event_listener::Event;
-use ffi::{Addr, Dev, DevRep, DocaError, Ep, Lib};
+use ffi::{Addr, CcLib, DocaError, Ep};
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
@@ -22,127 +26,58 @@ const QUEUE_SIZE: u32 = 512;
 /// Message size asked for, capped by the device (DOCA's samples use 4080).
 const WANT_MSG: u32 = 65535;
 
-/// The opened DOCA device (and representor on the DPU). Closed on drop, after every endpoint.
-pub struct Device {
-    lib: Lib,
-    dev: *mut Dev,
-    rep: *mut DevRep,
+/// Which DOCA channel API drives the device.
+pub enum Api {
+    /// DOCA Comm Channel (DOCA 1.5 to 2.8).
+    CommChannel(Rc<CcLib>),
+    /// DOCA Comch (DOCA 2.7 and later).
+    Comch(std::sync::Arc<crate::comch::ffi::ComchLib>),
 }
 
-fn check(lib: &Lib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok().map_err(|e| format!("{what}: {}", lib.describe(e)))
+/// The DOCA channel chosen at start-up: the device plus the library that drives it.
+pub struct Backend {
+    /// The opened device.
+    pub dev: Rc<Device>,
+    /// The channel API.
+    pub api: Api,
 }
 
-impl Device {
-    /// Loads DOCA and opens the device at `-p` (and on the DPU the representor at `-r`).
-    pub fn open(cfg: &Config) -> Result<Rc<Device>, String> {
-        let lib = Lib::load()?;
-        let pci = cfg
-            .pci_addr
-            .as_ref()
-            .ok_or("--pci-addr is required with --channel doca")?;
-        let mut device = Device {
-            lib,
-            dev: ptr::null_mut(),
-            rep: ptr::null_mut(),
+/// Which DOCA channel library this machine has, for `-v` and the start-up log.
+pub fn installed() -> String {
+    match (crate::comch::ffi::ComchLib::load(), CcLib::load()) {
+        (Ok(c), _) => format!("DOCA Comch ({}, {} API)", c.file, c.generation),
+        (Err(_), Ok(cc)) => format!("DOCA Comm Channel ({})", cc.file),
+        (Err(_), Err(_)) => "no DOCA channel library (the tcp and unix channels work)".into(),
+    }
+}
+
+impl Backend {
+    /// Loads the channel library (`--channel doca`: Comch if installed, else Comm Channel) and
+    /// opens the device named by `-p` (and `-r` on the DPU).
+    pub fn open(cfg: &crate::config::Config) -> Result<Backend, String> {
+        use crate::comch::ffi::ComchLib;
+        use crate::config::ChannelAddr;
+        let api = match cfg.channel {
+            ChannelAddr::Comch => Api::Comch(std::sync::Arc::new(ComchLib::load()?)),
+            ChannelAddr::CommChannel => Api::CommChannel(Rc::new(CcLib::load()?)),
+            _ => match ComchLib::load() {
+                Ok(c) => Api::Comch(std::sync::Arc::new(c)),
+                Err(comch) => match CcLib::load() {
+                    Ok(cc) => Api::CommChannel(Rc::new(cc)),
+                    Err(cc) => {
+                        return Err(format!(
+                            "no DOCA channel library: {comch} (DOCA 2.7+ Comch); {cc} (DOCA 1.5-2.8 Comm Channel)"
+                        ))
+                    }
+                },
+            },
         };
-        device.dev = device.open_dev(pci)?;
-        if cfg.role == Role::Dpu {
-            let rep = cfg
-                .rep_pci
-                .as_ref()
-                .ok_or("--rep-pci is required on the DPU with --channel doca")?;
-            device.rep = device.open_rep(rep)?;
+        let dev = Device::open(cfg)?;
+        match &api {
+            Api::Comch(c) => log::info!("DOCA Comch backend: {} ({} API)", c.file, c.generation),
+            Api::CommChannel(cc) => log::info!("DOCA Comm Channel backend: {}", cc.file),
         }
-        log::info!(
-            "DOCA Comm Channel: device {} opened (library API generation {})",
-            pci.0,
-            device.lib.generation
-        );
-        Ok(Rc::new(device))
-    }
-
-    fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, String> {
-        let l = &self.lib;
-        let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
-        let (mut list, mut n) = (ptr::null_mut(), 0u32);
-        // SAFETY: out-pointers are valid; the list is destroyed below.
-        check(l, "listing DOCA devices", unsafe {
-            (l.devinfo_list_create)(&mut list, &mut n)
-        })?;
-        let mut found = Err(format!(
-            "no DOCA device at PCI address {} (--pci-addr)",
-            pci.0
-        ));
-        for i in 0..n as usize {
-            // SAFETY: `list` holds `n` valid entries until destroyed.
-            let info = unsafe { *list.add(i) };
-            let mut eq = 0u8;
-            // SAFETY: valid devinfo and NUL-terminated string.
-            if unsafe { (l.devinfo_is_equal_pci)(info, want.as_ptr(), &mut eq) }
-                == DocaError::SUCCESS
-                && eq != 0
-            {
-                let mut dev = ptr::null_mut();
-                // SAFETY: `info` is valid; the opened device outlives the list.
-                found = check(l, "opening the DOCA device", unsafe {
-                    (l.dev_open)(info, &mut dev)
-                })
-                .map(|_| dev);
-                break;
-            }
-        }
-        // SAFETY: `list` came from list_create.
-        unsafe { (l.devinfo_list_destroy)(list) };
-        found
-    }
-
-    fn open_rep(&self, pci: &PciAddr) -> Result<*mut DevRep, String> {
-        let l = &self.lib;
-        let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
-        let (mut list, mut n) = (ptr::null_mut(), 0u32);
-        // SAFETY: `self.dev` is open; out-pointers valid.
-        check(l, "listing DOCA representors (is this the DPU?)", unsafe {
-            (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n)
-        })?;
-        let mut found = Err(format!(
-            "no DOCA representor at PCI address {} (--rep-pci)",
-            pci.0
-        ));
-        for i in 0..n as usize {
-            // SAFETY: `list` holds `n` valid entries until destroyed.
-            let info = unsafe { *list.add(i) };
-            let mut eq = 0u8;
-            // SAFETY: valid rep info and NUL-terminated string.
-            if unsafe { (l.rep_is_equal_pci)(info, want.as_ptr(), &mut eq) } == DocaError::SUCCESS
-                && eq != 0
-            {
-                let mut rep = ptr::null_mut();
-                // SAFETY: `info` is valid; the representor outlives the list.
-                found = check(l, "opening the DOCA representor", unsafe {
-                    (l.dev_rep_open)(info, &mut rep)
-                })
-                .map(|_| rep);
-                break;
-            }
-        }
-        // SAFETY: `list` came from rep_list_create.
-        unsafe { (l.rep_list_destroy)(list) };
-        found
-    }
-}
-
-impl Drop for Device {
-    fn drop(&mut self) {
-        // SAFETY: opened by us, closed once, representor before device (the documented order).
-        unsafe {
-            if !self.rep.is_null() {
-                (self.lib.dev_rep_close)(self.rep);
-            }
-            if !self.dev.is_null() {
-                (self.lib.dev_close)(self.dev);
-            }
-        }
+        Ok(Backend { dev, api })
     }
 }
 
@@ -171,6 +106,7 @@ impl AsFd for EventFd {
 /// A listening (DPU) or connecting (host) endpoint.
 pub struct Endpoint {
     dev: Rc<Device>,
+    cc: Rc<CcLib>,
     ep: *mut Ep,
     send_ev: Option<Async<EventFd>>,
     recv_ev: Option<Async<EventFd>>,
@@ -181,22 +117,29 @@ pub struct Endpoint {
 impl Endpoint {
     /// Creates an endpoint, sizes it from the device's limits, and listens (DPU) or starts
     /// connecting (host). The host gets the peer address to poll with [`Endpoint::connected`].
-    pub fn start(dev: &Rc<Device>, role: Role, name: &str) -> Result<(Endpoint, Peer), String> {
-        let l = &dev.lib;
+    pub fn start(
+        dev: &Rc<Device>,
+        cc: &Rc<CcLib>,
+        role: Role,
+        name: &str,
+    ) -> Result<(Endpoint, Peer), String> {
+        let d = &dev.lib;
+        let l = cc.as_ref();
         let mut ep = ptr::null_mut();
         // SAFETY: out-pointer valid.
-        check(l, "creating the Comm Channel endpoint", unsafe {
+        check(d, "creating the Comm Channel endpoint", unsafe {
             (l.ep_create)(&mut ep)
         })?;
         let mut me = Endpoint {
             dev: dev.clone(),
+            cc: cc.clone(),
             ep,
             send_ev: None,
             recv_ev: None,
             max_msg: 0,
         };
         // SAFETY: `dev.dev` is open.
-        let info = unsafe { (l.dev_as_devinfo)(dev.dev) };
+        let info = unsafe { (d.dev_as_devinfo)(dev.dev) };
         let cap = |f: unsafe extern "C" fn(*mut ffi::DevInfo, *mut u32) -> DocaError, want: u32| {
             let mut max = 0u32;
             // SAFETY: valid devinfo and out-pointer.
@@ -211,29 +154,29 @@ impl Endpoint {
         // SAFETY: `ep` is a fresh endpoint, `dev`/`rep` are open for its whole life.
         unsafe {
             check(
-                l,
+                d,
                 "setting the endpoint device",
                 (l.ep_set_device)(ep, dev.dev),
             )?;
             if role == Role::Dpu {
                 check(
-                    l,
+                    d,
                     "setting the endpoint representor",
                     (l.ep_set_device_rep)(ep, dev.rep),
                 )?;
             }
             check(
-                l,
+                d,
                 "setting the message size",
                 (l.ep_set_max_msg_size)(ep, msg),
             )?;
             check(
-                l,
+                d,
                 "setting the send queue size",
                 (l.ep_set_send_queue_size)(ep, sq),
             )?;
             check(
-                l,
+                d,
                 "setting the receive queue size",
                 (l.ep_set_recv_queue_size)(ep, rq),
             )?;
@@ -244,12 +187,12 @@ impl Endpoint {
         unsafe {
             match role {
                 Role::Dpu => check(
-                    l,
+                    d,
                     &format!("listening on service {name:?}"),
                     (l.ep_listen)(ep, cname.as_ptr()),
                 )?,
                 Role::Host => check(
-                    l,
+                    d,
                     &format!("connecting to service {name:?}"),
                     (l.ep_connect)(ep, cname.as_ptr(), &mut peer),
                 )?,
@@ -257,13 +200,13 @@ impl Endpoint {
         }
         let mut m = 0u16;
         // SAFETY: valid endpoint and out-pointer.
-        check(l, "reading the message size", unsafe {
+        check(d, "reading the message size", unsafe {
             (l.ep_get_max_msg_size)(ep, &mut m)
         })?;
         me.max_msg = u32::from(m);
         let (mut sfd, mut rfd) = (-1, -1);
         // SAFETY: the endpoint is active, so its event channels exist.
-        check(l, "getting the event channels", unsafe {
+        check(d, "getting the event channels", unsafe {
             (l.ep_get_event_channel)(ep, &mut sfd, &mut rfd)
         })?;
         let reg =
@@ -273,8 +216,8 @@ impl Endpoint {
         Ok((me, Peer(peer)))
     }
 
-    fn lib(&self) -> &Lib {
-        &self.dev.lib
+    fn lib(&self) -> &CcLib {
+        &self.cc
     }
 
     /// Host: whether the connection to the service is up; `Ok(false)` while in progress.
@@ -285,7 +228,7 @@ impl Endpoint {
             DocaError::CONNECTION_INPROGRESS => Ok(false),
             e => Err(format!(
                 "connecting to the DPU service: {}",
-                self.lib().describe(e)
+                self.dev.lib.describe(e)
             )),
         }
     }
@@ -366,7 +309,7 @@ impl Endpoint {
 
     /// Describes a DOCA error code with the library's text.
     pub fn describe(&self, e: DocaError) -> String {
-        self.lib().describe(e)
+        self.dev.lib.describe(e)
     }
 }
 
@@ -376,7 +319,7 @@ impl Drop for Endpoint {
         self.send_ev.take();
         self.recv_ev.take();
         // SAFETY: created by us, destroyed once; destroy includes disconnect.
-        unsafe { (self.dev.lib.ep_destroy)(self.ep) };
+        unsafe { (self.cc.ep_destroy)(self.ep) };
     }
 }
 
@@ -504,29 +447,10 @@ impl Link {
 
     /// Sends `buf`, which holds whole frames, packed into messages of at most `max_msg` bytes.
     pub async fn write_frames(&self, buf: &[u8]) -> std::io::Result<()> {
-        let max = self.ep.max_msg as usize;
-        let mut start = 0;
-        while start < buf.len() {
-            let mut end = start;
-            while end < buf.len() {
-                let len = crate::protocol::frame_len(&buf[end..]);
-                if end + len - start > max {
-                    break;
-                }
-                end += len;
-            }
-            if end == start {
-                return Err(std::io::Error::other(
-                    "frame larger than the DOCA message size",
-                ));
-            }
-            self.ep
-                .send(self.peer, &buf[start..end])
-                .await
-                .map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, self.ep.describe(e))
-                })?;
-            start = end;
+        for msg in crate::protocol::pack_frames(buf, self.ep.max_msg as usize) {
+            self.ep.send(self.peer, msg?).await.map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionReset, self.ep.describe(e))
+            })?;
         }
         Ok(())
     }

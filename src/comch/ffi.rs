@@ -1,0 +1,229 @@
+//! Hand-written declarations of the DOCA Comch C API (DOCA 2.7 and later), resolved at run time
+//! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
+
+use crate::doca::ffi::{open, sym, Dev, DevInfo, DevRep, DocaError};
+use libloading::Library;
+use std::ffi::{c_char, c_int, c_void};
+use std::marker::{PhantomData, PhantomPinned};
+
+/// `union doca_data`: 8 bytes, passed by value like an integer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union DocaData {
+    /// As a pointer.
+    pub ptr: *mut c_void,
+    /// As an integer.
+    pub u64: u64,
+}
+
+macro_rules! opaque {
+    ($($(#[$doc:meta])* $name:ident),*) => {$(
+        $(#[$doc])*
+        #[repr(C)]
+        pub struct $name {
+            _data: [u8; 0],
+            _marker: PhantomData<(*mut u8, PhantomPinned)>,
+        }
+    )*};
+}
+
+opaque!(
+    /// `struct doca_pe`
+    Pe,
+    /// `struct doca_ctx`
+    Ctx,
+    /// `struct doca_task`
+    Task,
+    /// `struct doca_comch_server`
+    Server,
+    /// `struct doca_comch_client`
+    Client,
+    /// `struct doca_comch_connection`
+    Conn,
+    /// `struct doca_comch_task_send`
+    TaskSend,
+    /// `struct doca_comch_event_msg_recv`
+    EventMsgRecv,
+    /// `struct doca_comch_event_connection_status_changed`
+    EventConn
+);
+
+/// `enum doca_ctx_states` values, kept as plain integers.
+pub mod state {
+    /// `DOCA_CTX_STATE_IDLE`
+    pub const IDLE: i32 = 0;
+    /// `DOCA_CTX_STATE_STARTING`
+    pub const STARTING: i32 = 1;
+    /// `DOCA_CTX_STATE_RUNNING`
+    pub const RUNNING: i32 = 2;
+}
+
+/// `DOCA_ERROR_NO_MEMORY`: no free send task.
+pub const NO_MEMORY: DocaError = DocaError(7);
+/// `DOCA_ERROR_IN_PROGRESS`: an asynchronous start or stop.
+pub const IN_PROGRESS: DocaError = DocaError(26);
+
+type Err = DocaError;
+/// Send task completion and error callback.
+pub type SendCb = unsafe extern "C" fn(*mut TaskSend, DocaData, DocaData);
+/// Message receive callback.
+pub type RecvCb = unsafe extern "C" fn(*mut EventMsgRecv, *mut u8, u32, *mut Conn);
+/// Server connection and disconnection callback.
+pub type ConnCb = unsafe extern "C" fn(*mut EventConn, *mut Conn, u8);
+/// Context state change callback.
+pub type StateCb = unsafe extern "C" fn(DocaData, *mut Ctx, c_int, c_int);
+
+/// SONAMEs of the Comch library, newest first.
+pub const COMCH_LIBS: &[&str] = &["libdoca_comch.so.3", "libdoca_comch.so.2"];
+
+/// The resolved functions; the libraries stay loaded while this lives.
+#[allow(missing_docs)]
+pub struct ComchLib {
+    pub pe_create: unsafe extern "C" fn(*mut *mut Pe) -> Err,
+    pub pe_destroy: unsafe extern "C" fn(*mut Pe) -> Err,
+    pub pe_progress: unsafe extern "C" fn(*mut Pe) -> u8,
+    pub pe_connect_ctx: unsafe extern "C" fn(*mut Pe, *mut Ctx) -> Err,
+    pub ctx_start: unsafe extern "C" fn(*mut Ctx) -> Err,
+    pub ctx_stop: unsafe extern "C" fn(*mut Ctx) -> Err,
+    pub ctx_get_state: unsafe extern "C" fn(*const Ctx, *mut c_int) -> Err,
+    pub ctx_set_state_changed_cb: unsafe extern "C" fn(*mut Ctx, StateCb) -> Err,
+    pub task_submit: unsafe extern "C" fn(*mut Task) -> Err,
+    pub task_free: unsafe extern "C" fn(*mut Task),
+    pub task_get_status: unsafe extern "C" fn(*const Task) -> Err,
+    pub error_descr: unsafe extern "C" fn(Err) -> *const c_char,
+
+    pub cap_get_max_msg_size: unsafe extern "C" fn(*const DevInfo, *mut u32) -> Err,
+    pub cap_get_max_send_tasks: unsafe extern "C" fn(*const DevInfo, *mut u32) -> Err,
+    pub dev_as_devinfo: unsafe extern "C" fn(*const Dev) -> *mut DevInfo,
+    pub server_create:
+        unsafe extern "C" fn(*mut Dev, *mut DevRep, *const c_char, *mut *mut Server) -> Err,
+    pub server_destroy: unsafe extern "C" fn(*mut Server) -> Err,
+    pub server_as_ctx: unsafe extern "C" fn(*mut Server) -> *mut Ctx,
+    pub server_set_max_msg_size: unsafe extern "C" fn(*mut Server, u32) -> Err,
+    pub server_get_max_msg_size: unsafe extern "C" fn(*const Server, *mut u32) -> Err,
+    pub server_task_send_set_conf: unsafe extern "C" fn(*mut Server, SendCb, SendCb, u32) -> Err,
+    pub server_task_send_alloc_init:
+        unsafe extern "C" fn(*mut Server, *mut Conn, *const c_void, u32, *mut *mut TaskSend) -> Err,
+    pub server_event_msg_recv_register: unsafe extern "C" fn(*mut Server, RecvCb) -> Err,
+    pub server_event_connection_register: unsafe extern "C" fn(*mut Server, ConnCb, ConnCb) -> Err,
+    pub server_disconnect: unsafe extern "C" fn(*mut Server, *mut Conn) -> Err,
+    pub client_create: unsafe extern "C" fn(*mut Dev, *const c_char, *mut *mut Client) -> Err,
+    pub client_destroy: unsafe extern "C" fn(*mut Client) -> Err,
+    pub client_as_ctx: unsafe extern "C" fn(*mut Client) -> *mut Ctx,
+    pub client_set_max_msg_size: unsafe extern "C" fn(*mut Client, u32) -> Err,
+    pub client_get_max_msg_size: unsafe extern "C" fn(*const Client, *mut u32) -> Err,
+    pub client_task_send_set_conf: unsafe extern "C" fn(*mut Client, SendCb, SendCb, u32) -> Err,
+    pub client_task_send_alloc_init:
+        unsafe extern "C" fn(*mut Client, *mut Conn, *const c_void, u32, *mut *mut TaskSend) -> Err,
+    pub client_event_msg_recv_register: unsafe extern "C" fn(*mut Client, RecvCb) -> Err,
+    pub client_get_connection: unsafe extern "C" fn(*const Client, *mut *mut Conn) -> Err,
+    pub task_send_as_task: unsafe extern "C" fn(*mut TaskSend) -> *mut Task,
+
+    /// The Comch library file that was loaded.
+    pub file: String,
+    /// Which connection-event name the library has: "2.9+" or "2.7/2.8".
+    pub generation: &'static str,
+    _comch: Library,
+    _common: Library,
+}
+
+// SAFETY: the struct holds plain function pointers and library handles; the DOCA objects they
+// act on are used from one thread only (the Comch thread).
+unsafe impl Send for ComchLib {}
+// SAFETY: as above; nothing in the struct is mutated after loading.
+unsafe impl Sync for ComchLib {}
+
+macro_rules! get {
+    ($lib:expr, $file:expr, $($name:literal),+) => {
+        sym(&$lib, &$file, &[$($name),+])?
+    };
+}
+
+impl ComchLib {
+    /// Loads `libdoca_comch` and `libdoca_common` (same DOCA generation) and resolves every
+    /// function the relay uses.
+    pub fn load() -> Result<ComchLib, String> {
+        let (comch, file) = open(COMCH_LIBS)?;
+        let (common, cfile) = open(crate::doca::ffi::COMMON_LIBS)?;
+        let new_name = "doca_comch_server_event_connection_status_changed_register";
+        let generation = if sym::<unsafe extern "C" fn()>(&comch, &file, &[new_name]).is_ok() {
+            "2.9+"
+        } else {
+            "2.7/2.8"
+        };
+        Ok(ComchLib {
+            pe_create: get!(common, cfile, "doca_pe_create"),
+            pe_destroy: get!(common, cfile, "doca_pe_destroy"),
+            pe_progress: get!(common, cfile, "doca_pe_progress"),
+            pe_connect_ctx: get!(common, cfile, "doca_pe_connect_ctx"),
+            ctx_start: get!(common, cfile, "doca_ctx_start"),
+            ctx_stop: get!(common, cfile, "doca_ctx_stop"),
+            ctx_get_state: get!(common, cfile, "doca_ctx_get_state"),
+            ctx_set_state_changed_cb: get!(common, cfile, "doca_ctx_set_state_changed_cb"),
+            task_submit: get!(common, cfile, "doca_task_submit"),
+            task_free: get!(common, cfile, "doca_task_free"),
+            task_get_status: get!(common, cfile, "doca_task_get_status"),
+            error_descr: get!(common, cfile, "doca_error_get_descr"),
+            dev_as_devinfo: get!(common, cfile, "doca_dev_as_devinfo"),
+            cap_get_max_msg_size: get!(comch, file, "doca_comch_cap_get_max_msg_size"),
+            cap_get_max_send_tasks: get!(comch, file, "doca_comch_cap_get_max_send_tasks"),
+            server_create: get!(comch, file, "doca_comch_server_create"),
+            server_destroy: get!(comch, file, "doca_comch_server_destroy"),
+            server_as_ctx: get!(comch, file, "doca_comch_server_as_ctx"),
+            server_set_max_msg_size: get!(comch, file, "doca_comch_server_set_max_msg_size"),
+            server_get_max_msg_size: get!(comch, file, "doca_comch_server_get_max_msg_size"),
+            server_task_send_set_conf: get!(comch, file, "doca_comch_server_task_send_set_conf"),
+            server_task_send_alloc_init: get!(
+                comch,
+                file,
+                "doca_comch_server_task_send_alloc_init"
+            ),
+            server_event_msg_recv_register: get!(
+                comch,
+                file,
+                "doca_comch_server_event_msg_recv_register"
+            ),
+            server_event_connection_register: get!(
+                comch,
+                file,
+                "doca_comch_server_event_connection_status_changed_register",
+                "doca_comch_server_event_connection_register"
+            ),
+            server_disconnect: get!(comch, file, "doca_comch_server_disconnect"),
+            client_create: get!(comch, file, "doca_comch_client_create"),
+            client_destroy: get!(comch, file, "doca_comch_client_destroy"),
+            client_as_ctx: get!(comch, file, "doca_comch_client_as_ctx"),
+            client_set_max_msg_size: get!(comch, file, "doca_comch_client_set_max_msg_size"),
+            client_get_max_msg_size: get!(comch, file, "doca_comch_client_get_max_msg_size"),
+            client_task_send_set_conf: get!(comch, file, "doca_comch_client_task_send_set_conf"),
+            client_task_send_alloc_init: get!(
+                comch,
+                file,
+                "doca_comch_client_task_send_alloc_init"
+            ),
+            client_event_msg_recv_register: get!(
+                comch,
+                file,
+                "doca_comch_client_event_msg_recv_register"
+            ),
+            client_get_connection: get!(comch, file, "doca_comch_client_get_connection"),
+            task_send_as_task: get!(comch, file, "doca_comch_task_send_as_task"),
+            file,
+            generation,
+            _comch: comch,
+            _common: common,
+        })
+    }
+
+    /// The library's description of `e`, with its number.
+    pub fn describe(&self, e: DocaError) -> String {
+        // SAFETY: takes any code; returns a static NUL-terminated string or NULL.
+        let p = unsafe { (self.error_descr)(e) };
+        if p.is_null() {
+            return format!("DOCA error {}", e.0);
+        }
+        // SAFETY: non-NULL results are static NUL-terminated strings.
+        let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
+        format!("{s} (DOCA error {})", e.0)
+    }
+}
