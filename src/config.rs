@@ -498,6 +498,27 @@ mod tests {
         assert!(e.contains("doca_general_flags.log-level"), "{e}");
     }
 
+    #[test]
+    fn shipped_examples_parse() {
+        for name in ["example.json", "example-dpu.json"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("packaging")
+                .join(name);
+            let text = std::fs::read(&path).unwrap();
+            let f = FlagFile::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let p = f.doca_program_flags;
+            assert!(p.socket.is_some() && p.cc_name.is_some(), "{name}");
+            // Everything but the key file (absent here) passes validation.
+            let no_key = ProgramFlags {
+                psk_file: None,
+                no_auth: Some(true),
+                ..p
+            };
+            Config::validate(f.doca_general_flags, no_key, &|n| n.to_string())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
     fn flags(channel: &str) -> ProgramFlags {
         ProgramFlags {
             socket: Some("/tmp/x.sock".into()),
