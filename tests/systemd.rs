@@ -45,7 +45,36 @@ fn unix_args<'a>(role: &'a str, chan: &'a str, sock: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// READY (with a STATUS) once serving, live STATUS updates, WATCHDOG pings, and STOPPING on
+/// The arguments of `ExecStart=` in systemd/doca-socket-relay@.service, with the instance's
+/// config path replaced by `config`.
+fn unit_exec_start_args(config: &Path) -> Vec<String> {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/doca-socket-relay@.service"
+    ))
+    .unwrap();
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit has an ExecStart= line");
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/bin/doca_socket_relay"), "{line}");
+    let args: Vec<String> = words
+        .map(|w| {
+            w.replace(
+                "/etc/doca-socket-relay/%i.json",
+                &config.display().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        args.iter().any(|a| a == &config.display().to_string()),
+        "{line}"
+    );
+    args
+}
+
+/// The unit's ExecStart under a fake NOTIFY_SOCKET: READY (with a STATUS) once serving, live STATUS updates, WATCHDOG pings, and STOPPING on
 /// SIGTERM, in that order.
 #[test]
 fn notify_ready_status_watchdog_stopping() {
@@ -68,12 +97,20 @@ fn notify_ready_status_watchdog_stopping() {
         ),
         ("WATCHDOG_USEC".to_string(), "400000".to_string()),
     ];
-    let mut host = Relay::spawn_env(
-        dir.path(),
-        "host",
-        &unix_args("host", &chan, host_sock.to_str().unwrap()),
-        &envs,
-    );
+    // The unit's own ExecStart line, with the binary under test and this test's config file.
+    let config = dir.path().join("myapp.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{ "doca_general_flags": {{ "log-level": 60 }},
+                 "doca_program_flags": {{ "role": "host", "channel": "{chan}", "socket": "{}",
+                                          "cc-name": "{SERVICE}" }} }}"#,
+            host_sock.display()
+        ),
+    )
+    .unwrap();
+    let args = unit_exec_start_args(&config);
+    let mut host = Relay::spawn_env(dir.path(), "host", &args, &envs);
     let mut msgs = collect(&notify, Duration::from_secs(15), |m| {
         m.iter().filter(|s| s.contains("WATCHDOG=1")).count() >= 2
             && m.iter().any(|s| s.contains("STATUS=channel up"))
