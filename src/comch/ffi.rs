@@ -1,10 +1,9 @@
 //! Hand-written declarations of the DOCA Comch C API (DOCA 2.7 and later), resolved at run time
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
-use crate::doca::ffi::{open, sym, Dev, DevInfo, DevRep, DocaError};
+use crate::doca::ffi::{describe_with, opaque, open, sym, Dev, DevInfo, DevRep, DocaError};
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
-use std::marker::{PhantomData, PhantomPinned};
 
 /// `union doca_data`: 8 bytes, passed by value like an integer.
 #[repr(C)]
@@ -14,17 +13,6 @@ pub union DocaData {
     pub ptr: *mut c_void,
     /// As an integer.
     pub u64: u64,
-}
-
-macro_rules! opaque {
-    ($($(#[$doc:meta])* $name:ident),*) => {$(
-        $(#[$doc])*
-        #[repr(C)]
-        pub struct $name {
-            _data: [u8; 0],
-            _marker: PhantomData<(*mut u8, PhantomPinned)>,
-        }
-    )*};
 }
 
 opaque!(
@@ -217,13 +205,6 @@ impl ComchLib {
 
     /// The library's description of `e`, with its number.
     pub fn describe(&self, e: DocaError) -> String {
-        // SAFETY: takes any code; returns a static NUL-terminated string or NULL.
-        let p = unsafe { (self.error_descr)(e) };
-        if p.is_null() {
-            return format!("DOCA error {}", e.0);
-        }
-        // SAFETY: non-NULL results are static NUL-terminated strings.
-        let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
-        format!("{s} (DOCA error {})", e.0)
+        describe_with(self.error_descr, e)
     }
 }

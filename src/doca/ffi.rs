@@ -7,7 +7,6 @@
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fmt;
-use std::marker::{PhantomData, PhantomPinned};
 
 /// A `doca_error_t`. A newtype over the C integer, since the library may return codes that a
 /// Rust enum would not know (which would be undefined behaviour).
@@ -49,15 +48,32 @@ impl fmt::Display for DocaError {
     }
 }
 
+/// Declares opaque C structs that are only ever used behind pointers.
 macro_rules! opaque {
     ($($(#[$doc:meta])* $name:ident),*) => {$(
         $(#[$doc])*
         #[repr(C)]
         pub struct $name {
             _data: [u8; 0],
-            _marker: PhantomData<(*mut u8, PhantomPinned)>,
+            _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
         }
     )*};
+}
+pub(crate) use opaque;
+
+/// Describes `e` with a library's `doca_error_get_descr` (or 2.2's `doca_get_error_string`).
+pub(crate) fn describe_with(
+    descr: unsafe extern "C" fn(DocaError) -> *const c_char,
+    e: DocaError,
+) -> String {
+    // SAFETY: the function takes any code and returns a static string or NULL.
+    let p = unsafe { descr(e) };
+    if p.is_null() {
+        return format!("DOCA error {}", e.0);
+    }
+    // SAFETY: non-NULL results are NUL-terminated static strings.
+    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy();
+    format!("{s} (DOCA error {})", e.0)
 }
 
 opaque!(
@@ -251,14 +267,7 @@ impl DevLib {
 
     /// The library's description of `e`, with its number.
     pub fn describe(&self, e: DocaError) -> String {
-        // SAFETY: the function takes any code and returns a static string or NULL.
-        let p = unsafe { (self.error_descr)(e) };
-        if p.is_null() {
-            return format!("DOCA error {}", e.0);
-        }
-        // SAFETY: non-NULL results are NUL-terminated static strings.
-        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy();
-        format!("{s} (DOCA error {})", e.0)
+        describe_with(self.error_descr, e)
     }
 }
 
