@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -13,10 +13,10 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Instantiates `$scenario(chan)` as one test per channel kind: tcp, unix, and the fake DOCA
-/// Comm Channel (DOCA 2.2 names).
+/// Instantiates `$scenario(chan)` as one test per channel kind: tcp, unix, the fake DOCA
+/// Comm Channel (DOCA 2.2 names) and the fake DOCA Comch (2.9 names).
 macro_rules! per_channel {
-    ($scenario:ident: $tcp:ident, $unix:ident, $doca:ident) => {
+    ($scenario:ident: $tcp:ident, $unix:ident, $doca:ident, $comch:ident) => {
         #[test]
         fn $tcp() {
             $scenario(Chan::Tcp);
@@ -28,6 +28,10 @@ macro_rules! per_channel {
         #[test]
         fn $doca() {
             $scenario(Chan::Doca(Api::V22));
+        }
+        #[test]
+        fn $comch() {
+            $scenario(Chan::Comch(ComchApi::V29));
         }
     };
 }
@@ -59,7 +63,7 @@ fn byte_exact_16mib(chan: Chan) {
     );
     eprintln!("16 MiB echo over {chan:?} took {took:?}");
 }
-per_channel!(byte_exact_16mib: byte_exact_16mib_tcp, byte_exact_16mib_unix, byte_exact_16mib_doca);
+per_channel!(byte_exact_16mib: byte_exact_16mib_tcp, byte_exact_16mib_unix, byte_exact_16mib_doca, byte_exact_16mib_comch);
 
 /// The server app sends 16 MiB first (download direction); the client verifies it to EOF.
 fn download_large(chan: Chan) {
@@ -79,7 +83,7 @@ fn download_large(chan: Chan) {
         env.logs()
     );
 }
-per_channel!(download_large: download_large_tcp, download_large_unix, download_large_doca);
+per_channel!(download_large: download_large_tcp, download_large_unix, download_large_doca, download_large_comch);
 
 /// Over tcp without authentication (`--no-auth` on both sides) data still flows.
 #[test]
@@ -129,7 +133,7 @@ fn half_close_client(chan: Chan) {
         }
     }
 }
-per_channel!(half_close_client: half_close_client_tcp, half_close_client_unix, half_close_client_doca);
+per_channel!(half_close_client: half_close_client_tcp, half_close_client_unix, half_close_client_doca, half_close_client_comch);
 
 /// The server app greets and shuts down its write side. The client reads to EOF, then still
 /// sends data and half-closes; the server app receives all of it.
@@ -173,7 +177,7 @@ fn half_close_server(chan: Chan) {
     // Both directions are closed now: the client still reads EOF.
     assert_eq!(read_to_eof(&mut s, 0), Ok(Vec::new()));
 }
-per_channel!(half_close_server: half_close_server_tcp, half_close_server_unix, half_close_server_doca);
+per_channel!(half_close_server: half_close_server_tcp, half_close_server_unix, half_close_server_doca, half_close_server_comch);
 
 // ---------------------------------------------------------------------------------------------
 // Server app missing
@@ -222,7 +226,7 @@ fn server_missing(chan: Chan) {
         env.logs()
     );
 }
-per_channel!(server_missing: server_missing_tcp, server_missing_unix, server_missing_doca);
+per_channel!(server_missing: server_missing_tcp, server_missing_unix, server_missing_doca, server_missing_comch);
 
 // ---------------------------------------------------------------------------------------------
 // Client limit
@@ -276,7 +280,7 @@ fn client_limit(chan: Chan) {
     let res = echo_check(&c2, &pattern(2, 10_000));
     assert!(res.is_ok(), "{res:?}");
 }
-per_channel!(client_limit: client_limit_tcp, client_limit_unix, client_limit_doca);
+per_channel!(client_limit: client_limit_tcp, client_limit_unix, client_limit_doca, client_limit_comch);
 
 // ---------------------------------------------------------------------------------------------
 // Slow client
@@ -428,7 +432,7 @@ fn slow_client(chan: Chan) {
     }
     assert_eq!(read_to_eof(&mut r, 0), Ok(Vec::new()));
 }
-per_channel!(slow_client: slow_client_tcp, slow_client_unix, slow_client_doca);
+per_channel!(slow_client: slow_client_tcp, slow_client_unix, slow_client_doca, slow_client_comch);
 
 // ---------------------------------------------------------------------------------------------
 // DPU restart
@@ -479,7 +483,65 @@ fn dpu_restart(chan: Chan) {
     }
     assert!(env.host().is_running(), "host exited\n{}", env.logs());
 }
-per_channel!(dpu_restart: dpu_restart_tcp, dpu_restart_unix, dpu_restart_doca);
+per_channel!(dpu_restart: dpu_restart_tcp, dpu_restart_unix, dpu_restart_doca, dpu_restart_comch);
+
+/// The DPU side dies while a client is streaming: the client is closed within seconds, the
+/// host keeps running and reconnects, and new clients work once the DPU side is back.
+fn dpu_killed_mid_transfer(chan: Chan) {
+    let mut env = Setup::new(chan).start();
+    let mut s = env.client();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let chunk = vec![0x5a; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if w.write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    // Let data flow, then kill the DPU side in the middle of it.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < 4 * MIB {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => panic!("stream ended before the kill\n{}", env.logs()),
+            Ok(n) => got += n,
+        }
+    }
+    env.kill_dpu();
+    let killed = Instant::now();
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break killed.elapsed(),
+            Ok(_) if killed.elapsed() > Duration::from_secs(10) => {
+                panic!("client still receiving 10 s after the kill\n{}", env.logs())
+            }
+            Ok(_) => {}
+        }
+    };
+    assert!(
+        closed < Duration::from_secs(5),
+        "client closed only after {closed:?}\n{}",
+        env.logs()
+    );
+    let _ = s.shutdown(Shutdown::Both);
+    assert!(writer.join().unwrap(), "writer never saw the stream end");
+    assert!(env.host().is_running(), "host exited\n{}", env.logs());
+    env.start_dpu();
+    env.wait_ready(echo_probe);
+    let s = env.client();
+    let res = echo_check(&s, &pattern(5, MIB));
+    assert!(res.is_ok(), "after the restart: {res:?}\n{}", env.logs());
+}
+per_channel!(
+    dpu_killed_mid_transfer: dpu_killed_mid_transfer_tcp,
+    dpu_killed_mid_transfer_unix,
+    dpu_killed_mid_transfer_doca,
+    dpu_killed_mid_transfer_comch
+);
 
 // ---------------------------------------------------------------------------------------------
 // Many clients
@@ -534,7 +596,7 @@ fn many_clients(chan: Chan) {
         env.logs()
     );
 }
-per_channel!(many_clients: many_clients_tcp, many_clients_unix, many_clients_doca);
+per_channel!(many_clients: many_clients_tcp, many_clients_unix, many_clients_doca, many_clients_comch);
 
 // ---------------------------------------------------------------------------------------------
 // Clients before the channel
@@ -557,7 +619,7 @@ fn clients_wait_for_channel(chan: Chan) {
         env.logs()
     );
 }
-per_channel!(clients_wait_for_channel: clients_wait_for_channel_tcp, clients_wait_for_channel_unix, clients_wait_for_channel_doca);
+per_channel!(clients_wait_for_channel: clients_wait_for_channel_tcp, clients_wait_for_channel_unix, clients_wait_for_channel_doca, clients_wait_for_channel_comch);
 
 // ---------------------------------------------------------------------------------------------
 // Mismatched sides
@@ -617,7 +679,7 @@ fn wrong_service_name(chan: Chan) {
         .names("svc_one", "svc_two")
         .no_wait()
         .start();
-    if matches!(chan, Chan::Doca(_)) {
+    if matches!(chan, Chan::Doca(_) | Chan::Comch(_)) {
         // Over DOCA the service name is the rendezvous itself: the host finds no such
         // service, and the DPU side never hears from it.
         expect_not_relayed(&mut env, "no doca service \"svc_one\"", false);
@@ -625,13 +687,13 @@ fn wrong_service_name(chan: Chan) {
         expect_not_relayed(&mut env, "service name", true);
     }
 }
-per_channel!(wrong_service_name: wrong_service_name_tcp, wrong_service_name_unix, wrong_service_name_doca);
+per_channel!(wrong_service_name: wrong_service_name_tcp, wrong_service_name_unix, wrong_service_name_doca, wrong_service_name_comch);
 
 fn wrong_key(chan: Chan) {
     let mut env = Setup::new(chan).different_keys().no_wait().start();
     expect_not_relayed(&mut env, "authentication", true);
 }
-per_channel!(wrong_key: wrong_key_tcp, wrong_key_unix, wrong_key_doca);
+per_channel!(wrong_key: wrong_key_tcp, wrong_key_unix, wrong_key_doca, wrong_key_comch);
 
 /// A DPU side that requires a key refuses a host side that has none.
 #[test]

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/fake_comch.rs"]
+pub mod fake_comch;
 #[path = "../support/fake_doca.rs"]
 pub mod fake_doca;
 use std::fs::{self, File};
@@ -759,8 +761,11 @@ pub enum Chan {
     /// `doca` over the fake DOCA Comm Channel libraries of this API generation (no PSK unless
     /// the test asks for keys).
     Doca(fake_doca::Api),
+    /// `doca` over the fake DOCA Comch libraries (picked because `libdoca_comch` is there).
+    Comch(fake_comch::ComchApi),
 }
 
+pub use fake_comch::ComchApi;
 pub use fake_doca::Api;
 
 /// The fake DOCA device and representor addresses.
@@ -770,13 +775,19 @@ pub const FAKE_REP_PCI: &str = "b1:00.0";
 
 /// Environment that makes the relay load the fake DOCA libraries and meet in `dir`.
 pub fn fake_doca_env(api: Api, dir: &Path) -> Vec<(String, String)> {
+    fake_env(fake_doca::build(api), dir)
+}
+
+/// Environment that makes the relay load the fake Comch libraries and meet in `dir`.
+pub fn fake_comch_env(api: ComchApi, dir: &Path) -> Vec<(String, String)> {
+    fake_env(fake_comch::build(api), dir)
+}
+
+fn fake_env(libs: PathBuf, dir: &Path) -> Vec<(String, String)> {
     let rendezvous = dir.join("doca");
     std::fs::create_dir_all(&rendezvous).expect("creating the DOCA rendezvous dir");
     vec![
-        (
-            "LD_LIBRARY_PATH".into(),
-            fake_doca::build(api).display().to_string(),
-        ),
+        ("LD_LIBRARY_PATH".into(), libs.display().to_string()),
         ("FAKE_DOCA_DIR".into(), rendezvous.display().to_string()),
     ]
 }
@@ -898,11 +909,13 @@ impl Setup {
         let channel = match self.chan {
             Chan::Tcp => format!("tcp:127.0.0.1:{}", free_tcp_port()),
             Chan::Unix => format!("unix:{}", dir.path().join("chan.sock").display()),
-            Chan::Doca(_) => "doca".into(),
+            Chan::Doca(_) | Chan::Comch(_) => "doca".into(),
         };
         let mut envs = self.envs;
-        if let Chan::Doca(api) = self.chan {
-            envs.extend(fake_doca_env(api, dir.path()));
+        match self.chan {
+            Chan::Doca(api) => envs.extend(fake_doca_env(api, dir.path())),
+            Chan::Comch(api) => envs.extend(fake_comch_env(api, dir.path())),
+            Chan::Tcp | Chan::Unix => {}
         }
         let keys = match (self.keys, self.chan) {
             (Keys::Default, Chan::Tcp) | (Keys::Same, _) => {
@@ -913,7 +926,7 @@ impl Setup {
                 write_psk(dir.path(), "host.key"),
                 write_psk(dir.path(), "dpu.key"),
             )),
-            (Keys::Default, Chan::Unix | Chan::Doca(_))
+            (Keys::Default, Chan::Unix | Chan::Doca(_) | Chan::Comch(_))
             | (Keys::NoAuth, _)
             | (Keys::DpuOnly, _) => None,
         };
@@ -948,7 +961,7 @@ impl Setup {
             }
             (None, _) => {}
         }
-        if let Chan::Doca(_) = self.chan {
+        if let Chan::Doca(_) | Chan::Comch(_) = self.chan {
             host_args.extend(["-p".into(), FAKE_PCI.into()]);
             dpu_args.extend([
                 "-p".into(),
