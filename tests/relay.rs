@@ -94,6 +94,61 @@ fn tcp_no_auth_echo() {
     assert!(res.is_ok(), "echo: {res:?}\n{}", env.logs());
 }
 
+/// Garbage on the DPU's channel port (not this protocol, or a valid HELLO followed by junk)
+/// gets a logged warning naming the peer and a closed connection; the relay keeps serving.
+#[test]
+fn garbage_on_the_channel_is_refused() {
+    let mut env = Setup::new(Chan::Tcp).start();
+    let addr = env.channel.trim_start_matches("tcp:").to_string();
+    let payloads: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0x11, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+        &[0xee; 64],
+    ];
+    for payload in payloads {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let _ = c.write_all(payload);
+        // The DPU side answers with its HELLO and maybe an ERROR, then closes.
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env
+        .dpu()
+        .stderr()
+        .matches("handshake with host 127.0.0.1:")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "handshake failures not logged\n{}",
+            env.logs()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        env.dpu()
+            .stderr()
+            .contains("[WRN] handshake with host 127.0.0.1:"),
+        "{}",
+        env.logs()
+    );
+    let s = env.client();
+    let res = echo_check(&s, &pattern(6, 100_000));
+    assert!(
+        res.is_ok(),
+        "the relay stopped serving: {res:?}\n{}",
+        env.logs()
+    );
+    assert!(
+        env.dpu().is_running() && env.host().is_running(),
+        "{}",
+        env.logs()
+    );
+}
+
 /// A unix channel with the same PSK on both sides authenticates and relays.
 #[test]
 fn unix_channel_with_psk_echo() {
