@@ -1,7 +1,9 @@
 //! Hand-written declarations of the DOCA Comch C API (DOCA 2.7 and later), resolved at run time
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
-use crate::doca::ffi::{describe_with, opaque, open, sym, Dev, DevInfo, DevRep, DocaError};
+use crate::doca::ffi::{
+    describe_with, opaque, open, runtime_version, sym, Dev, DevInfo, DevRep, DocaError,
+};
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
 
@@ -111,6 +113,8 @@ pub struct ComchLib {
     pub file: String,
     /// Which connection-event name the library has: "2.9+" or "2.7/2.8".
     pub generation: &'static str,
+    /// The DOCA version the common library reports, if it says.
+    pub version: Option<String>,
     _comch: Library,
     _common: Library,
 }
@@ -198,6 +202,7 @@ impl ComchLib {
             task_send_as_task: get!(comch, file, "doca_comch_task_send_as_task"),
             file,
             generation,
+            version: runtime_version(&common),
             _comch: comch,
             _common: common,
         })

@@ -1,7 +1,8 @@
 //! Opening the DOCA device (and on the DPU the representor) by PCI address, shared by the
 //! Comm Channel and Comch backends.
 
-use super::ffi::{self, Dev, DevLib, DevRep, DocaError};
+pub use super::ffi::DevLib;
+use super::ffi::{self, Dev, DevRep, DocaError};
 use crate::config::{Config, PciAddr, Role};
 use std::ffi::CString;
 use std::ptr;

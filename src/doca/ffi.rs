@@ -61,6 +61,17 @@ macro_rules! opaque {
 }
 pub(crate) use opaque;
 
+/// The DOCA version the common library reports (`doca_version_runtime` in 3.x,
+/// `doca_version` in 2.x), when it exports either.
+pub(crate) fn runtime_version(common: &Library) -> Option<String> {
+    let f: unsafe extern "C" fn() -> *const c_char =
+        sym(common, "", &["doca_version_runtime", "doca_version"]).ok()?;
+    // SAFETY: both functions take nothing and return a static version string.
+    let p = unsafe { f() };
+    // SAFETY: non-NULL results are NUL-terminated static strings.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
 /// Describes `e` with a library's `doca_error_get_descr` (or 2.2's `doca_get_error_string`).
 pub(crate) fn describe_with(
     descr: unsafe extern "C" fn(DocaError) -> *const c_char,
@@ -116,6 +127,8 @@ pub struct DevLib {
     pub generation: &'static str,
     /// The file that was loaded.
     pub file: String,
+    /// The DOCA version the library reports, if it says.
+    pub version: Option<String>,
     _lib: Library,
 }
 
@@ -261,6 +274,7 @@ impl DevLib {
             error_descr: get!(lib, file, "doca_error_get_descr", "doca_get_error_string"),
             generation,
             file,
+            version: runtime_version(&lib),
             _lib: lib,
         })
     }

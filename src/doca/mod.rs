@@ -42,11 +42,26 @@ pub struct Backend {
     pub api: Api,
 }
 
-/// Which DOCA channel library this machine has, for `-v` and the start-up log.
+fn version_note(v: &Option<String>) -> String {
+    v.as_ref()
+        .map(|v| format!(", DOCA {v}"))
+        .unwrap_or_default()
+}
+
+/// Which DOCA channel library this machine has, for `-v`.
 pub fn installed() -> String {
     match (crate::comch::ffi::ComchLib::load(), CcLib::load()) {
-        (Ok(c), _) => format!("DOCA Comch ({}, {} API)", c.file, c.generation),
-        (Err(_), Ok(cc)) => format!("DOCA Comm Channel ({})", cc.file),
+        (Ok(c), _) => format!(
+            "DOCA Comch ({}, {} API{})",
+            c.file,
+            c.generation,
+            version_note(&c.version)
+        ),
+        (Err(_), Ok(cc)) => format!(
+            "DOCA Comm Channel ({}{})",
+            cc.file,
+            version_note(&device::DevLib::load().ok().and_then(|d| d.version))
+        ),
         (Err(_), Err(_)) => "no DOCA channel library (the tcp and unix channels work)".into(),
     }
 }
@@ -74,8 +89,17 @@ impl Backend {
         };
         let dev = Device::open(cfg)?;
         match &api {
-            Api::Comch(c) => log::info!("DOCA Comch backend: {} ({} API)", c.file, c.generation),
-            Api::CommChannel(cc) => log::info!("DOCA Comm Channel backend: {}", cc.file),
+            Api::Comch(c) => log::info!(
+                "DOCA Comch backend: {} ({} API{})",
+                c.file,
+                c.generation,
+                version_note(&c.version)
+            ),
+            Api::CommChannel(cc) => log::info!(
+                "DOCA Comm Channel backend: {}{}",
+                cc.file,
+                version_note(&dev.lib.version)
+            ),
         }
         Ok(Backend { dev, api })
     }

@@ -279,6 +279,7 @@ doca_error_t doca_dev_rep_close(struct doca_dev_rep *dev_rep);
 struct doca_devinfo *doca_dev_as_devinfo(const struct doca_dev *dev);
 const char *doca_error_get_name(doca_error_t error);
 const char *doca_error_get_descr(doca_error_t error);
+const char *doca_version_runtime(void);
 
 doca_error_t doca_pe_create(struct doca_pe **pe);
 doca_error_t doca_pe_destroy(struct doca_pe *pe);

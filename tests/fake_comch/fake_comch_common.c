@@ -572,3 +572,9 @@ struct doca_ctx *doca_task_get_ctx(const struct doca_task *task)
 {
 	return task == NULL ? NULL : task->ctx;
 }
+
+/* DOCA 3.x reports its version at run time; the relay logs it. */
+const char *doca_version_runtime(void)
+{
+	return "3.0.0-fake";
+}
