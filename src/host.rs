@@ -241,7 +241,9 @@ async fn connect(
                         let ch = comch::Channel::start(&backend.dev, lib, Role::Host, &cfg.cc_name)
                             .await
                             .map_err(ConnectError::Unreachable)?;
-                        Transport::Comch(Rc::new(ch.accept().await.map_err(absent)?))
+                        Transport::Comch(Rc::new(
+                            ch.accept().await.map_err(ConnectError::Unreachable)?,
+                        ))
                     }
                 }
             }

@@ -47,7 +47,10 @@ fn doca_picks_comch_when_it_is_installed() {
             "no Comch backend line:\n{relay}"
         );
         assert!(relay.contains("2.9+ API"), "wrong API generation:\n{relay}");
-        assert!(relay.contains("DOCA 3.0.0-fake"), "no DOCA version:\n{relay}");
+        assert!(
+            relay.contains("DOCA 3.0.0-fake"),
+            "no DOCA version:\n{relay}"
+        );
     }
 }
 

@@ -80,7 +80,7 @@ fn doca_27_names_relay_byte_exact() {
         env.logs()
     );
     assert!(
-        env.host().stderr().contains("generation 2.7"),
+        env.host().stderr().contains("device API names of DOCA 2.7"),
         "host should log the 2.7 API\n{}",
         env.logs()
     );

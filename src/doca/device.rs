@@ -43,8 +43,9 @@ impl Device {
             device.rep = device.open_rep(rep)?;
         }
         log::info!(
-            "DOCA Comm Channel: device {} opened (library API generation {})",
+            "DOCA device {} opened ({}, device API names of DOCA {})",
             pci.0,
+            device.lib.file,
             device.lib.generation
         );
         Ok(Rc::new(device))

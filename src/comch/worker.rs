@@ -1,0 +1,444 @@
+//! The Comch thread: owns the progress engine, the server or client context and every Comch
+//! call. Callbacks only record what happened; the loop acts on it between progress calls.
+
+use super::callbacks::{
+    on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state, EVENTS,
+};
+use super::ffi::{self, state, ComchLib, Conn, Ctx, TaskSend};
+use super::{drain, signal, RawDev, Shared, State};
+use crate::config::Role;
+use crate::doca::ffi::DocaError;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use std::collections::HashMap;
+use std::ffi::{c_int, CString};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+/// Send tasks asked for (NVIDIA's own users take 1024), capped by the device.
+const SEND_TASKS: u32 = 1024;
+const IDLE_MIN: Duration = Duration::from_micros(10);
+const IDLE_MAX: Duration = Duration::from_millis(5);
+/// Progress calls in one burst before the thread looks at its queues again.
+const PROGRESS_BURST: usize = 64;
+
+pub(super) fn thread_main(
+    lib: &ComchLib,
+    raw: RawDev,
+    role: Role,
+    name: &CString,
+    shared: &Shared,
+) {
+    let mut w = Worker::new(lib, role, name, shared);
+    let why = w
+        .setup(raw, name)
+        .and_then(|()| w.run())
+        .err()
+        .unwrap_or_else(|| "stopped".into());
+    w.teardown();
+    let mut st = shared.lock();
+    st.closed.get_or_insert(why);
+    st.connected = false;
+    drop(st);
+    for fd in [
+        &shared.wake_reader,
+        &shared.wake_writer,
+        &shared.wake_accept,
+    ] {
+        signal(fd);
+    }
+}
+
+/// The Comch thread's state: every DOCA object lives here and is used only here.
+struct Worker<'a> {
+    lib: &'a ComchLib,
+    shared: &'a Shared,
+    role: Role,
+    /// The service name, for messages.
+    name: String,
+    pe: *mut ffi::Pe,
+    server: *mut ffi::Server,
+    client: *mut ffi::Client,
+    ctx: *mut Ctx,
+    current: Option<*mut Conn>,
+    in_flight: HashMap<*mut TaskSend, Vec<u8>>,
+    refuse: Vec<*mut Conn>,
+}
+
+fn chk(lib: &ComchLib, what: &str, r: DocaError) -> Result<(), String> {
+    r.ok()
+        .map_err(|e| format!("Comch: {what}: {}", lib.describe(e)))
+}
+
+impl<'a> Worker<'a> {
+    fn check(&self, what: &str, r: DocaError) -> Result<(), String> {
+        chk(self.lib, what, r)
+    }
+
+    fn new(lib: &'a ComchLib, role: Role, name: &CString, shared: &'a Shared) -> Self {
+        Worker {
+            lib,
+            shared,
+            name: name.to_string_lossy().into_owned(),
+            role,
+            pe: ptr::null_mut(),
+            server: ptr::null_mut(),
+            client: ptr::null_mut(),
+            ctx: ptr::null_mut(),
+            current: None,
+            in_flight: HashMap::new(),
+            refuse: Vec::new(),
+        }
+    }
+
+    /// Creates the engine and the server or client, configures it and starts it.
+    fn setup(&mut self, raw: RawDev, name: &CString) -> Result<(), String> {
+        let (l, role, shared) = (self.lib, self.role, self.shared);
+        let w = self;
+        // SAFETY: every call gets valid out-pointers and objects created just before; the
+        // device pointers stay valid for the thread's life (see `RawDev`).
+        unsafe {
+            chk(l, "creating the progress engine", (l.pe_create)(&mut w.pe))?;
+            let info = (l.dev_as_devinfo)(raw.0);
+            let mut cap = 0u32;
+            chk(
+                l,
+                "reading the message size limit",
+                (l.cap_get_max_msg_size)(info, &mut cap),
+            )?;
+            let mut tasks = SEND_TASKS;
+            if (l.cap_get_max_send_tasks)(info, &mut tasks) != DocaError::SUCCESS || tasks == 0 {
+                tasks = SEND_TASKS;
+            }
+            let tasks = tasks.min(SEND_TASKS);
+            let mut max_msg = 0u32;
+            match role {
+                Role::Dpu => {
+                    chk(
+                        l,
+                        "creating the server",
+                        (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server),
+                    )?;
+                    w.ctx = (l.server_as_ctx)(w.server);
+                    chk(
+                        l,
+                        "setting the message size",
+                        (l.server_set_max_msg_size)(w.server, cap),
+                    )?;
+                    chk(
+                        l,
+                        "connecting the progress engine",
+                        (l.pe_connect_ctx)(w.pe, w.ctx),
+                    )?;
+                    chk(
+                        l,
+                        "configuring send tasks",
+                        (l.server_task_send_set_conf)(w.server, on_sent, on_send_error, tasks),
+                    )?;
+                    chk(
+                        l,
+                        "registering for messages",
+                        (l.server_event_msg_recv_register)(w.server, on_recv),
+                    )?;
+                    chk(
+                        l,
+                        "registering for connections",
+                        (l.server_event_connection_register)(w.server, on_connect, on_disconnect),
+                    )?;
+                    chk(
+                        l,
+                        "reading the message size",
+                        (l.server_get_max_msg_size)(w.server, &mut max_msg),
+                    )?;
+                }
+                Role::Host => {
+                    chk(
+                        l,
+                        "creating the client",
+                        (l.client_create)(raw.0, name.as_ptr(), &mut w.client),
+                    )?;
+                    w.ctx = (l.client_as_ctx)(w.client);
+                    chk(
+                        l,
+                        "setting the message size",
+                        (l.client_set_max_msg_size)(w.client, cap),
+                    )?;
+                    chk(
+                        l,
+                        "connecting the progress engine",
+                        (l.pe_connect_ctx)(w.pe, w.ctx),
+                    )?;
+                    chk(
+                        l,
+                        "configuring send tasks",
+                        (l.client_task_send_set_conf)(w.client, on_sent, on_send_error, tasks),
+                    )?;
+                    chk(
+                        l,
+                        "registering for messages",
+                        (l.client_event_msg_recv_register)(w.client, on_recv),
+                    )?;
+                    chk(
+                        l,
+                        "reading the message size",
+                        (l.client_get_max_msg_size)(w.client, &mut max_msg),
+                    )?;
+                }
+            }
+            chk(
+                l,
+                "registering for state changes",
+                (l.ctx_set_state_changed_cb)(w.ctx, on_state),
+            )?;
+            match ((l.ctx_start)(w.ctx), role) {
+                (DocaError::SUCCESS, _) | (ffi::IN_PROGRESS, Role::Host) => {}
+                (e, _) => chk(l, "starting", e)?,
+            }
+            shared.lock().max_msg = max_msg;
+        }
+        signal(&shared.wake_accept);
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let mut idle = Duration::ZERO;
+        loop {
+            let mut active = false;
+            for _ in 0..PROGRESS_BURST {
+                // SAFETY: the engine is ours and no callback calls progress.
+                if unsafe { (self.lib.pe_progress)(self.pe) } == 0 {
+                    break;
+                }
+                active = true;
+            }
+            active |= self.handle_events()?;
+            if self.handle_commands()? {
+                return Ok(());
+            }
+            active |= self.submit()?;
+            if active {
+                idle = Duration::ZERO;
+                continue;
+            }
+            idle = (idle * 2).clamp(IDLE_MIN, IDLE_MAX);
+            let ts = Timespec {
+                tv_sec: 0,
+                tv_nsec: idle.as_nanos() as _,
+            };
+            let mut fds = [PollFd::new(&self.shared.wake_thread, PollFlags::IN)];
+            if rustix::event::poll(&mut fds, Some(&ts)).is_ok_and(|n| n > 0) {
+                drain(&self.shared.wake_thread);
+            }
+        }
+    }
+
+    /// Acts on what the callbacks recorded. Returns whether anything happened.
+    fn handle_events(&mut self) -> Result<bool, String> {
+        let ev = EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()));
+        let l = self.lib;
+        let mut st = self.shared.lock();
+        let any = !ev.is_empty();
+        let mut failed = None;
+        for (task, ok) in ev.done {
+            // SAFETY: the task came back to us through a callback, so it is ours to free.
+            unsafe {
+                let t = (l.task_send_as_task)(task);
+                if !ok {
+                    failed = Some(l.describe((l.task_get_status)(t)));
+                }
+                (l.task_free)(t);
+            }
+            self.in_flight.remove(&task);
+        }
+        for conn in ev.connected {
+            if self.current.is_none() {
+                self.current = Some(conn);
+                self.connect(&mut st);
+            } else {
+                log::warn!("Comch: refusing a second host connection; one host at a time");
+                self.refuse.push(conn);
+            }
+        }
+        for conn in ev.disconnected {
+            if self.current == Some(conn) {
+                self.current = None;
+                self.disconnect(&mut st, "the host disconnected");
+            }
+        }
+        for (prev, next) in ev.states {
+            match (self.role, next) {
+                (Role::Host, state::RUNNING) => {
+                    let mut conn = ptr::null_mut();
+                    // SAFETY: the client is running, so it has its connection.
+                    let r = unsafe { (l.client_get_connection)(self.client, &mut conn) };
+                    drop(st);
+                    self.check("getting the connection", r)?;
+                    st = self.shared.lock();
+                    self.current = Some(conn);
+                    self.connect(&mut st);
+                }
+                (Role::Host, state::IDLE) if prev == state::STARTING => {
+                    return Err(format!(
+                        "no DOCA service {:?} answered (no Comch server; is the DPU side running?)",
+                        self.name
+                    ));
+                }
+                (_, state::IDLE) => return Err("the Comch context stopped".into()),
+                _ => {}
+            }
+        }
+        let mut got = false;
+        for (conn, data) in ev.recv {
+            if self.current == Some(conn) {
+                st.inbox.push_back(data);
+                got = true;
+            }
+        }
+        if got {
+            signal(&self.shared.wake_reader);
+        }
+        if let Some(why) = failed {
+            if self.role == Role::Host {
+                return Err(format!("a Comch send failed: {why}"));
+            }
+            if let Some(conn) = self.current.take() {
+                self.refuse.push(conn);
+                self.disconnect(&mut st, &format!("a Comch send failed: {why}"));
+            }
+        }
+        Ok(any)
+    }
+
+    fn connect(&self, st: &mut State) {
+        st.generation += 1;
+        st.connected = true;
+        st.inbox.clear();
+        st.outbox.clear();
+        signal(&self.shared.wake_accept);
+    }
+
+    fn disconnect(&self, st: &mut State, why: &str) {
+        log::debug!("Comch: {why}");
+        st.connected = false;
+        st.inbox.clear();
+        st.outbox.clear();
+        for fd in [
+            &self.shared.wake_reader,
+            &self.shared.wake_writer,
+            &self.shared.wake_accept,
+        ] {
+            signal(fd);
+        }
+    }
+
+    /// Stop requests and released connections. Returns true when the thread should end.
+    fn handle_commands(&mut self) -> Result<bool, String> {
+        let mut st = self.shared.lock();
+        if st.stop {
+            return Ok(true);
+        }
+        if let Some(generation) = st.release.take() {
+            if generation == st.generation && st.connected {
+                if self.role == Role::Host {
+                    return Ok(true);
+                }
+                if let Some(conn) = self.current.take() {
+                    self.refuse.push(conn);
+                }
+                self.disconnect(&mut st, "the relay ended the host session");
+            }
+        }
+        drop(st);
+        // SAFETY: the server and the connections are ours; AGAIN means "try again later".
+        self.refuse.retain(
+            |&conn| unsafe { (self.lib.server_disconnect)(self.server, conn) } == DocaError::AGAIN,
+        );
+        Ok(false)
+    }
+
+    /// Hands queued messages to DOCA while send tasks are free. Returns whether any went out.
+    fn submit(&mut self) -> Result<bool, String> {
+        let Some(conn) = self.current else {
+            return Ok(false);
+        };
+        let l = self.lib;
+        let mut sent = false;
+        loop {
+            let Some(msg) = self.shared.lock().outbox.pop_front() else {
+                break;
+            };
+            let mut task = ptr::null_mut();
+            // SAFETY: the buffer lives in `in_flight` until the task's callback returns it.
+            let r = unsafe {
+                match self.role {
+                    Role::Dpu => (l.server_task_send_alloc_init)(
+                        self.server,
+                        conn,
+                        msg.as_ptr().cast(),
+                        msg.len() as u32,
+                        &mut task,
+                    ),
+                    Role::Host => (l.client_task_send_alloc_init)(
+                        self.client,
+                        conn,
+                        msg.as_ptr().cast(),
+                        msg.len() as u32,
+                        &mut task,
+                    ),
+                }
+            };
+            if r == ffi::NO_MEMORY || r == DocaError::AGAIN {
+                // Every task is in flight: the send queue is full. Keep the message first in
+                // line and let progress complete some.
+                self.shared.lock().outbox.push_front(msg);
+                break;
+            }
+            self.check("allocating a send task", r)?;
+            // SAFETY: a freshly allocated task; on failure it is still ours to free.
+            let r = unsafe { (l.task_submit)((l.task_send_as_task)(task)) };
+            if r != DocaError::SUCCESS {
+                // SAFETY: as above.
+                unsafe { (l.task_free)((l.task_send_as_task)(task)) };
+                self.check("submitting a send task", r)?;
+            }
+            self.in_flight.insert(task, msg);
+            sent = true;
+        }
+        if sent {
+            // The queue shrank: a writer waiting for room may go on.
+            signal(&self.shared.wake_writer);
+        }
+        Ok(sent)
+    }
+
+    /// Stops the context, lets in-flight tasks drain, and destroys everything in the
+    /// documented order.
+    fn teardown(&mut self) {
+        let l = self.lib;
+        // SAFETY: our own objects, each destroyed once, after the context reached IDLE.
+        unsafe {
+            if !self.ctx.is_null() {
+                let _ = (l.ctx_stop)(self.ctx);
+                let deadline = Instant::now() + Duration::from_secs(2);
+                loop {
+                    (l.pe_progress)(self.pe);
+                    let _ = self.handle_events();
+                    let mut s: c_int = -1;
+                    let _ = (l.ctx_get_state)(self.ctx, &mut s);
+                    if s == state::IDLE || Instant::now() > deadline {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            if !self.server.is_null() {
+                (l.server_destroy)(self.server);
+            }
+            if !self.client.is_null() {
+                (l.client_destroy)(self.client);
+            }
+            if !self.pe.is_null() {
+                (l.pe_destroy)(self.pe);
+            }
+        }
+    }
+}
