@@ -19,8 +19,8 @@ use std::sync::Arc;
 pub const STREAM_MAX_MSG: u32 = 256 * 1024;
 /// Receive window granted per stream.
 pub const STREAM_WINDOW: u32 = 1024 * 1024;
-/// Smallest message size a peer may announce; below it HELLO itself would not fit.
-const MIN_MAX_MSG: u32 = 1024;
+/// Smallest message size a channel may have; below it HELLO itself would not fit.
+pub const MIN_MAX_MSG: u32 = 1024;
 
 /// One established channel connection.
 #[derive(Clone)]
@@ -113,11 +113,20 @@ impl Transport {
         };
     }
 
+    /// Lowers the message size used to pack frames to what the peer accepts too.
+    pub fn limit_max_msg(&self, agreed: u32) {
+        match self {
+            Transport::Doca(l) => l.limit_max_msg(agreed),
+            Transport::Comch(l) => l.limit_max_msg(agreed),
+            Transport::Tcp(_) | Transport::Unix(_) => {}
+        }
+    }
+
     /// Largest message this transport carries, header included.
     pub fn max_msg(&self) -> u32 {
         match self {
             Transport::Doca(l) => l.ep.max_msg,
-            Transport::Comch(l) => l.max_msg,
+            Transport::Comch(l) => l.max_msg.get(),
             _ => STREAM_MAX_MSG,
         }
     }
@@ -308,10 +317,11 @@ pub async fn handshake(
             Role::Host => (&my_payload, &peer_payload),
             Role::Dpu => (&peer_payload, &my_payload),
         };
-        let proof = auth::proof(key, cfg.role, host_hello, dpu_hello);
-        out.clear();
-        Frame::Auth(&proof).encode(&mut out);
-        t.write_all(&out).await.map_err(HandshakeError::Io)?;
+        // The host proves itself first and the DPU answers only a host it has verified, so a
+        // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
+        if cfg.role == Role::Host {
+            send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
+        }
         let peer_role = match cfg.role {
             Role::Host => Role::Dpu,
             Role::Dpu => Role::Host,
@@ -332,22 +342,49 @@ pub async fn handshake(
                 )))
             }
         }
+        if cfg.role == Role::Dpu {
+            send_proof(t, key, Role::Dpu, host_hello, dpu_hello).await?;
+        }
     }
-    let max_msg = peer.max_msg.min(mine.max_msg) as usize;
+    let max_msg = peer.max_msg.min(mine.max_msg);
+    // Message channels must pack frames to what both sides accept, not only this side.
+    t.limit_max_msg(max_msg);
+    let max_msg = max_msg as usize;
     Ok(Agreed {
         max_data: max_msg - HEADER_LEN,
         peer_window: peer.window,
     })
 }
 
+async fn send_proof(
+    t: &Transport,
+    key: &crate::config::Psk,
+    prover: Role,
+    host_hello: &[u8],
+    dpu_hello: &[u8],
+) -> Result<(), HandshakeError> {
+    let proof = auth::proof(key, prover, host_hello, dpu_hello);
+    let mut out = Vec::new();
+    Frame::Auth(&proof).encode(&mut out);
+    t.write_all(&out).await.map_err(HandshakeError::Io)
+}
+
 async fn refuse(t: &Transport, msg: String) -> HandshakeError {
     let mut out = Vec::new();
-    Frame::Error(msg.as_bytes()).encode(&mut out);
+    // The peer rejects control payloads over the limit, which would lose the reason.
+    let mut end = msg.len().min(crate::protocol::MAX_CONTROL_PAYLOAD);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    Frame::Error(&msg.as_bytes()[..end]).encode(&mut out);
     let _ = t.write_all(&out).await;
     t.close();
     HandshakeError::Refused(msg)
 }
 
-fn lossy(p: &[u8]) -> String {
-    String::from_utf8_lossy(p).into_owned()
+/// A peer's ERROR text, made safe to log: it comes from an unauthenticated peer, so it is
+/// quoted (no forged log lines) and cut short.
+pub(crate) fn lossy(p: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(p).chars().take(200).collect();
+    format!("{text:?}")
 }

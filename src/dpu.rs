@@ -15,14 +15,18 @@ use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::future;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Time allowed for connecting to the server application.
 const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Channel connections allowed to be in their handshake at once. Anyone who can reach the
+/// port can open connections; past this many, new ones are closed at once so that a flood
+/// cannot use up file descriptors the relayed clients need.
+const MAX_HANDSHAKES: usize = 16;
 
 struct Dpu {
     cfg: Config,
@@ -30,6 +34,10 @@ struct Dpu {
     session: RefCell<Option<Rc<Session>>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
+    /// Connections now in their handshake.
+    handshakes: Cell<usize>,
+    /// When a handshake warning was last logged, and how many were held back since.
+    warned: Cell<(Option<Instant>, u32)>,
 }
 
 enum Listener {
@@ -89,6 +97,8 @@ pub async fn run(
         session: RefCell::new(None),
         stats,
         ex: ex.clone(),
+        handshakes: Cell::new(0),
+        warned: Cell::new((None, 0)),
     });
     loop {
         let accepted = match &listener {
@@ -121,6 +131,12 @@ pub async fn run(
             },
         };
         match accepted {
+            Ok((transport, _, _)) if dpu.handshakes.get() >= MAX_HANDSHAKES => {
+                dpu.warn(format_args!(
+                    "{MAX_HANDSHAKES} channel connections are already in their handshake; closing a new one"
+                ));
+                transport.close();
+            }
             Ok((transport, peer, first)) => ex
                 .spawn(dpu.clone().host_session(transport, peer, first))
                 .detach(),
@@ -159,12 +175,44 @@ fn tcp_listen(host: &str, port: u16) -> std::io::Result<async_net::TcpListener> 
 }
 
 impl Dpu {
+    /// Logs a warning an unauthenticated peer can provoke: at most one a second, so a flood of
+    /// bad connections cannot flood the log (or stall the loop writing it).
+    fn warn(&self, msg: std::fmt::Arguments<'_>) {
+        let (last, held) = self.warned.get();
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            self.warned.set((last, held + 1));
+            return;
+        }
+        if held > 0 {
+            log::warn!("{msg} ({held} more like it held back)");
+        } else {
+            log::warn!("{msg}");
+        }
+        self.warned.set((Some(Instant::now()), 0));
+    }
+
     async fn host_session(self: Rc<Self>, transport: Transport, peer: String, first: Vec<u8>) {
+        self.handshakes.set(self.handshakes.get() + 1);
+        let agreed = self.handshake(&transport, &peer, first).await;
+        self.handshakes.set(self.handshakes.get() - 1);
+        let Some((agreed, reader)) = agreed else {
+            transport.close();
+            return;
+        };
+        self.run_session(transport, peer, agreed, reader).await;
+    }
+
+    async fn handshake(
+        &self,
+        transport: &Transport,
+        peer: &str,
+        first: Vec<u8>,
+    ) -> Option<(channel::Agreed, FrameReader)> {
         let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
         reader.push(&first);
         let handshake = future::or(
             async {
-                channel::handshake(&transport, &mut reader, &self.cfg)
+                channel::handshake(transport, &mut reader, &self.cfg)
                     .await
                     .map_err(|e| e.to_string())
             },
@@ -174,14 +222,22 @@ impl Dpu {
             },
         )
         .await;
-        let agreed = match handshake {
-            Ok(a) => a,
+        match handshake {
+            Ok(a) => Some((a, reader)),
             Err(e) => {
-                log::warn!("handshake with host {peer} failed: {e}");
-                transport.close();
-                return;
+                self.warn(format_args!("handshake with host {peer} failed: {e}"));
+                None
             }
-        };
+        }
+    }
+
+    async fn run_session(
+        self: Rc<Self>,
+        transport: Transport,
+        peer: String,
+        agreed: channel::Agreed,
+        reader: FrameReader,
+    ) {
         let session = Session::new(
             agreed.max_data,
             agreed.peer_window,
@@ -248,6 +304,10 @@ impl Dpu {
                 return;
             }
         };
+        if stream.st.borrow().reset.is_some() {
+            // Reset (or the session ended) while connecting: the server sees a plain close.
+            return;
+        }
         log::debug!("stream {id}: connected to the server application");
         self.stats.clients.set(self.stats.clients.get() + 1);
         let end = pump(&session, &stream, sock).await;

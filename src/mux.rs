@@ -280,6 +280,9 @@ impl Session {
             return Err("the peer opened a stream; only the host side may".into());
         }
         let mut inner = self.inner.borrow_mut();
+        if inner.dead {
+            return Ok(None);
+        }
         if id == 0 || inner.streams.contains_key(&id) {
             return Err(format!("OPEN for stream {id}, which is already open"));
         }
@@ -331,7 +334,7 @@ impl Session {
             Frame::Error(msg) => {
                 return Err(format!(
                     "the peer ended the session: {}",
-                    String::from_utf8_lossy(msg)
+                    crate::channel::lossy(msg)
                 ))
             }
             Frame::Hello(_) | Frame::Auth(_) => {

@@ -7,7 +7,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 /// Removes the socket file when dropped, unless the file was replaced meanwhile.
@@ -23,6 +23,21 @@ impl Drop for SocketFile {
         if fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// Whether something listens on `path`: a non-blocking connect, so that a live listener with a
+/// full backlog (EAGAIN) counts as live instead of hanging the start-up.
+fn probe(path: &Path) -> io::Result<()> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    match rustix::net::connect(&fd, &SocketAddrUnix::new(path)?) {
+        Ok(()) | Err(rustix::io::Errno::AGAIN) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -43,8 +58,8 @@ pub fn bind(
                 "exists and is not a socket; not touching it",
             ));
         }
-        match UnixStream::connect(path) {
-            Ok(_) => {
+        match probe(path) {
+            Ok(()) => {
                 return Err(Error::SocketInUse(
                     path.into(),
                     "another process is listening on it",

@@ -154,6 +154,28 @@ fn send_queue_full_backpressure_loses_nothing() {
     }
 }
 
+/// A second host is refused while the first keeps working.
+#[test]
+fn second_host_is_refused() {
+    check_second_host_is_refused(Chan::Doca(Api::V22));
+}
+
+/// The DPU's device allows bigger messages than the host's: frames are packed to what both
+/// accept.
+#[test]
+fn different_message_sizes_on_the_two_sides() {
+    let mut env = Setup::new(Chan::Doca(Api::V22))
+        .dpu_env("FAKE_DOCA_MAX_MSG", "8192")
+        .start();
+    let s = env.client();
+    let res = echo_check(&s, &pattern(8192, 4 * MIB));
+    assert!(
+        res.is_ok(),
+        "echo across sizes 8192/4080: {res:?}\n{}",
+        env.logs()
+    );
+}
+
 /// The binary has no link-time dependency on DOCA: one package serves machines without it.
 #[test]
 fn binary_does_not_link_doca() {

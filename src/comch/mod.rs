@@ -17,6 +17,7 @@ use crate::doca::Device;
 use async_io::Async;
 use ffi::ComchLib;
 use rustix::event::EventfdFlags;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
@@ -166,7 +167,7 @@ impl Channel {
                     return Ok(Link {
                         ch: self.clone(),
                         generation: st.generation,
-                        max_msg: st.max_msg,
+                        max_msg: Cell::new(st.max_msg),
                     });
                 }
             }
@@ -179,8 +180,19 @@ impl Drop for Channel {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         signal(&self.shared.wake_thread);
+        // The thread tears down in DOCA's order, which may take a while on real hardware. Wait a
+        // little so a clean exit usually completes it, but never stall the event loop for long.
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                // Still tearing down: keep the device open for it (a leaked reference only).
+                std::mem::forget(self._dev.clone());
+            }
         }
     }
 }
@@ -189,8 +201,8 @@ impl Drop for Channel {
 pub struct Link {
     ch: Rc<Channel>,
     generation: u64,
-    /// Largest message, header included.
-    pub max_msg: u32,
+    /// Largest message, header included; lowered to the peer's by the handshake.
+    pub max_msg: Cell<u32>,
 }
 
 impl Link {
@@ -205,20 +217,26 @@ impl Link {
         None
     }
 
+    /// Lowers the packing size to what the peer accepts too.
+    pub fn limit_max_msg(&self, agreed: u32) {
+        self.max_msg.set(self.max_msg.get().min(agreed));
+    }
+
     /// Receives the next message.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             {
                 let mut st = self.ch.shared.lock();
+                // Gone first: the inbox may already hold the next connection's messages.
+                if let Some(e) = self.gone(&st) {
+                    return Err(e);
+                }
                 if let Some(msg) = st.inbox.pop_front() {
                     if msg.len() > buf.len() {
                         return Err(io::Error::other("a Comch message larger than agreed"));
                     }
                     buf[..msg.len()].copy_from_slice(&msg);
                     return Ok(msg.len());
-                }
-                if let Some(e) = self.gone(&st) {
-                    return Err(e);
                 }
             }
             wait(&self.ch.reader).await?;
@@ -228,7 +246,7 @@ impl Link {
     /// Sends `buf`, which holds whole frames, as messages of at most `max_msg` bytes; waits
     /// while the thread's queue is full.
     pub async fn write_frames(&self, buf: &[u8]) -> io::Result<()> {
-        for msg in crate::protocol::pack_frames(buf, self.max_msg as usize) {
+        for msg in crate::protocol::pack_frames(buf, self.max_msg.get() as usize) {
             let msg = msg?;
             loop {
                 {

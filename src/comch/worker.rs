@@ -60,7 +60,11 @@ struct Worker<'a> {
     client: *mut ffi::Client,
     ctx: *mut Ctx,
     current: Option<*mut Conn>,
-    in_flight: HashMap<*mut TaskSend, Vec<u8>>,
+    /// Submitted sends: the connection each went to and the buffer DOCA reads from.
+    in_flight: HashMap<*mut TaskSend, (*mut Conn, Vec<u8>)>,
+    /// The relay let go of the connection; end it once its queued messages (an ERROR
+    /// saying why, typically) are out, or after a second.
+    closing: Option<Instant>,
     refuse: Vec<*mut Conn>,
 }
 
@@ -86,6 +90,7 @@ impl<'a> Worker<'a> {
             ctx: ptr::null_mut(),
             current: None,
             in_flight: HashMap::new(),
+            closing: None,
             refuse: Vec::new(),
         }
     }
@@ -193,6 +198,12 @@ impl<'a> Worker<'a> {
                 (DocaError::SUCCESS, _) | (ffi::IN_PROGRESS, Role::Host) => {}
                 (e, _) => chk(l, "starting", e)?,
             }
+            if max_msg < crate::channel::MIN_MAX_MSG {
+                return Err(format!(
+                    "Comch: the message size ({max_msg} bytes) is below the {} the relay needs",
+                    crate::channel::MIN_MAX_MSG
+                ));
+            }
             shared.lock().max_msg = max_msg;
         }
         signal(&shared.wake_accept);
@@ -239,15 +250,24 @@ impl<'a> Worker<'a> {
         let any = !ev.is_empty();
         let mut failed = None;
         for (task, ok) in ev.done {
+            let conn = self.in_flight.remove(&task).map(|(conn, _)| conn);
             // SAFETY: the task came back to us through a callback, so it is ours to free.
             unsafe {
                 let t = (l.task_send_as_task)(task);
-                if !ok {
+                // A send that failed for a connection already let go of is no news.
+                if !ok && conn.is_some() && conn == self.current {
                     failed = Some(l.describe((l.task_get_status)(t)));
                 }
                 (l.task_free)(t);
             }
-            self.in_flight.remove(&task);
+        }
+        // Departures first: a host that left and came back within one burst is not a second one.
+        for conn in ev.disconnected {
+            if self.current == Some(conn) {
+                self.current = None;
+                self.closing = None;
+                self.disconnect(&mut st, "the host disconnected");
+            }
         }
         for conn in ev.connected {
             if self.current.is_none() {
@@ -256,12 +276,6 @@ impl<'a> Worker<'a> {
             } else {
                 log::warn!("Comch: refusing a second host connection; one host at a time");
                 self.refuse.push(conn);
-            }
-        }
-        for conn in ev.disconnected {
-            if self.current == Some(conn) {
-                self.current = None;
-                self.disconnect(&mut st, "the host disconnected");
             }
         }
         for (prev, next) in ev.states {
@@ -297,15 +311,23 @@ impl<'a> Worker<'a> {
             signal(&self.shared.wake_reader);
         }
         if let Some(why) = failed {
-            if self.role == Role::Host {
-                return Err(format!("a Comch send failed: {why}"));
-            }
-            if let Some(conn) = self.current.take() {
-                self.refuse.push(conn);
-                self.disconnect(&mut st, &format!("a Comch send failed: {why}"));
-            }
+            self.end_current(&mut st, &format!("a Comch send failed: {why}"))?;
         }
         Ok(any)
+    }
+
+    /// Ends the current connection after an error: the host's thread ends (the relay reconnects
+    /// with a new one), the DPU's server disconnects it and waits for the next host.
+    fn end_current(&mut self, st: &mut State, why: &str) -> Result<(), String> {
+        if self.role == Role::Host {
+            return Err(why.to_string());
+        }
+        if let Some(conn) = self.current.take() {
+            self.refuse.push(conn);
+        }
+        self.closing = None;
+        self.disconnect(st, why);
+        Ok(())
     }
 
     fn connect(&self, st: &mut State) {
@@ -338,13 +360,19 @@ impl<'a> Worker<'a> {
         }
         if let Some(generation) = st.release.take() {
             if generation == st.generation && st.connected {
+                self.closing = Some(Instant::now());
+            }
+        }
+        if let Some(since) = self.closing {
+            let pending = self
+                .in_flight
+                .values()
+                .any(|(c, _)| Some(*c) == self.current);
+            if (st.outbox.is_empty() && !pending) || since.elapsed() > Duration::from_secs(1) {
                 if self.role == Role::Host {
                     return Ok(true);
                 }
-                if let Some(conn) = self.current.take() {
-                    self.refuse.push(conn);
-                }
-                self.disconnect(&mut st, "the relay ended the host session");
+                self.end_current(&mut st, "the relay ended the host session")?;
             }
         }
         drop(st);
@@ -392,15 +420,21 @@ impl<'a> Worker<'a> {
                 self.shared.lock().outbox.push_front(msg);
                 break;
             }
-            self.check("allocating a send task", r)?;
+            if r != DocaError::SUCCESS {
+                let why = format!("allocating a Comch send task: {}", l.describe(r));
+                self.end_current(&mut self.shared.lock(), &why)?;
+                break;
+            }
             // SAFETY: a freshly allocated task; on failure it is still ours to free.
             let r = unsafe { (l.task_submit)((l.task_send_as_task)(task)) };
             if r != DocaError::SUCCESS {
                 // SAFETY: as above.
                 unsafe { (l.task_free)((l.task_send_as_task)(task)) };
-                self.check("submitting a send task", r)?;
+                let why = format!("submitting a Comch send task: {}", l.describe(r));
+                self.end_current(&mut self.shared.lock(), &why)?;
+                break;
             }
-            self.in_flight.insert(task, msg);
+            self.in_flight.insert(task, (conn, msg));
             sent = true;
         }
         if sent {

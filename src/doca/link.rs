@@ -1,18 +1,20 @@
 //! Host connections on a Comm Channel endpoint: the DPU's listener, which tells hosts apart by
 //! the user data of their peer address, and the link used as a channel transport.
+//!
+//! The DPU serves one host at a time. A second host is disconnected while the first is served,
+//! so that an unauthenticated newcomer can never end the current session (the same rule as
+//! over Comch); the host retries and gets in once the old session has ended.
 
 use super::ffi::DocaError;
 use super::{Endpoint, Peer};
 use event_listener::Event;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
 /// DPU side: hands out one host connection at a time from the listening endpoint.
 pub struct Listener {
     /// The listening endpoint.
     pub ep: Rc<Endpoint>,
-    /// First message of a new host that arrived while another one was being served.
-    pending: RefCell<Option<(Peer, Vec<u8>)>>,
     /// Whether a [`Link`] is reading from the endpoint now.
     busy: Cell<bool>,
     idle: Event,
@@ -25,6 +27,8 @@ pub struct Link {
     pub ep: Rc<Endpoint>,
     /// The peer's address.
     pub peer: Peer,
+    /// Message size both sides accept (set by the handshake).
+    max_msg: Cell<u32>,
     listener: Option<Rc<Listener>>,
 }
 
@@ -33,7 +37,6 @@ impl Listener {
     pub fn new(ep: Endpoint) -> Rc<Listener> {
         Rc::new(Listener {
             ep: Rc::new(ep),
-            pending: RefCell::new(None),
             busy: Cell::new(false),
             idle: Event::new(),
             next_tag: Cell::new(1),
@@ -44,9 +47,6 @@ impl Listener {
     pub async fn accept(self: &Rc<Self>) -> Result<(Link, Vec<u8>), String> {
         loop {
             if !self.busy.get() {
-                if let Some((peer, first)) = self.pending.borrow_mut().take() {
-                    return Ok((self.link(peer), first));
-                }
                 let mut buf = vec![0u8; self.ep.max_msg as usize];
                 match self.ep.recv(&mut buf).await {
                     Ok((n, peer)) if self.ep.user_data(peer) == 0 => {
@@ -80,6 +80,7 @@ impl Listener {
         self.ep.set_user_data(peer, tag);
         self.busy.set(true);
         Link {
+            max_msg: Cell::new(self.ep.max_msg),
             ep: self.ep.clone(),
             peer,
             listener: Some(self.clone()),
@@ -91,10 +92,16 @@ impl Link {
     /// Host side: a link to the service the endpoint connected to.
     pub fn connected(ep: Endpoint, peer: Peer) -> Link {
         Link {
+            max_msg: Cell::new(ep.max_msg),
             ep: Rc::new(ep),
             peer,
             listener: None,
         }
+    }
+
+    /// Lowers the packing size to what the peer accepts too.
+    pub fn limit_max_msg(&self, agreed: u32) {
+        self.max_msg.set(self.max_msg.get().min(agreed));
     }
 
     /// Receives the next message from this link's peer.
@@ -103,17 +110,12 @@ impl Link {
         loop {
             match self.ep.recv(buf).await {
                 Ok((n, from)) if from == self.peer => return Ok(n),
-                Ok((n, from)) => {
-                    if let Some(listener) = &self.listener {
-                        if self.ep.user_data(from) == 0 {
-                            // A new host: it takes over once this session has ended.
-                            *listener.pending.borrow_mut() = Some((from, buf[..n].to_vec()));
-                            return Err(Error::new(
-                                ErrorKind::ConnectionAborted,
-                                "a new host connected",
-                            ));
-                        }
+                Ok((_, from)) => {
+                    if self.ep.user_data(from) == 0 {
+                        log::warn!("DOCA: refusing a second host connection; one host at a time");
                     }
+                    // A second host, or leftovers of one we dropped.
+                    self.ep.disconnect(from);
                 }
                 Err((e, from)) if from.is_null() || from == self.peer => {
                     let kind = if e == DocaError::CONNECTION_RESET || e == DocaError::NOT_CONNECTED
@@ -131,7 +133,7 @@ impl Link {
 
     /// Sends `buf`, which holds whole frames, packed into messages of at most `max_msg` bytes.
     pub async fn write_frames(&self, buf: &[u8]) -> std::io::Result<()> {
-        for msg in crate::protocol::pack_frames(buf, self.ep.max_msg as usize) {
+        for msg in crate::protocol::pack_frames(buf, self.max_msg.get() as usize) {
             self.ep.send(self.peer, msg?).await.map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::ConnectionReset, self.ep.describe(e))
             })?;

@@ -229,6 +229,13 @@ impl Endpoint {
             (l.ep_get_max_msg_size)(ep, &mut m)
         })?;
         me.max_msg = u32::from(m);
+        if me.max_msg < crate::channel::MIN_MAX_MSG {
+            return Err(format!(
+                "the device's message size ({} bytes) is below the {} the relay needs",
+                me.max_msg,
+                crate::channel::MIN_MAX_MSG
+            ));
+        }
         let (mut sfd, mut rfd) = (-1, -1);
         // SAFETY: the endpoint is active, so its event channels exist.
         check(d, "getting the event channels", unsafe {

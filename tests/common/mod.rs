@@ -803,6 +803,7 @@ pub struct Setup {
     host_extra: Vec<String>,
     dpu_extra: Vec<String>,
     envs: Vec<(String, String)>,
+    dpu_envs: Vec<(String, String)>,
     keys: Keys,
 }
 
@@ -828,6 +829,7 @@ impl Setup {
             host_extra: Vec::new(),
             dpu_extra: Vec::new(),
             envs: Vec::new(),
+            dpu_envs: Vec::new(),
             keys: Keys::Default,
         }
     }
@@ -867,6 +869,12 @@ impl Setup {
     /// An extra environment variable for both relay processes.
     pub fn env(mut self, key: &str, value: &str) -> Setup {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// An extra environment variable for the DPU side only (it wins over [`Setup::env`]).
+    pub fn dpu_env(mut self, key: &str, value: &str) -> Setup {
+        self.dpu_envs.push((key.into(), value.into()));
         self
     }
 
@@ -983,6 +991,7 @@ impl Setup {
             server_sock,
             channel,
             dpu_args,
+            dpu_envs: envs.iter().cloned().chain(self.dpu_envs).collect(),
             envs,
             dpu_starts: 0,
             dir,
@@ -1020,12 +1029,18 @@ pub struct Env {
     pub channel: String,
     dpu_args: Vec<String>,
     envs: Vec<(String, String)>,
+    dpu_envs: Vec<(String, String)>,
     dpu_starts: usize,
     /// The temp dir; dropped last.
     pub dir: tempfile::TempDir,
 }
 
 impl Env {
+    /// The extra environment both relays got (e.g. the fake DOCA libraries), for starting more.
+    pub fn relay_env(&self) -> Vec<(String, String)> {
+        self.envs.clone()
+    }
+
     /// The host-side relay.
     pub fn host(&mut self) -> &mut Relay {
         self.host.as_mut().expect("host relay")
@@ -1047,7 +1062,7 @@ impl Env {
             self.dir.path(),
             &label,
             &self.dpu_args,
-            &self.envs,
+            &self.dpu_envs,
         ));
     }
 
@@ -1099,4 +1114,50 @@ impl Env {
         }
         out.join("\n")
     }
+}
+
+/// Over a DOCA channel a second host connecting to the same DPU service is refused while the
+/// first keeps working (one host at a time; an unauthenticated newcomer must not end a session).
+pub fn check_second_host_is_refused(chan: Chan) {
+    let mut env = Setup::new(chan).start();
+    let first = env.client();
+    let second_sock = env.dir.path().join("second.sock");
+    let envs = env.relay_env();
+    let args = [
+        "--role",
+        "host",
+        "-s",
+        second_sock.to_str().unwrap(),
+        "-n",
+        SERVICE,
+        "-p",
+        FAKE_PCI,
+        "-l",
+        "60",
+    ];
+    let mut second = Relay::spawn_env(env.dir.path(), "second", &args, &envs);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !env
+        .dpu()
+        .stderr()
+        .contains("refusing a second host connection")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the DPU never refused the second host\n{}",
+            env.logs()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let res = echo_check(&first, &pattern(9, 1 << 20));
+    assert!(
+        res.is_ok(),
+        "the first host's client broke: {res:?}\n{}",
+        env.logs()
+    );
+    assert!(
+        second.is_running(),
+        "the second host exited:\n{}",
+        second.stderr()
+    );
 }
