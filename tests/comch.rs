@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::thread;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
@@ -112,29 +111,7 @@ fn tiny_task_pool_backpressure_loses_nothing() {
         .env("FAKE_COMCH_MAX_SEND_TASKS", "2")
         .env("FAKE_COMCH_SNDBUF", "8192")
         .start();
-    let s = env.client();
-    let res = echo_check(&s, &pattern(2, 8 * MIB));
-    assert!(
-        res.is_ok(),
-        "8 MiB through 2 send tasks: {res:?}\n{}",
-        env.logs()
-    );
-    let host_sock = env.host_sock.clone();
-    let results: Vec<Result<(), String>> = thread::scope(|sc| {
-        let handles: Vec<_> = (0..8u64)
-            .map(|i| {
-                let host_sock = host_sock.clone();
-                sc.spawn(move || {
-                    let s = try_client(&host_sock).map_err(|e| e.to_string())?;
-                    echo_check(&s, &pattern(200 + i, MIB))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (i, r) in results.iter().enumerate() {
-        assert!(r.is_ok(), "client {i}: {r:?}\n{}", env.logs());
-    }
+    check_no_loss_under_backpressure(&mut env);
 }
 
 /// A second host connecting to the same DPU service is refused; the first keeps working.

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::thread;
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
@@ -128,30 +127,7 @@ fn send_queue_full_backpressure_loses_nothing() {
     let mut env = Setup::new(Chan::Doca(Api::V22))
         .env("FAKE_DOCA_SNDBUF", "4096")
         .start();
-    let big = pattern(4096, 8 * MIB);
-    let s = env.client();
-    let res = echo_check(&s, &big);
-    assert!(
-        res.is_ok(),
-        "8 MiB through a tiny queue: {res:?}\n{}",
-        env.logs()
-    );
-    let host_sock = env.host_sock.clone();
-    let results: Vec<Result<(), String>> = thread::scope(|sc| {
-        let handles: Vec<_> = (0..8u64)
-            .map(|i| {
-                let host_sock = host_sock.clone();
-                sc.spawn(move || {
-                    let s = try_client(&host_sock).map_err(|e| e.to_string())?;
-                    echo_check(&s, &pattern(100 + i, MIB))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (i, r) in results.iter().enumerate() {
-        assert!(r.is_ok(), "client {i}: {r:?}\n{}", env.logs());
-    }
+    check_no_loss_under_backpressure(&mut env);
 }
 
 /// A second host is refused while the first keeps working.

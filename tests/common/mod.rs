@@ -1161,3 +1161,32 @@ pub fn check_second_host_is_refused(chan: Chan) {
         second.stderr()
     );
 }
+
+/// Under backpressure from the channel (a tiny send queue or task pool): 8 MiB on one stream and
+/// 1 MiB on each of 8 concurrent ones come back byte-exact.
+pub fn check_no_loss_under_backpressure(env: &mut Env) {
+    const MIB: usize = 1 << 20;
+    let s = env.client();
+    let res = echo_check(&s, &pattern(4096, 8 * MIB));
+    assert!(
+        res.is_ok(),
+        "8 MiB under backpressure: {res:?}\n{}",
+        env.logs()
+    );
+    let host_sock = env.host_sock.clone();
+    let results: Vec<Result<(), String>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|i| {
+                let host_sock = host_sock.clone();
+                sc.spawn(move || {
+                    let s = try_client(&host_sock).map_err(|e| e.to_string())?;
+                    echo_check(&s, &pattern(100 + i, MIB))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, r) in results.iter().enumerate() {
+        assert!(r.is_ok(), "client {i}: {r:?}\n{}", env.logs());
+    }
+}
