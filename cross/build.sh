@@ -23,5 +23,7 @@ echo "built $bin ($(stat -c %s "$bin") bytes)"
 if [ "${1:-}" = "--test" ]; then
     # The tests start the relay binary themselves; without binfmt_misc the kernel cannot run
     # an aarch64 binary, so they put qemu in front of it.
-    DSR_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" cargo test --target "$TARGET"
+    # One test at a time: forking from a multi-threaded program under qemu-user can leave the
+    # child stuck before its exec.
+    DSR_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" cargo test --target "$TARGET" -- --test-threads=1
 fi

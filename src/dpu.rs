@@ -137,9 +137,13 @@ pub async fn run(
                 ));
                 transport.close();
             }
-            Ok((transport, peer, first)) => ex
-                .spawn(dpu.clone().host_session(transport, peer, first))
-                .detach(),
+            Ok((transport, peer, first)) => {
+                // Counted here, not when the task first runs: a burst of connections is
+                // accepted in one go before any of their tasks starts.
+                dpu.handshakes.set(dpu.handshakes.get() + 1);
+                ex.spawn(dpu.clone().host_session(transport, peer, first))
+                    .detach();
+            }
             Err(e) => {
                 log::warn!("accepting a channel connection failed: {e}");
                 Timer::after(Duration::from_millis(100)).await;
@@ -191,8 +195,9 @@ impl Dpu {
         self.warned.set((Some(Instant::now()), 0));
     }
 
+    /// One channel connection, counted in `handshakes` by the accept loop until its handshake
+    /// ends.
     async fn host_session(self: Rc<Self>, transport: Transport, peer: String, first: Vec<u8>) {
-        self.handshakes.set(self.handshakes.get() + 1);
         let agreed = self.handshake(&transport, &peer, first).await;
         self.handshakes.set(self.handshakes.get() - 1);
         let Some((agreed, reader)) = agreed else {

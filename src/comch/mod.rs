@@ -35,8 +35,8 @@ struct State {
     max_msg: u32,
     /// Relay to thread: messages to send on the current connection.
     outbox: VecDeque<Vec<u8>>,
-    /// Thread to relay: messages received on the current connection.
-    inbox: VecDeque<Vec<u8>>,
+    /// Thread to relay: messages received, tagged with their connection's generation.
+    inbox: VecDeque<(u64, Vec<u8>)>,
     /// Counts connections; a link belongs to one generation.
     generation: u64,
     connected: bool,
@@ -227,16 +227,21 @@ impl Link {
         loop {
             {
                 let mut st = self.ch.shared.lock();
-                // Gone first: the inbox may already hold the next connection's messages.
-                if let Some(e) = self.gone(&st) {
-                    return Err(e);
+                // Messages of earlier connections are stale; those of a later one are not ours.
+                // Ours are delivered even after the connection closed (a last ERROR says why).
+                while st.inbox.front().is_some_and(|(g, _)| *g < self.generation) {
+                    st.inbox.pop_front();
                 }
-                if let Some(msg) = st.inbox.pop_front() {
+                if st.inbox.front().is_some_and(|(g, _)| *g == self.generation) {
+                    let (_, msg) = st.inbox.pop_front().expect("checked above");
                     if msg.len() > buf.len() {
                         return Err(io::Error::other("a Comch message larger than agreed"));
                     }
                     buf[..msg.len()].copy_from_slice(&msg);
                     return Ok(msg.len());
+                }
+                if let Some(e) = self.gone(&st) {
+                    return Err(e);
                 }
             }
             wait(&self.ch.reader).await?;

@@ -303,7 +303,8 @@ impl<'a> Worker<'a> {
         let mut got = false;
         for (conn, data) in ev.recv {
             if self.current == Some(conn) {
-                st.inbox.push_back(data);
+                let generation = st.generation;
+                st.inbox.push_back((generation, data));
                 got = true;
             }
         }
@@ -333,7 +334,6 @@ impl<'a> Worker<'a> {
     fn connect(&self, st: &mut State) {
         st.generation += 1;
         st.connected = true;
-        st.inbox.clear();
         st.outbox.clear();
         signal(&self.shared.wake_accept);
     }
@@ -341,7 +341,6 @@ impl<'a> Worker<'a> {
     fn disconnect(&self, st: &mut State, why: &str) {
         log::debug!("Comch: {why}");
         st.connected = false;
-        st.inbox.clear();
         st.outbox.clear();
         for fd in [
             &self.shared.wake_reader,
