@@ -7,35 +7,8 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-/// Runs one relay in the fake Comch environment; expects exit 1 and an error line with `want`.
-fn expect_start_failure(role_args: &[&str], envs: &[(&str, &str)], want: &str) {
-    let dir = tempdir();
-    let sock = dir.path().join("s.sock");
-    let mut env = fake_comch_env(ComchApi::V29, dir.path());
-    env.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut args = vec!["-s", sock.to_str().unwrap(), "-n", "svc"];
-    args.extend_from_slice(role_args);
-    let mut relay = Relay::spawn_env(dir.path(), "relay", &args, &env);
-    let status = relay.wait_exit(Duration::from_secs(20));
-    let err = relay.stderr();
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(1),
-        "expected exit 1:\n{err}"
-    );
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("doca_socket_relay: error:"))
-        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
-    assert!(
-        line.contains(want),
-        "error line {line:?} should contain {want:?}"
-    );
-}
 
 #[test]
 fn doca_picks_comch_when_it_is_installed() {
@@ -70,6 +43,7 @@ fn comch_27_connection_event_name() {
 #[test]
 fn forced_comm_channel_without_its_library() {
     expect_start_failure(
+        |d| fake_comch_env(ComchApi::V29, d),
         &["--channel", "comm-channel", "-p", FAKE_PCI],
         &[],
         "libdoca_comm_channel.so.2",
@@ -81,8 +55,14 @@ fn no_doca_library_names_both_backends() {
     let empty = tempdir();
     let lib_dir = empty.path().display().to_string();
     let want = "no DOCA channel library";
-    expect_start_failure(&["-p", FAKE_PCI], &[("LD_LIBRARY_PATH", &lib_dir)], want);
     expect_start_failure(
+        |d| fake_comch_env(ComchApi::V29, d),
+        &["-p", FAKE_PCI],
+        &[("LD_LIBRARY_PATH", &lib_dir)],
+        want,
+    );
+    expect_start_failure(
+        |d| fake_comch_env(ComchApi::V29, d),
         &["-p", FAKE_PCI],
         &[("LD_LIBRARY_PATH", &lib_dir)],
         "libdoca_comch.so.2",
@@ -92,11 +72,13 @@ fn no_doca_library_names_both_backends() {
 #[test]
 fn start_failure_is_a_clear_error() {
     expect_start_failure(
+        |d| fake_comch_env(ComchApi::V29, d),
         &["-p", FAKE_PCI, "-r", FAKE_REP_PCI],
         &[("FAKE_COMCH_FAIL_START", "1")],
         "Comch: starting",
     );
     expect_start_failure(
+        |d| fake_comch_env(ComchApi::V29, d),
         &["-p", FAKE_PCI, "-r", "b9:00.0"],
         &[],
         "no DOCA representor at PCI address b9:00.0",
@@ -124,16 +106,7 @@ fn second_host_is_refused() {
 /// accept.
 #[test]
 fn different_message_sizes_on_the_two_sides() {
-    let mut env = Setup::new(Chan::Comch(ComchApi::V29))
-        .dpu_env("FAKE_COMCH_MAX_MSG", "8192")
-        .start();
-    let s = env.client();
-    let res = echo_check(&s, &pattern(8192, 4 * MIB));
-    assert!(
-        res.is_ok(),
-        "echo across sizes 8192/4080: {res:?}\n{}",
-        env.logs()
-    );
+    check_different_message_sizes(Chan::Comch(ComchApi::V29), "FAKE_COMCH_MAX_MSG");
 }
 
 /// With lazy disconnect detection the server learns that a host died only when a send to it

@@ -6,48 +6,19 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-/// Runs the relay with the fake DOCA environment and expects a runtime failure (exit 1) whose
-/// one-line error contains `want`; the host socket must not be created.
-fn expect_start_failure(api: Api, role_args: &[&str], envs: &[(&str, &str)], want: &str) {
-    let dir = tempdir();
-    let sock = dir.path().join("h.sock");
-    let mut env = fake_doca_env(api, dir.path());
-    env.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut args = vec!["-s", sock.to_str().unwrap(), "-n", "svc"];
-    args.extend_from_slice(role_args);
-    let mut relay = Relay::spawn_env(dir.path(), "relay", &args, &env);
-    let status = relay.wait_exit(Duration::from_secs(20));
-    let err = relay.stderr();
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(1),
-        "expected exit 1; stderr:\n{err}"
-    );
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("doca_socket_relay: error:"))
-        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
-    assert!(
-        line.contains(want),
-        "error line {line:?} should contain {want:?}"
-    );
-    assert!(!sock.exists(), "the host socket was created");
-}
 
 #[test]
 fn unknown_pci_address_is_a_clear_error() {
     expect_start_failure(
-        Api::V22,
+        |d| fake_doca_env(Api::V22, d),
         &["-p", "04:00.0"],
         &[],
         "no DOCA device at PCI address 04:00.0",
     );
     expect_start_failure(
-        Api::V27,
+        |d| fake_doca_env(Api::V27, d),
         &["-p", FAKE_PCI, "-r", "b2:00.0"],
         &[],
         "no DOCA representor at PCI address b2:00.0",
@@ -59,7 +30,7 @@ fn missing_library_is_a_clear_error() {
     let empty = tempdir();
     let lib_dir = empty.path().display().to_string();
     expect_start_failure(
-        Api::V22,
+        |d| fake_doca_env(Api::V22, d),
         &["-p", FAKE_PCI],
         &[("LD_LIBRARY_PATH", &lib_dir)],
         "libdoca_comm_channel.so.2",
@@ -140,16 +111,7 @@ fn second_host_is_refused() {
 /// accept.
 #[test]
 fn different_message_sizes_on_the_two_sides() {
-    let mut env = Setup::new(Chan::Doca(Api::V22))
-        .dpu_env("FAKE_DOCA_MAX_MSG", "8192")
-        .start();
-    let s = env.client();
-    let res = echo_check(&s, &pattern(8192, 4 * MIB));
-    assert!(
-        res.is_ok(),
-        "echo across sizes 8192/4080: {res:?}\n{}",
-        env.logs()
-    );
+    check_different_message_sizes(Chan::Doca(Api::V22), "FAKE_DOCA_MAX_MSG");
 }
 
 /// The binary has no link-time dependency on DOCA: one package serves machines without it.

@@ -1190,3 +1190,50 @@ pub fn check_no_loss_under_backpressure(env: &mut Env) {
         assert!(r.is_ok(), "client {i}: {r:?}\n{}", env.logs());
     }
 }
+
+/// Runs one relay in a fake DOCA environment (`base_env` builds it in the temp dir, `envs`
+/// adds to it) and expects a runtime failure: exit 1, one error line containing `want`, and no
+/// host socket created.
+pub fn expect_start_failure(
+    base_env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    role_args: &[&str],
+    envs: &[(&str, &str)],
+    want: &str,
+) {
+    let dir = tempdir();
+    let sock = dir.path().join("h.sock");
+    let mut env = base_env(dir.path());
+    env.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut args = vec!["-s", sock.to_str().unwrap(), "-n", "svc"];
+    args.extend_from_slice(role_args);
+    let mut relay = Relay::spawn_env(dir.path(), "relay", &args, &env);
+    let status = relay.wait_exit(Duration::from_secs(20));
+    let err = relay.stderr();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "expected exit 1; stderr:\n{err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("doca_socket_relay: error:"))
+        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
+    assert!(
+        line.contains(want),
+        "error line {line:?} should contain {want:?}"
+    );
+    assert!(!sock.exists(), "the host socket was created");
+}
+
+/// The DPU's device allows bigger messages (`env_key` = 8192) than the host's: frames are
+/// packed to what both accept, and a 4 MiB echo comes back exact.
+pub fn check_different_message_sizes(chan: Chan, env_key: &str) {
+    let mut env = Setup::new(chan).dpu_env(env_key, "8192").start();
+    let s = env.client();
+    let res = echo_check(&s, &pattern(8192, 4 << 20));
+    assert!(
+        res.is_ok(),
+        "echo across sizes 8192/4080: {res:?}\n{}",
+        env.logs()
+    );
+}
