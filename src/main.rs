@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     };
     doca_socket_relay::logging::init(config.log_level, &config.log_target);
     let to_syslog = config.log_target != doca_socket_relay::config::LogTarget::Stderr;
-    match doca_socket_relay::run(*config) {
+    let code = match doca_socket_relay::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if to_syslog {
@@ -34,5 +34,8 @@ fn main() -> ExitCode {
             eprintln!("doca_socket_relay: error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
-    }
+    };
+    // The syslog writer runs on its own thread; let it hand over the last lines.
+    log::logger().flush();
+    code
 }

@@ -290,3 +290,41 @@ fn syslog_target_survives_a_syslogd_restart() {
     );
     assert!(host.is_running() && dpu.is_running(), "a relay exited");
 }
+
+/// Lines logged while no syslog daemon listens are kept and delivered once one appears (a relay
+/// starting before syslogd, or during its restart, loses nothing).
+#[test]
+fn syslog_lines_wait_for_a_late_syslogd() {
+    let dir = tempdir();
+    let log_path = dir.path().join("log.sock");
+    let chan = format!("unix:{}", dir.path().join("chan.sock").display());
+    let host_sock = dir.path().join("h.sock");
+    let target = format!("syslog:{}", log_path.display());
+    let mut args = unix_args("host", &chan, host_sock.to_str().unwrap());
+    args.extend(["--log-target", &target]);
+    let mut host = Relay::spawn(dir.path(), "host", &args);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host_sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(host_sock.exists(), "host never listened\n{}", host.stderr());
+    // The start-up line has been logged by now, with nobody to take it.
+    std::thread::sleep(Duration::from_millis(300));
+    let syslogd = UnixDatagram::bind(&log_path).unwrap();
+    let lines = collect(&syslogd, Duration::from_secs(10), |m| {
+        m.iter().any(|l| l.contains("host side: clients on"))
+            && m.iter().any(|l| l.contains("cannot reach the DPU side"))
+    });
+    let start = lines
+        .iter()
+        .position(|l| l.contains("host side: clients on"));
+    let unreachable = lines
+        .iter()
+        .position(|l| l.contains("cannot reach the DPU"));
+    assert!(
+        start.is_some() && unreachable.is_some(),
+        "early lines lost: {lines:?}"
+    );
+    assert!(start < unreachable, "lines out of order: {lines:?}");
+    assert!(host.is_running(), "host exited\n{}", host.stderr());
+}

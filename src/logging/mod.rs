@@ -7,8 +7,8 @@ use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+mod syslog_writer;
 
 /// A DOCA log level: 10=DISABLE 20=CRITICAL 30=ERROR 40=WARNING 50=INFO 60=DEBUG 70=TRACE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,104 +127,13 @@ impl log::Log for StderrLogger {
     fn flush(&self) {}
 }
 
-type SyslogConn = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
-
-/// Logs to the local syslog daemon (facility daemon). Reconnects when syslogd restarts, and
-/// never waits on a full log socket: a datagram that does not fit at once is dropped.
-struct SyslogLogger {
-    path: PathBuf,
-    conn: Mutex<Option<SyslogConn>>,
-    /// Last failed connect, so that a dead syslogd costs one attempt per second, not per line.
-    failed_at: Mutex<Option<Instant>>,
-}
-
-impl SyslogLogger {
-    fn connect(&self) -> Option<SyslogConn> {
-        let mut failed = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
-        if failed.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            return None;
-        }
-        let formatter = syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_DAEMON,
-            hostname: None,
-            process: "doca_socket_relay".into(),
-            pid: std::process::id(),
-        };
-        match syslog::unix_custom(formatter, &self.path) {
-            Ok(conn) => {
-                match &conn.backend {
-                    syslog::LoggerBackend::Unix(s) => {
-                        let _ = s.set_nonblocking(true);
-                    }
-                    syslog::LoggerBackend::UnixStream(s) => {
-                        let _ = s
-                            .get_ref()
-                            .set_write_timeout(Some(Duration::from_millis(50)));
-                    }
-                    _ => {}
-                }
-                *failed = None;
-                Some(conn)
-            }
-            Err(_) => {
-                *failed = Some(Instant::now());
-                None
-            }
-        }
-    }
-
-    fn send(conn: &mut SyslogConn, level: log::Level, msg: &str) -> bool {
-        let r = match level {
-            log::Level::Error => conn.err(msg),
-            log::Level::Warn => conn.warning(msg),
-            log::Level::Info => conn.info(msg),
-            log::Level::Debug | log::Level::Trace => conn.debug(msg),
-        };
-        r.is_ok()
-    }
-}
-
-impl log::Log for SyslogLogger {
-    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        meta.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let msg = record.args().to_string();
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = conn.as_mut() {
-            if Self::send(c, record.level(), &msg) {
-                return;
-            }
-        }
-        // Not connected, or the daemon went away (a restarted syslogd has a new socket):
-        // connect again and retry the line once.
-        *conn = self.connect();
-        if let Some(c) = conn.as_mut() {
-            if !Self::send(c, record.level(), &msg) {
-                *conn = None;
-            }
-        }
-    }
-
-    fn flush(&self) {}
-}
-
 /// Installs the logger for `target` at `level`. Calling it twice keeps the first logger.
 pub fn init(level: LogLevel, target: &LogTarget) {
     let logger: Box<dyn log::Log> = match target {
         LogTarget::Stderr => Box::new(StderrLogger),
         LogTarget::Syslog(path) => {
-            let logger = SyslogLogger {
-                path: path.clone().unwrap_or_else(|| PathBuf::from("/dev/log")),
-                conn: Mutex::new(None),
-                failed_at: Mutex::new(None),
-            };
-            *logger.conn.lock().unwrap_or_else(|e| e.into_inner()) = logger.connect();
-            Box::new(logger)
+            let path = path.clone().unwrap_or_else(|| PathBuf::from("/dev/log"));
+            Box::new(syslog_writer::SyslogLogger::start(path))
         }
     };
     if log::set_boxed_logger(logger).is_ok() {
