@@ -5,34 +5,24 @@ use super::ffi::{self, Conn, Ctx, DocaData, TaskSend};
 use std::cell::RefCell;
 use std::ffi::c_int;
 
-/// What the callbacks saw during one burst of progress calls.
-#[derive(Default)]
-pub(super) struct Events {
-    pub(super) recv: Vec<(*mut Conn, Vec<u8>)>,
-    pub(super) done: Vec<(*mut TaskSend, bool)>,
-    pub(super) connected: Vec<*mut Conn>,
-    pub(super) disconnected: Vec<*mut Conn>,
-    pub(super) states: Vec<(c_int, c_int)>,
-}
-
-impl Events {
-    pub(super) fn is_empty(&self) -> bool {
-        self.recv.is_empty()
-            && self.done.is_empty()
-            && self.connected.is_empty()
-            && self.disconnected.is_empty()
-            && self.states.is_empty()
-    }
+/// One thing a callback saw. Kept in the order the library reported them, so that a message
+/// that arrived before its connection ended (an ERROR saying why, typically) is still delivered.
+pub(super) enum Event {
+    Recv(*mut Conn, Vec<u8>),
+    Done(*mut TaskSend, bool),
+    Connected(*mut Conn),
+    Disconnected(*mut Conn),
+    State(c_int, c_int),
 }
 
 thread_local! {
-    pub(super) static EVENTS: RefCell<Events> = RefCell::new(Events::default());
+    pub(super) static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on the thread's event list; a panic must never unwind into C.
-fn record(f: impl FnOnce(&mut Events)) {
+/// Appends to the thread's event list; a panic must never unwind into C.
+fn record(ev: Event) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        EVENTS.with(|e| f(&mut e.borrow_mut()))
+        EVENTS.with(|e| e.borrow_mut().push(ev))
     }));
 }
 
@@ -44,22 +34,22 @@ pub(super) unsafe extern "C" fn on_recv(
 ) {
     // SAFETY: the library passes a buffer of `len` bytes, valid during this callback only.
     let data = unsafe { std::slice::from_raw_parts(buf, len as usize) }.to_vec();
-    record(|e| e.recv.push((conn, data)));
+    record(Event::Recv(conn, data));
 }
 pub(super) unsafe extern "C" fn on_sent(task: *mut TaskSend, _: DocaData, _: DocaData) {
-    record(|e| e.done.push((task, true)));
+    record(Event::Done(task, true));
 }
 pub(super) unsafe extern "C" fn on_send_error(task: *mut TaskSend, _: DocaData, _: DocaData) {
-    record(|e| e.done.push((task, false)));
+    record(Event::Done(task, false));
 }
 pub(super) unsafe extern "C" fn on_connect(_: *mut ffi::EventConn, conn: *mut Conn, ok: u8) {
     if ok != 0 {
-        record(|e| e.connected.push(conn));
+        record(Event::Connected(conn));
     }
 }
 pub(super) unsafe extern "C" fn on_disconnect(_: *mut ffi::EventConn, conn: *mut Conn, _: u8) {
-    record(|e| e.disconnected.push(conn));
+    record(Event::Disconnected(conn));
 }
 pub(super) unsafe extern "C" fn on_state(_: DocaData, _: *mut Ctx, prev: c_int, next: c_int) {
-    record(|e| e.states.push((prev, next)));
+    record(Event::State(prev, next));
 }

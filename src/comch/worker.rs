@@ -2,7 +2,7 @@
 //! call. Callbacks only record what happened; the loop acts on it between progress calls.
 
 use super::callbacks::{
-    on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state, EVENTS,
+    on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state, Event, EVENTS,
 };
 use super::ffi::{self, state, ComchLib, Conn, Ctx, TaskSend};
 use super::{drain, signal, RawDev, Shared, State};
@@ -74,10 +74,6 @@ fn chk(lib: &ComchLib, what: &str, r: DocaError) -> Result<(), String> {
 }
 
 impl<'a> Worker<'a> {
-    fn check(&self, what: &str, r: DocaError) -> Result<(), String> {
-        chk(self.lib, what, r)
-    }
-
     fn new(lib: &'a ComchLib, role: Role, name: &CString, shared: &'a Shared) -> Self {
         Worker {
             lib,
@@ -242,70 +238,88 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Acts on what the callbacks recorded. Returns whether anything happened.
+    /// Acts on what the callbacks recorded, in the order they saw it. Returns whether anything
+    /// happened.
     fn handle_events(&mut self) -> Result<bool, String> {
-        let ev = EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()));
-        let l = self.lib;
+        let events = EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()));
+        let any = !events.is_empty();
         let mut st = self.shared.lock();
-        let any = !ev.is_empty();
+        // Hosts that arrived while another was current. Decided after the whole burst: the
+        // library may report a newcomer before the departure of the host it replaces.
+        let mut waiting: Vec<(*mut Conn, Vec<Vec<u8>>)> = Vec::new();
         let mut failed = None;
-        for (task, ok) in ev.done {
-            let conn = self.in_flight.remove(&task).map(|(conn, _)| conn);
-            // SAFETY: the task came back to us through a callback, so it is ours to free.
-            unsafe {
-                let t = (l.task_send_as_task)(task);
-                // A send that failed for a connection already let go of is no news.
-                if !ok && conn.is_some() && conn == self.current {
-                    failed = Some(l.describe((l.task_get_status)(t)));
+        let mut got = false;
+        for event in events {
+            match event {
+                Event::Recv(conn, data) => {
+                    if self.current == Some(conn) {
+                        let generation = st.generation;
+                        st.inbox.push_back((generation, data));
+                        got = true;
+                    } else if let Some((_, early)) = waiting.iter_mut().find(|w| w.0 == conn) {
+                        early.push(data);
+                    }
                 }
-                (l.task_free)(t);
-            }
-        }
-        // Departures first: a host that left and came back within one burst is not a second one.
-        for conn in ev.disconnected {
-            if self.current == Some(conn) {
-                self.current = None;
-                self.closing = None;
-                self.disconnect(&mut st, "the host disconnected");
-            }
-        }
-        for conn in ev.connected {
-            if self.current.is_none() {
-                self.current = Some(conn);
-                self.connect(&mut st);
-            } else {
-                log::warn!("Comch: refusing a second host connection; one host at a time");
-                self.refuse.push(conn);
-            }
-        }
-        for (prev, next) in ev.states {
-            match (self.role, next) {
-                (Role::Host, state::RUNNING) => {
-                    let mut conn = ptr::null_mut();
-                    // SAFETY: the client is running, so it has its connection.
-                    let r = unsafe { (l.client_get_connection)(self.client, &mut conn) };
-                    drop(st);
-                    self.check("getting the connection", r)?;
-                    st = self.shared.lock();
+                Event::Done(task, ok) => {
+                    let conn = self.in_flight.remove(&task).map(|(conn, _)| conn);
+                    let l = self.lib;
+                    // SAFETY: the task came back to us through a callback, so it is ours.
+                    unsafe {
+                        let t = (l.task_send_as_task)(task);
+                        // A send that failed for a connection already let go of is no news.
+                        if !ok && conn.is_some() && conn == self.current {
+                            failed = Some(l.describe((l.task_get_status)(t)));
+                        }
+                        (l.task_free)(t);
+                    }
+                }
+                Event::Disconnected(conn) => {
+                    if self.current == Some(conn) {
+                        self.current = None;
+                        self.closing = None;
+                        failed = None;
+                        self.disconnect(&mut st, "the host disconnected");
+                    }
+                    waiting.retain(|w| w.0 != conn);
+                }
+                Event::Connected(conn) if self.current.is_none() => {
                     self.current = Some(conn);
                     self.connect(&mut st);
                 }
-                (Role::Host, state::IDLE) if prev == state::STARTING => {
-                    return Err(format!(
-                        "no DOCA service {:?} answered (no Comch server; is the DPU side running?)",
-                        self.name
-                    ));
-                }
-                (_, state::IDLE) => return Err("the Comch context stopped".into()),
-                _ => {}
+                Event::Connected(conn) => waiting.push((conn, Vec::new())),
+                Event::State(prev, next) => match (self.role, next) {
+                    (Role::Host, state::RUNNING) => {
+                        let mut conn = ptr::null_mut();
+                        // SAFETY: the client is running, so it has its connection.
+                        let r = unsafe { (self.lib.client_get_connection)(self.client, &mut conn) };
+                        chk(self.lib, "getting the connection", r)?;
+                        self.current = Some(conn);
+                        self.connect(&mut st);
+                    }
+                    (Role::Host, state::IDLE) if prev == state::STARTING => {
+                        return Err(format!(
+                            "no DOCA service {:?} answered (no Comch server; is the DPU side running?)",
+                            self.name
+                        ));
+                    }
+                    // Messages that came before this are in the inbox: the reader drains it
+                    // before it reports the end.
+                    (_, state::IDLE) => return Err("the Comch context stopped".into()),
+                    _ => {}
+                },
             }
         }
-        let mut got = false;
-        for (conn, data) in ev.recv {
-            if self.current == Some(conn) {
+        for (conn, early) in waiting {
+            if self.current.is_none() {
+                self.current = Some(conn);
+                self.connect(&mut st);
                 let generation = st.generation;
-                st.inbox.push_back((generation, data));
-                got = true;
+                got |= !early.is_empty();
+                st.inbox
+                    .extend(early.into_iter().map(|data| (generation, data)));
+            } else {
+                log::warn!("Comch: refusing a second host connection; one host at a time");
+                self.refuse.push(conn);
             }
         }
         if got {
