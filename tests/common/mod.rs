@@ -246,7 +246,7 @@ impl Relay {
     pub fn report(&mut self) -> String {
         let state = match self.try_status() {
             Some(st) => format!("exited: {st}"),
-            None => "running".to_string(),
+            None => format!("running: {}", proc_state(self.pid())),
         };
         format!(
             "---- {} ({state}) stderr tail ----\n{}",
@@ -254,6 +254,34 @@ impl Relay {
             tail(&self.stderr(), 6000)
         )
     }
+}
+
+/// What a running process is doing, from /proc: its program and each thread's name, state and
+/// wait channel. Tells a relay that hangs from one that never got to run (e.g. a child stuck
+/// between fork and exec).
+fn proc_state(pid: u32) -> String {
+    let read = |p: String| fs::read(p).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&read(format!("/proc/{pid}/cmdline"))).replace('\0', " ");
+    let mut out = format!("command {}", tail(cmdline.trim(), 300));
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let dir = t.path().display().to_string();
+        let stat = String::from_utf8_lossy(&read(format!("{dir}/stat"))).into_owned();
+        // The state is the field after the parenthesised name.
+        let state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
+        let wchan = String::from_utf8_lossy(&read(format!("{dir}/wchan"))).into_owned();
+        let comm = String::from_utf8_lossy(&read(format!("{dir}/comm"))).into_owned();
+        out.push_str(&format!(
+            "; thread {} {} state {} wchan {}",
+            t.file_name().to_string_lossy(),
+            comm.trim(),
+            state.unwrap_or("?"),
+            wchan.trim()
+        ));
+    }
+    out
 }
 
 impl Drop for Relay {
