@@ -248,6 +248,9 @@ impl<'a> Worker<'a> {
         // library may report a newcomer before the departure of the host it replaces.
         let mut waiting: Vec<(*mut Conn, Vec<Vec<u8>>)> = Vec::new();
         let mut failed = None;
+        // The context stopped: the thread ends once the whole burst is handled (send buffers
+        // freed, messages that came first left in the inbox for the reader to drain).
+        let mut end: Option<String> = None;
         let mut got = false;
         for event in events {
             match event {
@@ -297,14 +300,14 @@ impl<'a> Worker<'a> {
                         self.connect(&mut st);
                     }
                     (Role::Host, state::IDLE) if prev == state::STARTING => {
-                        return Err(format!(
+                        end.get_or_insert(format!(
                             "no DOCA service {:?} answered (no Comch server; is the DPU side running?)",
                             self.name
                         ));
                     }
-                    // Messages that came before this are in the inbox: the reader drains it
-                    // before it reports the end.
-                    (_, state::IDLE) => return Err("the Comch context stopped".into()),
+                    (_, state::IDLE) => {
+                        end.get_or_insert("the Comch context stopped".into());
+                    }
                     _ => {}
                 },
             }
@@ -324,6 +327,9 @@ impl<'a> Worker<'a> {
         }
         if got {
             signal(&self.shared.wake_reader);
+        }
+        if let Some(why) = end {
+            return Err(why);
         }
         if let Some(why) = failed {
             self.end_current(&mut st, &format!("a Comch send failed: {why}"))?;
