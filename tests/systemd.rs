@@ -327,4 +327,16 @@ fn syslog_lines_wait_for_a_late_syslogd() {
     );
     assert!(start < unreachable, "lines out of order: {lines:?}");
     assert!(host.is_running(), "host exited\n{}", host.stderr());
+    // The last lines, logged on the way out, are handed over before the process exits.
+    host.signal("TERM");
+    let status = host.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    let lines = collect(&syslogd, Duration::from_secs(2), |m| {
+        m.iter().any(|l| l.contains("stopped"))
+    });
+    assert!(
+        lines.iter().any(|l| l.contains("SIGTERM received"))
+            && lines.iter().any(|l| l.contains("stopped")),
+        "the lines logged at exit were lost: {lines:?}"
+    );
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Conn = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
@@ -29,16 +29,16 @@ enum Msg {
 
 /// The `log` front end: formats the record and hands it to the writer thread without waiting.
 pub(super) struct SyslogLogger {
-    tx: Mutex<SyncSender<Msg>>,
+    tx: SyncSender<Msg>,
     /// Lines lost because the queue was full; the writer reports the count once it can.
-    dropped: &'static AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 impl SyslogLogger {
     /// Starts the writer thread for the daemon socket at `path` (usually `/dev/log`).
     pub(super) fn start(path: PathBuf) -> Self {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let dropped: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+        let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             path,
             conn: None,
@@ -46,7 +46,7 @@ impl SyslogLogger {
             backlog: VecDeque::new(),
             retry: RETRY_MIN,
             next_try: Instant::now(),
-            dropped,
+            dropped: dropped.clone(),
         };
         let spawned = std::thread::Builder::new()
             .name("syslog".into())
@@ -54,14 +54,7 @@ impl SyslogLogger {
         if let Err(e) = spawned {
             eprintln!("doca_socket_relay: cannot start the syslog writer: {e}");
         }
-        SyslogLogger {
-            tx: Mutex::new(tx),
-            dropped,
-        }
-    }
-
-    fn sender(&self) -> SyncSender<Msg> {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        SyslogLogger { tx, dropped }
     }
 }
 
@@ -75,14 +68,14 @@ impl log::Log for SyslogLogger {
             return;
         }
         let line = Msg::Line(record.level(), record.args().to_string());
-        if let Err(TrySendError::Full(_)) = self.sender().try_send(line) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn flush(&self) {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-        if self.sender().send(Msg::Flush(ack_tx)).is_ok() {
+        if self.tx.send(Msg::Flush(ack_tx)).is_ok() {
             let _ = ack_rx.recv_timeout(FLUSH_WAIT);
         }
     }
@@ -98,7 +91,7 @@ struct Writer {
     fresh: bool,
     retry: Duration,
     next_try: Instant,
-    dropped: &'static AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -110,35 +103,32 @@ impl Writer {
                 rx.recv_timeout(self.next_try.saturating_duration_since(Instant::now()))
             };
             match msg {
-                Ok(Msg::Line(level, text)) => self.queue(level, text),
-                Ok(Msg::Flush(ack)) => {
-                    self.deliver();
-                    let _ = ack.try_send(());
-                    continue;
-                }
+                Ok(m) => self.take(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             // Take whatever else is already queued before touching the socket.
             while let Ok(m) = rx.try_recv() {
-                match m {
-                    Msg::Line(level, text) => self.queue(level, text),
-                    Msg::Flush(ack) => {
-                        self.deliver();
-                        let _ = ack.try_send(());
-                    }
-                }
+                self.take(m);
             }
             self.deliver();
         }
     }
 
-    fn queue(&mut self, level: log::Level, text: String) {
-        if self.backlog.len() >= QUEUE {
-            self.backlog.pop_front();
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Line(level, text) => {
+                if self.backlog.len() >= QUEUE {
+                    self.backlog.pop_front();
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                self.backlog.push_back((level, text));
+            }
+            Msg::Flush(ack) => {
+                self.deliver();
+                let _ = ack.try_send(());
+            }
         }
-        self.backlog.push_back((level, text));
     }
 
     /// Sends the backlog in order; stops at the first line the daemon does not take and keeps
