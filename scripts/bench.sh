@@ -63,31 +63,14 @@ log "==> building (cargo build --release --bin doca_socket_relay --example loadg
 [[ -x $RELAY && -x $LOADGEN ]] || die "build did not produce $RELAY and $LOADGEN"
 
 TMP=$(mktemp -d /tmp/doca-relay-bench.XXXXXX)
-PIDS=()  # long-running background processes this script started
-NAMES=() # their names, for messages
 FAILURES=0
-
-# The pids of a process's direct children (socat forks one per connection).
-children() { pgrep -P "$1" 2>/dev/null || true; }
+# shellcheck source=scripts/procs.sh
+. "$ROOT/scripts/procs.sh"
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    local pid all=()
-    for pid in "${PIDS[@]}"; do
-        all+=("$pid")
-        # shellcheck disable=SC2207
-        all+=($(children "$pid"))
-    done
-    for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    stop_all
     if [[ ${KEEP_TMP:-0} == 1 || $status != 0 ]]; then
         log "bench: logs kept in $TMP"
     else
@@ -98,35 +81,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# start NAME CMD... : runs CMD in the background with its output in $TMP/NAME.log.
-start() {
-    local name=$1
-    shift
-    "$@" >"$TMP/$name.log" 2>&1 &
-    PIDS+=($!)
-    NAMES+=("$name")
-}
-
-pid_of() {
-    local i
-    for i in "${!NAMES[@]}"; do
-        [[ ${NAMES[$i]} == "$1" ]] && echo "${PIDS[$i]}" && return
-    done
-}
-
-check_alive() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        kill -0 "${PIDS[$i]}" 2>/dev/null ||
-            die "${NAMES[$i]} (pid ${PIDS[$i]}) has exited; see $TMP/${NAMES[$i]}.log"
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-        echo $((20000 + RANDOM % 20000))
-}
 
 # wait_echo SOCK: waits until an echo comes back through SOCK (at most 10 s).
 wait_echo() {
@@ -139,8 +93,6 @@ wait_echo() {
     done
     die "no echo through $1 after 10 s"
 }
-
-get() { awk -v k="$1:" '$1 == k { print $2; exit }' <<<"$2"; }
 
 SERVER_SOCK=$TMP/server.sock
 SOCAT_SOCK=$TMP/socat-host.sock

@@ -46,28 +46,13 @@ say "Building (cargo build --release --bin doca_socket_relay --example loadgen)"
 [[ -x $RELAY && -x $LOADGEN ]] || die "build did not produce $RELAY and $LOADGEN"
 
 TMP=$(mktemp -d /tmp/doca-relay-demo.XXXXXX)
-PIDS=()
-NAMES=()
+# shellcheck source=scripts/procs.sh
+. "$ROOT/scripts/procs.sh"
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    local i
-    for i in "${!PIDS[@]}"; do
-        kill -TERM "${PIDS[$i]}" 2>/dev/null || true
-    done
-    for _ in $(seq 50); do
-        local alive=0
-        for i in "${!PIDS[@]}"; do
-            kill -0 "${PIDS[$i]}" 2>/dev/null && alive=1
-        done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for i in "${!PIDS[@]}"; do
-        kill -KILL "${PIDS[$i]}" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
+    stop_all
     if ((status != 0)); then
         for f in "$TMP"/*.log; do
             [[ -s $f ]] || continue
@@ -85,32 +70,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# start NAME CMD... : runs CMD in the background with output in $TMP/NAME.log.
-start() {
-    local name=$1
-    shift
-    "$@" >"$TMP/$name.log" 2>&1 &
-    PIDS+=($!)
-    NAMES+=("$name")
-}
-
-# check_alive: fails the demo if a background process has exited.
-check_alive() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-            local rc=0
-            wait "${PIDS[$i]}" || rc=$?
-            die "${NAMES[$i]} (pid ${PIDS[$i]}) exited unexpectedly with status $rc"
-        fi
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-        echo $((20000 + RANDOM % 20000))
-}
 
 # run_step TITLE CMD... : runs a loadgen step, shows its output indented, keeps it for the summary.
 run_step() {
@@ -131,8 +90,6 @@ run_step() {
     check_alive
     STEP_OUT=$out
 }
-
-get() { awk -v k="$1:" '$1 == k { print $2; exit }' <<<"$2"; }
 
 SERVER_SOCK=$TMP/server.sock
 HOST_SOCK=$TMP/host.sock
