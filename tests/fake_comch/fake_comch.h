@@ -26,38 +26,10 @@
 #error "FAKE_COMCH_API must be 27 or 29"
 #endif
 
-/* ---- error codes (numeric values as documented) ---- */
-typedef enum doca_error {
-	DOCA_SUCCESS = 0,
-	DOCA_ERROR_UNKNOWN = 1,
-	DOCA_ERROR_NOT_PERMITTED = 2,
-	DOCA_ERROR_IN_USE = 3,
-	DOCA_ERROR_NOT_SUPPORTED = 4,
-	DOCA_ERROR_AGAIN = 5,
-	DOCA_ERROR_INVALID_VALUE = 6,
-	DOCA_ERROR_NO_MEMORY = 7,
-	DOCA_ERROR_INITIALIZATION = 8,
-	DOCA_ERROR_TIME_OUT = 9,
-	DOCA_ERROR_SHUTDOWN = 10,
-	DOCA_ERROR_CONNECTION_RESET = 11,
-	DOCA_ERROR_CONNECTION_ABORTED = 12,
-	DOCA_ERROR_CONNECTION_INPROGRESS = 13,
-	DOCA_ERROR_NOT_CONNECTED = 14,
-	DOCA_ERROR_NO_LOCK = 15,
-	DOCA_ERROR_NOT_FOUND = 16,
-	DOCA_ERROR_IO_FAILED = 17,
-	DOCA_ERROR_BAD_STATE = 18,
-	DOCA_ERROR_UNSUPPORTED_VERSION = 19,
-	DOCA_ERROR_OPERATING_SYSTEM = 20,
-	DOCA_ERROR_DRIVER = 21,
-	DOCA_ERROR_UNEXPECTED = 22,
-	DOCA_ERROR_ALREADY_EXIST = 23,
-	DOCA_ERROR_FULL = 24,
-	DOCA_ERROR_EMPTY = 25,
-	DOCA_ERROR_IN_PROGRESS = 26,
-	DOCA_ERROR_TOO_BIG = 27,
-} doca_error_t;
-#define FAKE_LAST_ERROR DOCA_ERROR_TOO_BIG
+/* Devices and error codes, shared with the Comm Channel fake; Comch exists from DOCA 2.7 on,
+ * so always the 2.7 names. */
+#define FAKE_DEVICE_API 27
+#include "../fake_common/fake_devices.h"
 
 /* ---- common types ---- */
 union doca_data {
@@ -84,8 +56,6 @@ typedef void (*doca_ctx_state_changed_callback_t)(const union doca_data user_dat
 						  enum doca_ctx_states next_state);
 
 /* ---- limits and defaults of the fake ---- */
-#define FAKE_DEFAULT_PCI "0000:03:00.0"
-#define FAKE_DEFAULT_REP_PCI "0000:b1:00.0"
 #define FAKE_DEFAULT_MAX_MSG 4080u     /* cap unless FAKE_COMCH_MAX_MSG */
 #define FAKE_MIN_MAX_MSG 16u           /* FAKE_COMCH_MAX_MSG is clamped to [16, 65536] */
 #define FAKE_MAX_MAX_MSG 65536u
@@ -96,29 +66,6 @@ typedef void (*doca_ctx_state_changed_callback_t)(const union doca_data user_dat
 #define FAKE_MAX_NAME_LEN 120u /* including the terminating NUL */
 #define FAKE_RECV_BATCH 32u    /* messages read per connection per progress call */
 #define FAKE_MAX_PENDING 32u   /* queued state-change notifications per context */
-
-/* ---- device objects (opaque to users) ---- */
-struct fake_pci {
-	uint32_t domain, bus, device, function;
-};
-
-struct doca_devinfo {
-	struct fake_pci pci;
-	char pci_str[16];
-};
-
-struct doca_devinfo_rep {
-	struct fake_pci pci;
-	char pci_str[16];
-};
-
-struct doca_dev {
-	struct doca_devinfo info;
-};
-
-struct doca_dev_rep {
-	struct doca_devinfo_rep info;
-};
 
 /* ---- progress engine / context / task machinery (shared layout) ---- */
 
@@ -168,21 +115,6 @@ struct doca_pe {
 };
 
 /* ---- helpers shared by both libraries (static, not exported) ---- */
-
-/* Reads an unsigned decimal environment variable; `def` when unset, empty or malformed. */
-static inline uint64_t fake_env_u64(const char *name, uint64_t def)
-{
-	const char *s = getenv(name);
-	char *end = NULL;
-	unsigned long long v;
-
-	if (s == NULL || *s == '\0' || *s == '-')
-		return def;
-	v = strtoull(s, &end, 10);
-	if (end == s || *end != '\0')
-		return def;
-	return (uint64_t)v;
-}
 
 /* Whether a boolean environment knob is on: set, non-empty and not starting with 0, n or f
  * ("1", "yes", "true" are on; "0", "no", "false" are off). */
@@ -261,24 +193,7 @@ static inline void fake_ctx_detach(struct doca_ctx *ctx)
 	ctx->pe_prev = ctx->pe_next = NULL;
 }
 
-/* ---- exported API: libdoca_common ---- */
-doca_error_t doca_devinfo_create_list(struct doca_devinfo ***dev_list, uint32_t *nb_devs);
-doca_error_t doca_devinfo_destroy_list(struct doca_devinfo **dev_list);
-doca_error_t doca_devinfo_is_equal_pci_addr(const struct doca_devinfo *devinfo,
-					    const char *pci_addr_str, uint8_t *is_equal);
-doca_error_t doca_devinfo_rep_create_list(struct doca_dev *dev, int filter,
-					  struct doca_devinfo_rep ***dev_list_rep,
-					  uint32_t *nb_devs_rep);
-doca_error_t doca_devinfo_rep_destroy_list(struct doca_devinfo_rep **dev_list_rep);
-doca_error_t doca_devinfo_rep_is_equal_pci_addr(const struct doca_devinfo_rep *devinfo_rep,
-						const char *pci_addr_str, uint8_t *is_equal);
-doca_error_t doca_dev_open(struct doca_devinfo *devinfo, struct doca_dev **dev);
-doca_error_t doca_dev_close(struct doca_dev *dev);
-doca_error_t doca_dev_rep_open(struct doca_devinfo_rep *devinfo, struct doca_dev_rep **dev_rep);
-doca_error_t doca_dev_rep_close(struct doca_dev_rep *dev_rep);
-struct doca_devinfo *doca_dev_as_devinfo(const struct doca_dev *dev);
-const char *doca_error_get_name(doca_error_t error);
-const char *doca_error_get_descr(doca_error_t error);
+/* ---- exported API: libdoca_common (devices and error strings: fake_devices.h) ---- */
 const char *doca_version_runtime(void);
 
 doca_error_t doca_pe_create(struct doca_pe **pe);

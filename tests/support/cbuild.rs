@@ -20,7 +20,8 @@ pub struct Spec {
     pub name: &'static str,
     /// Source directory under `tests/`.
     pub dir: &'static str,
-    /// Every file whose content must change the build (sources, headers, the version script).
+    /// Every file whose content must change the build (sources, headers, the version script),
+    /// relative to `dir` (`../<folder>/<file>` for one #included from another folder).
     pub sources: &'static [&'static str],
     /// `-D` define selecting the API flavour, e.g. `FAKE_DOCA_API=22`.
     pub define: String,

@@ -63,6 +63,9 @@ fn build_uncached(api: ComchApi) -> PathBuf {
         sources: &[
             "fake_comch.h",
             "fake_comch_common.c",
+            // Shared with the other fake; #included by the common source and the header.
+            "../fake_common/fake_devices.h",
+            "../fake_common/fake_devices.c",
             "fake_comch.c",
             "exports.map",
         ],

@@ -63,6 +63,9 @@ fn build_uncached(api: Api) -> PathBuf {
         sources: &[
             "fake_doca.h",
             "fake_common.c",
+            // Shared with the other fake; #included by the common source and the header.
+            "../fake_common/fake_devices.h",
+            "../fake_common/fake_devices.c",
             "fake_comm_channel.c",
             "exports.map",
         ],
