@@ -238,6 +238,7 @@ impl Session {
             return;
         }
         st.write_stopped = true;
+        log::debug!("stream {id}: the local socket takes no more bytes; asking the peer to stop");
         st.inbound = Vec::new();
         st.pos = 0;
         if !st.peer_closed && st.reset.is_none() {
@@ -290,7 +291,9 @@ impl Session {
     }
 
     fn on_data(&self, id: u32, data: &[u8]) {
+        log::trace!("stream {id}: DATA {} bytes", data.len());
         let Some(stream) = self.stream(id) else {
+            log::trace!("stream {id}: unknown");
             return; // already closed here; the peer will learn it from our CLOSE or RESET
         };
         let mut st = stream.st.borrow_mut();
