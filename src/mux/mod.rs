@@ -291,9 +291,7 @@ impl Session {
     }
 
     fn on_data(&self, id: u32, data: &[u8]) {
-        log::trace!("stream {id}: DATA {} bytes", data.len());
         let Some(stream) = self.stream(id) else {
-            log::trace!("stream {id}: unknown");
             return; // already closed here; the peer will learn it from our CLOSE or RESET
         };
         let mut st = stream.st.borrow_mut();
