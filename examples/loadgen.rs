@@ -2,13 +2,19 @@
 //!
 //! ```text
 //! loadgen echo-server PATH
+//! loadgen bulk-server PATH
 //! loadgen throughput PATH [--bytes N]
+//! loadgen upload PATH [--bytes N]
+//! loadgen download PATH [--bytes N]
 //! loadgen latency PATH [--count N] [--size BYTES]
 //! loadgen clients PATH [--clients C] [--rounds R] [--size BYTES] [--threads T] [--hold SECS]
 //! ```
 //!
-//! `echo-server` binds an AF_UNIX stream socket and echoes every connection until EOF. The other
-//! subcommands are clients of such an echo service, reached directly or through a relay; they
+//! `echo-server` binds an AF_UNIX stream socket and echoes every connection until EOF.
+//! `bulk-server` moves bytes one way: a connection that starts with `U` is read to EOF and
+//! answered with the byte count (8 bytes, little-endian); one that starts with `D` and an 8-byte
+//! count is sent that many pattern bytes. `upload` and `download` are its clients. The other
+//! subcommands are clients of an echo service, reached directly or through a relay; they
 //! verify every byte that comes back and print results as `key: value unit` lines. Every client
 //! socket has 30 s read and write timeouts, and a watchdog ends a client run after `--timeout`
 //! seconds (default 300), so nothing waits forever. Exit status: 0 on success, 1 when a
@@ -29,7 +35,10 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 Usage:
   loadgen echo-server PATH
+  loadgen bulk-server PATH
   loadgen throughput PATH [--bytes N] [--timeout SECS]
+  loadgen upload PATH [--bytes N] [--timeout SECS]
+  loadgen download PATH [--bytes N] [--timeout SECS]
   loadgen latency PATH [--count N] [--size BYTES] [--timeout SECS]
   loadgen clients PATH [--clients C] [--rounds R] [--size BYTES] [--threads T]
                        [--hold SECS] [--timeout SECS]
@@ -45,7 +54,17 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("echo-server") => Opts::parse(&args[1..], &[]).and_then(|o| echo_server(&o.path)),
+        Some("echo-server") => {
+            Opts::parse(&args[1..], &[]).and_then(|o| serve(&o.path, "echo-server", echo))
+        }
+        Some("bulk-server") => {
+            Opts::parse(&args[1..], &[]).and_then(|o| serve(&o.path, "bulk-server", bulk))
+        }
+        Some(dir @ ("upload" | "download")) => Opts::parse(&args[1..], &["--bytes", "--timeout"])
+            .and_then(|o| {
+                watchdog(o.timeout);
+                one_way(&o, dir == "upload")
+            }),
         Some("throughput") => Opts::parse(&args[1..], &["--bytes", "--timeout"]).and_then(|o| {
             watchdog(o.timeout);
             throughput(&o)
@@ -241,7 +260,7 @@ fn io_err(what: &str, e: io::Error) -> Failure {
 // ---------------------------------------------------------------------------------------------
 // echo-server
 
-fn echo_server(path: &str) -> Result<(), Failure> {
+fn serve(path: &str, name: &str, handler: fn(UnixStream)) -> Result<(), Failure> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             std::fs::remove_file(path).map_err(|e| io_err("removing stale socket", e))?
@@ -254,20 +273,20 @@ fn echo_server(path: &str) -> Result<(), Failure> {
         Err(_) => {}
     }
     let listener = UnixListener::bind(path).map_err(|e| io_err(&format!("bind {path}"), e))?;
-    eprintln!("echo-server: listening on {path}");
+    eprintln!("{name}: listening on {path}");
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
                 let spawned = thread::Builder::new()
-                    .name("echo".into())
+                    .name(name.into())
                     .stack_size(64 * 1024)
-                    .spawn(move || echo(stream));
+                    .spawn(move || handler(stream));
                 if let Err(e) = spawned {
-                    eprintln!("echo-server: cannot spawn thread: {e}");
+                    eprintln!("{name}: cannot spawn thread: {e}");
                 }
             }
             Err(e) => {
-                eprintln!("echo-server: accept: {e}");
+                eprintln!("{name}: accept: {e}");
                 // Typically EMFILE: back off instead of spinning.
                 thread::sleep(Duration::from_millis(10));
             }
@@ -291,6 +310,102 @@ fn echo(mut stream: UnixStream) {
         }
     }
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// One `bulk-server` connection: `U` (upload: count to EOF, answer the count) or `D` and a
+/// count (download: send that many pattern bytes, then close).
+fn bulk(mut stream: UnixStream) {
+    let mut kind = [0u8; 1];
+    if stream.read_exact(&mut kind).is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; CHUNK];
+    if kind[0] == b'U' {
+        let mut total = 0u64;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+        let _ = stream.write_all(&total.to_le_bytes());
+    } else if kind[0] == b'D' {
+        let mut len = [0u8; 8];
+        if stream.read_exact(&mut len).is_err() {
+            return;
+        }
+        let (total, pat) = (u64::from_le_bytes(len), pattern());
+        let mut sent = 0u64;
+        while sent < total {
+            let off = (sent % PERIOD as u64) as usize;
+            let n = (total - sent).min(CHUNK as u64) as usize;
+            if stream.write_all(&pat[off..off + n]).is_err() {
+                return;
+            }
+            sent += n as u64;
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+// ---------------------------------------------------------------------------------------------
+// upload, download
+
+/// Sends `--bytes` to a `bulk-server` (upload) or receives them from it (download), in
+/// `CHUNK`-sized writes and reads; downloaded bytes are checked against the pattern.
+fn one_way(o: &Opts, upload: bool) -> Result<(), Failure> {
+    let pat = pattern();
+    let mut stream = connect(&o.path).map_err(|e| io_err(&format!("connect {}", o.path), e))?;
+    let total = o.bytes;
+    let start = Instant::now();
+    let io = |e| io_err("bulk transfer", e);
+    if upload {
+        stream.write_all(b"U").map_err(io)?;
+        let mut sent = 0u64;
+        while sent < total {
+            let off = (sent % PERIOD as u64) as usize;
+            let n = (total - sent).min(CHUNK as u64) as usize;
+            stream.write_all(&pat[off..off + n]).map_err(io)?;
+            sent += n as u64;
+        }
+        stream.shutdown(Shutdown::Write).map_err(io)?;
+        let mut count = [0u8; 8];
+        stream.read_exact(&mut count).map_err(io)?;
+        if u64::from_le_bytes(count) != total {
+            return fail(format!(
+                "the server got {} of {total} bytes",
+                u64::from_le_bytes(count)
+            ));
+        }
+    } else {
+        let mut req = vec![b'D'];
+        req.extend_from_slice(&total.to_le_bytes());
+        stream.write_all(&req).map_err(io)?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut got = 0u64;
+        while got < total {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => return fail(format!("closed after {got} of {total} bytes")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            };
+            let off = (got % PERIOD as u64) as usize;
+            if n as u64 > total - got || buf[..n] != pat[off..off + n] {
+                return fail(format!("data mismatch after byte offset {got}"));
+            }
+            got += n as u64;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "throughput: {:.1} MB/s ({total} bytes {}, {secs:.3} s)",
+        total as f64 / secs / 1e6,
+        if upload { "up" } else { "down" }
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ use crate::auth;
 use crate::config::{Config, Role};
 use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
+use crate::reactor::Io;
 use async_io::Async;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
@@ -26,68 +27,46 @@ pub const MIN_MAX_MSG: u32 = 1024;
 #[derive(Clone)]
 pub enum Transport {
     /// TCP, e.g. over the host-DPU tmfifo link.
-    Tcp(Arc<Async<TcpStream>>),
+    Tcp(Rc<Io<TcpStream>>),
     /// AF_UNIX stream socket.
-    Unix(Arc<Async<UnixStream>>),
+    Unix(Rc<Io<UnixStream>>),
     /// A DOCA Comm Channel connection; each message holds whole frames.
     Doca(Rc<doca::Link>),
     /// A DOCA Comch connection; each message holds whole frames.
     Comch(Rc<crate::comch::Link>),
 }
 
-impl From<async_net::TcpStream> for Transport {
-    fn from(s: async_net::TcpStream) -> Self {
-        let _ = s.set_nodelay(true);
-        Transport::Tcp(s.into())
-    }
-}
-
-impl From<async_net::unix::UnixStream> for Transport {
-    fn from(s: async_net::unix::UnixStream) -> Self {
-        Transport::Unix(s.into())
-    }
-}
-
-async fn read_socket<T>(s: &Async<T>, buf: &mut [u8], wait_first: bool) -> io::Result<usize>
-where
-    for<'a> &'a T: Read,
-{
-    if wait_first {
-        s.readable().await?;
-    }
-    s.read_with(|io| {
-        let mut r: &T = io;
-        r.read(buf)
-    })
-    .await
-}
-
-async fn write_socket<T>(s: &Async<T>, mut buf: &[u8]) -> io::Result<()>
-where
-    for<'a> &'a T: Write,
-{
-    while !buf.is_empty() {
-        let n = s
-            .write_with(|io| {
-                let mut w: &T = io;
-                w.write(buf)
-            })
-            .await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n..];
-    }
-    Ok(())
+/// Takes a socket connected or accepted through async-io over into the relay's own event loop
+/// (see [`crate::reactor`]): the channel carries every relayed byte.
+fn own<T: std::os::fd::AsFd>(s: Arc<Async<T>>) -> io::Result<Rc<Io<T>>> {
+    let s = Arc::try_unwrap(s)
+        .map_err(|_| io::Error::other("the channel socket is still shared"))?
+        .into_inner()?;
+    Ok(Rc::new(Io::new(s)?))
 }
 
 impl Transport {
-    /// Reads some bytes; 0 means the peer closed the channel. With `wait_first` the socket is
-    /// known to be drained, so the read waits for readiness before trying.
+    /// A TCP channel connection, with Nagle off: frames are written whole, and a small one
+    /// (a round trip's DATA, a WINDOW) must not wait for the previous one's ACK.
+    pub fn tcp(s: async_net::TcpStream) -> io::Result<Transport> {
+        s.set_nodelay(true)?;
+        Ok(Transport::Tcp(own(s.into())?))
+    }
+
+    /// An AF_UNIX channel connection.
+    pub fn unix(s: async_net::unix::UnixStream) -> io::Result<Transport> {
+        Ok(Transport::Unix(own(s.into())?))
+    }
+}
+
+impl Transport {
+    /// Reads some bytes; 0 means the peer closed the channel. `wait_first` says the last read
+    /// came back short; sockets ignore it, as their event loop tracks readiness itself.
     pub async fn read(&self, buf: &mut [u8], wait_first: bool) -> io::Result<usize> {
+        let _ = wait_first;
         match self {
-            Transport::Tcp(s) => read_socket(s, buf, wait_first).await,
-            Transport::Unix(s) => read_socket(s, buf, wait_first).await,
+            Transport::Tcp(s) => s.read_some(buf).await,
+            Transport::Unix(s) => s.read_some(buf).await,
             Transport::Doca(l) => l.read(buf).await,
             Transport::Comch(l) => l.read(buf).await,
         }
@@ -96,8 +75,8 @@ impl Transport {
     /// Writes all of `buf`.
     pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         match self {
-            Transport::Tcp(s) => write_socket(s, buf).await,
-            Transport::Unix(s) => write_socket(s, buf).await,
+            Transport::Tcp(s) => s.write_all(buf).await,
+            Transport::Unix(s) => s.write_all(buf).await,
             Transport::Doca(l) => l.write_frames(buf).await,
             Transport::Comch(l) => l.write_frames(buf).await,
         }

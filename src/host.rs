@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::mux::{Session, Stats};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::reactor::Io;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
 use crate::unix;
@@ -80,14 +81,16 @@ pub async fn run(
     systemd::ready(&host.stats);
     let mut backoff = Duration::from_millis(10);
     loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
+        // Accepted straight into the relay's own loop, never registered with async-io's.
+        let accept = listener.read_with(|l| unix::accept(l));
+        let accepted = future::or(async { Some(accept.await) }, async {
             host.stop.wait().await;
             None
         })
         .await;
         let Some(accepted) = accepted else { break };
         match accepted {
-            Ok((sock, _)) => {
+            Ok(sock) => {
                 backoff = Duration::from_millis(10);
                 host.admit(sock);
             }
@@ -111,7 +114,7 @@ pub async fn run(
 }
 
 impl Host {
-    fn admit(self: &Rc<Self>, sock: Async<UnixStream>) {
+    fn admit(self: &Rc<Self>, sock: Io<UnixStream>) {
         let clients = self.stats.clients.get();
         if clients >= self.cfg.max_clients {
             log::warn!("client refused: {clients} clients connected, the limit (--max-clients)");
@@ -121,7 +124,7 @@ impl Host {
         self.ex.spawn(self.clone().client(Rc::new(sock))).detach();
     }
 
-    async fn client(self: Rc<Self>, sock: Rc<Async<UnixStream>>) {
+    async fn client(self: Rc<Self>, sock: Rc<Io<UnixStream>>) {
         let end = self.relay_client(sock).await;
         self.stats.clients.set(self.stats.clients.get() - 1);
         if let Some((id, end)) = end {
@@ -133,7 +136,7 @@ impl Host {
         }
     }
 
-    async fn relay_client(&self, sock: Rc<Async<UnixStream>>) -> Option<(u32, End)> {
+    async fn relay_client(&self, sock: Rc<Io<UnixStream>>) -> Option<(u32, End)> {
         let Some(session) = self.wait_for_session().await else {
             log::warn!(
                 "client closed: no channel to the DPU side within {} s",
@@ -251,12 +254,12 @@ async fn connect(
         let transport = match &cfg.channel {
             ChannelAddr::Tcp(host, port) => async_net::TcpStream::connect((host.as_str(), *port))
                 .await
-                .map_err(|e| ConnectError::Unreachable(e.to_string()))?
-                .into(),
+                .and_then(Transport::tcp)
+                .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
             ChannelAddr::Unix(path) => async_net::unix::UnixStream::connect(path)
                 .await
-                .map_err(|e| ConnectError::Unreachable(e.to_string()))?
-                .into(),
+                .and_then(Transport::unix)
+                .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
             ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
                 let backend = device.expect("opened at start-up with a DOCA channel");
                 let absent = |e| {

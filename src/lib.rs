@@ -4,7 +4,7 @@
 //! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`protocol`] is the pure
 //! wire format; [`auth`] the pre-shared-key proofs; [`channel`] the transports and the
 //! handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
-//! per-connection task; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
+//! per-connection task; [`reactor`] the event loop of the sockets that carry relayed bytes; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
 
 pub mod auth;
 pub mod channel;
@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod reactor;
 pub mod shutdown;
 pub mod systemd;
 pub mod unix;
@@ -92,7 +93,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(on_signal).detach();
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
-    let result = async_io::block_on(ex.run(main));
+    // The data-path sockets are waited on by the relay's own loop; async-io's thread keeps
+    // the signals, timers, listeners and DOCA fds and wakes this loop through its eventfd.
+    let result = reactor::block_on(ex.run(main))
+        .map_err(|e| Error::io("running the event loop", e))
+        .and_then(|r| r);
     log::info!("stopped");
     result
 }

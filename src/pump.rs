@@ -16,9 +16,10 @@
 
 use crate::mux::{Session, Stream, StreamState, OUT_HIGH};
 use crate::protocol::{fill_data_header, Frame, ResetReason, HEADER_LEN};
-use async_io::{Async, Timer};
+use crate::reactor::{Io, BULK};
+use async_io::Timer;
 use futures_lite::future;
-use std::io::{self, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
@@ -39,7 +40,7 @@ pub enum End {
 
 /// Relays between `sock` and `stream` until both directions are closed or the stream is reset.
 /// The stream is removed from the session when this returns.
-pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Async<UnixStream>>) -> End {
+pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Io<UnixStream>>) -> End {
     stream.st.borrow_mut().socket = Some(sock.clone());
     let end = future::poll_fn(|cx| poll_pump(session, stream, &sock, cx)).await;
     if end != End::Closed {
@@ -65,7 +66,7 @@ pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Async<UnixStream>
 fn poll_pump(
     session: &Session,
     stream: &Stream,
-    sock: &Async<UnixStream>,
+    sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> Poll<End> {
     let mut st = stream.st.borrow_mut();
@@ -105,23 +106,22 @@ fn downstream(
     session: &Session,
     id: u32,
     st: &mut StreamState,
-    sock: &Async<UnixStream>,
+    sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
     if st.write_stopped {
         return Ok(true);
     }
     while st.pos < st.inbound.len() {
-        match sock.get_ref().write(&st.inbound[st.pos..]) {
+        if sock.poll_writable(cx).is_pending() {
+            return Ok(false);
+        }
+        match sock.write_now(&st.inbound[st.pos..]) {
             Ok(n) => {
                 st.pos += n;
                 session.delivered(id, st, n);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match sock.poll_writable(cx) {
-                Poll::Ready(r) => r?,
-                Poll::Pending => return Ok(false),
-            },
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
     }
@@ -138,7 +138,7 @@ fn upstream(
     session: &Session,
     id: u32,
     st: &mut StreamState,
-    sock: &Async<UnixStream>,
+    sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<()> {
     if st.stop_requested && !st.read_eof {
@@ -154,6 +154,9 @@ fn upstream(
         }
         if inner.out.len() >= OUT_HIGH {
             inner.out_waiters.push(cx.waker().clone());
+            return Ok(());
+        }
+        if sock.poll_readable(cx).is_pending() {
             return Ok(());
         }
         let want = (st.credit as usize).min(session.max_data);
@@ -180,30 +183,25 @@ fn upstream(
                 unsafe { inner.out.set_len(hdr + HEADER_LEN + n) };
                 fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, n as u32);
                 inner.wake_writer();
+                drop(inner);
                 st.credit -= n as u32;
                 session
                     .stats
                     .bytes_out
                     .set(session.stats.bytes_out.get() + n as u64);
-                if n < want {
-                    // A short read drained the socket: wait for readiness instead of paying
-                    // for a read that would only say "try again". The reactor re-arms the fd
-                    // level-triggered, so data that raced in meanwhile is still reported.
-                    drop(inner);
-                    match sock.poll_readable(cx) {
-                        Poll::Ready(r) => r?,
-                        Poll::Pending => return Ok(()),
-                    }
+                sock.after_read(n, want);
+                if n < want && n >= BULK {
+                    // A streaming sender refills the socket while the writer (woken above,
+                    // so it runs first) sends this batch: read again after it, not now.
+                    cx.waker().wake_by_ref();
+                    return Ok(());
                 }
             }
             Err(e) => {
                 inner.out.truncate(hdr);
                 drop(inner);
                 match e {
-                    rustix::io::Errno::AGAIN => match sock.poll_readable(cx) {
-                        Poll::Ready(r) => r?,
-                        Poll::Pending => return Ok(()),
-                    },
+                    rustix::io::Errno::AGAIN => sock.drained_read(),
                     rustix::io::Errno::INTR => {}
                     e => return Err(e.into()),
                 }

@@ -1,13 +1,16 @@
-//! Binding AF_UNIX listening sockets: stale-file handling, a backlog sized for bursts, the mode
-//! bits, and removal on exit.
+//! AF_UNIX sockets: binding listeners (stale-file handling, a backlog sized for bursts, the mode
+//! bits, removal on exit), and the relay's own connections, accepted or connected straight into
+//! its event loop ([`crate::reactor`]).
 
 use crate::error::Error;
+use crate::reactor::Io;
 use async_io::Async;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// Removes the socket file when dropped, unless the file was replaced meanwhile.
@@ -97,4 +100,36 @@ pub fn bind(
     rustix::net::listen(&fd, backlog).map_err(|e| Error::io(what(), e.into()))?;
     let listener = Async::new(UnixListener::from(fd)).map_err(|e| Error::io(what(), e))?;
     Ok((listener, file))
+}
+
+/// Send buffer asked for on the relay's own AF_UNIX connections: a stream's whole window, so
+/// that bytes arriving from the channel go out in one write instead of waiting for the
+/// application to read part of them. The kernel caps it at `net.core.wmem_max` and only uses
+/// the memory for bytes actually queued.
+const SEND_BUFFER: usize = crate::channel::STREAM_WINDOW as usize;
+
+fn tune(fd: &OwnedFd) {
+    // Only a throughput hint: the default works too.
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, SEND_BUFFER);
+}
+
+/// Accepts one client as a socket of the relay's own event loop, or `WouldBlock`.
+pub fn accept(listener: &UnixListener) -> io::Result<Io<UnixStream>> {
+    let fd = rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)?;
+    tune(&fd);
+    Io::new(UnixStream::from(fd))
+}
+
+/// Connects to `path` without blocking. AF_UNIX connects at once or not at all: a full listen
+/// backlog is `WouldBlock`, a missing listener `ConnectionRefused` or `NotFound`.
+pub fn connect(path: &Path) -> io::Result<Io<UnixStream>> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
+    tune(&fd);
+    Io::new(UnixStream::from(fd))
 }

@@ -21,7 +21,6 @@ use futures_lite::future;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::IpAddr;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -152,17 +151,17 @@ type Accepted = (Transport, String, Option<IpAddr>, Vec<u8>);
 /// inner one is a failed accept worth a retry.
 async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> {
     Ok(match listener {
-        Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
-            (
-                Transport::from(s),
+        Listener::Tcp(l) => l.accept().await.and_then(|(s, peer)| {
+            Ok((
+                Transport::tcp(s)?,
                 peer.to_string(),
                 Some(peer.ip()),
                 Vec::new(),
-            )
+            ))
         }),
-        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| {
+        Listener::Unix(l, _) => l.read_with(|l| unix::accept(l)).await.map(|s| {
             (
-                Transport::Unix(s.into()),
+                Transport::Unix(Rc::new(s)),
                 "a local socket".to_string(),
                 None,
                 Vec::new(),
@@ -345,7 +344,7 @@ impl Dpu {
         let connected = future::or(
             async {
                 loop {
-                    match Async::<UnixStream>::connect(&self.cfg.socket).await {
+                    match unix::connect(&self.cfg.socket) {
                         // A full listen backlog answers a non-blocking connect with EAGAIN at
                         // once; a burst of clients must not read that as "server missing".
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -13,11 +13,10 @@
 mod io;
 
 use crate::protocol::{Frame, ResetReason};
-use async_io::Async;
+use crate::reactor::Io;
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::task::Waker;
@@ -108,7 +107,7 @@ pub(crate) struct StreamState {
     unacked: u32,
     pub(crate) waker: Option<Waker>,
     /// The local socket, once connected, so the reader can write to it directly.
-    pub(crate) socket: Option<Rc<Async<UnixStream>>>,
+    pub(crate) socket: Option<Rc<Io<UnixStream>>>,
 }
 
 impl StreamState {
@@ -170,7 +169,7 @@ impl Session {
     }
 
     /// Host side: opens a stream for a new client. `None` when the session is gone.
-    pub fn open_stream(&self, socket: Rc<Async<UnixStream>>) -> Option<Rc<Stream>> {
+    pub fn open_stream(&self, socket: Rc<Io<UnixStream>>) -> Option<Rc<Stream>> {
         let mut inner = self.inner.borrow_mut();
         if inner.dead || inner.draining {
             return None;
@@ -187,7 +186,7 @@ impl Session {
         Some(stream)
     }
 
-    fn new_stream(&self, id: u32, socket: Option<Rc<Async<UnixStream>>>) -> Rc<Stream> {
+    fn new_stream(&self, id: u32, socket: Option<Rc<Io<UnixStream>>>) -> Rc<Stream> {
         Rc::new(Stream {
             id,
             st: RefCell::new(StreamState {
@@ -310,8 +309,8 @@ impl Session {
         let mut rest = data;
         // Fast path: nothing queued, so hand the bytes to the socket without copying them.
         if st.pos == st.inbound.len() {
-            if let Some(sock) = st.socket.clone() {
-                match sock.get_ref().write(rest) {
+            if let Some(sock) = st.socket.clone().filter(|s| s.is_writable()) {
+                match sock.write_now(rest) {
                     Ok(n) => {
                         rest = &rest[n..];
                         self.delivered(id, &mut st, n);
