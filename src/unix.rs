@@ -102,11 +102,11 @@ pub fn bind(
     Ok((listener, file))
 }
 
-/// Send buffer asked for on the relay's own AF_UNIX connections: a stream's whole window, so
-/// that bytes arriving from the channel go out in one write instead of waiting for the
-/// application to read part of them. The kernel caps it at `net.core.wmem_max` and only uses
-/// the memory for bytes actually queued.
-const SEND_BUFFER: usize = crate::channel::STREAM_WINDOW as usize;
+/// Send buffer asked for on the relay's own AF_UNIX connections (the kernel doubles it and caps
+/// it at `net.core.wmem_max`). With the default (208 KiB) a bulk download to a client went out
+/// in 214 KiB writes, each followed by a wait for room; with this one, what queued up while
+/// the application was busy goes out in one write. The memory is only used for bytes queued.
+const SEND_BUFFER: usize = 1024 * 1024;
 
 fn tune(fd: &OwnedFd) {
     // Only a throughput hint: the default works too.

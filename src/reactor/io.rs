@@ -68,6 +68,8 @@ impl<T: AsFd> Io<T> {
     /// A write said EAGAIN or took less than offered.
     pub fn drained_write(&self) {
         self.source.writable.set(false);
+        self.reactor
+            .want_writable(self.key, &self.source, self.inner.as_fd());
     }
 
     /// Applies the rule for a read of `n` bytes into `room`: a short read below [`BULK`]

@@ -40,6 +40,10 @@ const NOTIFY_KEY: u64 = u64::MAX;
 /// How many times in a row the loop may skip the epoll set because tasks kept it busy before
 /// it collects socket events anyway (with a zero timeout), so that I/O is never starved.
 const BUSY_TURNS: u32 = 8;
+/// What every socket is registered for.
+const INPUT: EventFlags = EventFlags::IN
+    .union(EventFlags::RDHUP)
+    .union(EventFlags::ET);
 
 /// The readiness one socket has shown and the tasks waiting for it.
 #[derive(Default)]
@@ -49,6 +53,8 @@ pub(crate) struct Source {
     /// The peer closed or the socket failed. Sticky: the end of input is a state, not an edge,
     /// so a read that drained the last bytes must not wait for an edge that already came.
     pub(crate) hung_up: Cell<bool>,
+    /// Whether EPOLLOUT is in the interest set; see [`Reactor::want_writable`].
+    out_interest: Cell<bool>,
     pub(crate) reader: RefCell<Option<Waker>>,
     pub(crate) writer: RefCell<Option<Waker>>,
 }
@@ -133,8 +139,9 @@ impl Reactor {
         })
     }
 
-    /// Adds `fd` for both directions, edge-triggered. The source starts out assumed ready both
-    /// ways: the first operation finds out, and at worst says EAGAIN once.
+    /// Adds `fd`, edge-triggered, for input only (see [`Reactor::want_writable`]). The source
+    /// starts out assumed ready both ways: the first operation finds out, and at worst says
+    /// EAGAIN once.
     pub(crate) fn register(&self, fd: impl AsFd) -> std::io::Result<(usize, Rc<Source>)> {
         let source = Rc::new(Source {
             readable: Cell::new(true),
@@ -146,13 +153,31 @@ impl Reactor {
             slots.push(None);
             slots.len() - 1
         });
-        let flags = EventFlags::IN | EventFlags::OUT | EventFlags::RDHUP | EventFlags::ET;
-        if let Err(e) = epoll::add(&self.epoll, fd, EventData::new_u64(key as u64), flags) {
+        if let Err(e) = epoll::add(&self.epoll, fd, EventData::new_u64(key as u64), INPUT) {
             self.free.borrow_mut().push(key);
             return Err(e.into());
         }
         self.slots.borrow_mut()[key] = Some(source.clone());
         Ok((key, source))
+    }
+
+    /// A write found `fd` full: from now on its EPOLLOUT edges are wanted too.
+    ///
+    /// Output interest is added only here, not at registration: an AF_UNIX socket signals
+    /// room on every read its peer makes, and those edges woke the loop for nothing (one
+    /// extra `epoll_pwait` per 256 KiB sent to a client). A socket that filled up once keeps
+    /// the interest; the modification is re-armed by the kernel, so room that appeared
+    /// meanwhile is still reported.
+    pub(crate) fn want_writable(&self, key: usize, source: &Source, fd: impl AsFd) {
+        if source.out_interest.replace(true) {
+            return;
+        }
+        let flags = INPUT | EventFlags::OUT;
+        if epoll::modify(&self.epoll, fd, EventData::new_u64(key as u64), flags).is_err() {
+            // Cannot wait for room: let the next write find out by itself.
+            source.out_interest.set(false);
+            source.writable.set(true);
+        }
     }
 
     /// Removes `fd`, which must still be open, from the set.
