@@ -16,8 +16,10 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Largest message a stream transport accepts, header included.
-pub const STREAM_MAX_MSG: u32 = 256 * 1024;
+/// Largest message a stream transport accepts, header included. A bulk stream's DATA frames
+/// grow to this size (see [`crate::pump`]), and each is written to the far socket in one
+/// write: at 256 KiB that was 4-5 writes per MiB, at 1 MiB it is about one.
+pub const STREAM_MAX_MSG: u32 = 1024 * 1024;
 /// Receive window granted per stream. At 1 MiB a bulk stream ran out of credit every MiB and
 /// waited a WINDOW round trip (17-24 system calls per MiB per relay process); at 4 MiB it
 /// rarely waits (12-13). It is also what a stream whose application stops reading can hold

@@ -134,6 +134,13 @@ fn downstream(
 }
 
 /// Reads from the socket into DATA frames while there is credit and room in the send buffer.
+///
+/// A read that came back short but large ([`BULK`]) leaves its frame open: the task yields and
+/// the next read extends the same frame, as long as nothing was queued after it and the writer
+/// has not taken it. The writer is woken only once the frame is closed (a small read, EAGAIN,
+/// a full frame, no credit or room left), so a client streaming through its 208 KiB socket
+/// buffer fills one frame of up to the message size with several reads, the channel carries
+/// it in one write, and the far side writes it to its socket in one write.
 fn upstream(
     session: &Session,
     id: u32,
@@ -147,42 +154,68 @@ fn upstream(
         let _ = sock.get_ref().shutdown(Shutdown::Read);
         end_upstream(session, id, st, "the far side stopped reading");
     }
+    let result = read_frames(session, id, st, sock, cx);
+    if !matches!(result, Ok(true)) && st.open.take().is_some() {
+        session.inner.borrow_mut().wake_writer();
+    }
+    result.map(|_| ())
+}
+
+/// The reading loop of [`upstream`]; `Ok(true)` when it left a frame open and will be back.
+fn read_frames(
+    session: &Session,
+    id: u32,
+    st: &mut StreamState,
+    sock: &Io<UnixStream>,
+    cx: &mut Context<'_>,
+) -> io::Result<bool> {
     while !st.read_eof && st.credit > 0 {
         let mut inner = session.inner.borrow_mut();
         if inner.draining {
-            return Ok(());
+            return Ok(false);
         }
         if inner.out.len() >= OUT_HIGH {
             inner.out_waiters.push(cx.waker().clone());
-            return Ok(());
+            return Ok(false);
         }
         if sock.poll_readable(cx).is_pending() {
-            return Ok(());
+            return Ok(false);
         }
-        let want = (st.credit as usize).min(session.max_data);
-        let hdr = inner.out.len();
-        inner.out.resize(hdr + HEADER_LEN, 0);
+        let (hdr, have) = match st.open {
+            Some(f) if inner.is_last(f) && f.len < session.max_data => (f.at, f.len),
+            _ => {
+                let hdr = inner.out.len();
+                inner.out.resize(hdr + HEADER_LEN, 0);
+                (hdr, 0)
+            }
+        };
+        let want = (st.credit as usize).min(session.max_data - have);
         inner.out.reserve(want);
         let spare = &mut inner.out.spare_capacity_mut()[..want];
         match rustix::io::read(sock.get_ref(), spare) {
             Ok(([], _)) => {
-                inner.out.truncate(hdr);
+                if have == 0 {
+                    inner.out.truncate(hdr);
+                }
                 drop(inner);
                 end_upstream(session, id, st, "EOF");
             }
             Err(rustix::io::Errno::CONNRESET) => {
                 // ECONNRESET comes after the last bytes of an application that closed with
                 // data unread: the end of its input, like EOF.
-                inner.out.truncate(hdr);
+                if have == 0 {
+                    inner.out.truncate(hdr);
+                }
                 drop(inner);
                 end_upstream(session, id, st, "closed with data unread");
             }
             Ok((filled, _)) => {
                 let n = filled.len();
+                let len = have + n;
                 // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
-                unsafe { inner.out.set_len(hdr + HEADER_LEN + n) };
-                fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, n as u32);
-                inner.wake_writer();
+                unsafe { inner.out.set_len(hdr + HEADER_LEN + len) };
+                fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, len as u32);
+                st.open = Some(inner.frame_at(hdr, len));
                 drop(inner);
                 st.credit -= n as u32;
                 session
@@ -191,14 +224,16 @@ fn upstream(
                     .set(session.stats.bytes_out.get() + n as u64);
                 sock.after_read(n, want);
                 if n < want && n >= BULK {
-                    // A streaming sender refills the socket while the writer (woken above,
-                    // so it runs first) sends this batch: read again after it, not now.
+                    // A streaming sender refills the socket meanwhile: come back after the
+                    // other runnable tasks and grow this frame.
                     cx.waker().wake_by_ref();
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             Err(e) => {
-                inner.out.truncate(hdr);
+                if have == 0 {
+                    inner.out.truncate(hdr);
+                }
                 drop(inner);
                 match e {
                     rustix::io::Errno::AGAIN => sock.drained_read(),
@@ -208,7 +243,7 @@ fn upstream(
             }
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Ends the sending direction: CLOSE tells the peer no more DATA follows.

@@ -87,7 +87,7 @@ impl Session {
                     return "session ended".into();
                 }
                 inner.writing = true;
-                std::mem::swap(&mut inner.out, &mut spare);
+                inner.take_batch(&mut spare);
                 std::mem::take(&mut inner.out_waiters)
             };
             waiters.into_iter().for_each(Waker::wake);

@@ -12,7 +12,7 @@
 
 mod io;
 
-use crate::protocol::{Frame, ResetReason};
+use crate::protocol::{Frame, ResetReason, HEADER_LEN};
 use crate::reactor::Io;
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
@@ -71,6 +71,9 @@ pub(crate) struct Inner {
     dead: bool,
     /// Shutting down: local sockets are no longer read.
     pub(crate) draining: bool,
+    /// Batches the writer has taken so far; a frame left open in `out` is only valid within
+    /// one.
+    batch: u64,
     next_id: u32,
 }
 
@@ -106,8 +109,20 @@ pub(crate) struct StreamState {
     /// Written to the socket and not yet credited back.
     unacked: u32,
     pub(crate) waker: Option<Waker>,
+    /// The DATA frame this stream is still growing at the end of `out`, if any.
+    pub(crate) open: Option<OpenFrame>,
     /// The local socket, once connected, so the reader can write to it directly.
     pub(crate) socket: Option<Rc<Io<UnixStream>>>,
+}
+
+/// Where a DATA frame that may still grow sits in the send buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct OpenFrame {
+    batch: u64,
+    /// Offset of its header in `out`.
+    pub(crate) at: usize,
+    /// Payload bytes so far.
+    pub(crate) len: usize,
 }
 
 impl StreamState {
@@ -137,6 +152,7 @@ impl Session {
                 out_waiters: Vec::new(),
                 dead: false,
                 draining: false,
+                batch: 0,
                 next_id: 1,
             }),
             max_data,
@@ -407,6 +423,26 @@ impl Session {
 }
 
 impl Inner {
+    /// Records a DATA frame at `at` with `len` payload bytes as the last one in `out`.
+    pub(crate) fn frame_at(&self, at: usize, len: usize) -> OpenFrame {
+        OpenFrame {
+            batch: self.batch,
+            at,
+            len,
+        }
+    }
+
+    /// Whether `f` is still the last frame in `out` and the writer has not taken it.
+    pub(crate) fn is_last(&self, f: OpenFrame) -> bool {
+        f.batch == self.batch && self.out.len() == f.at + HEADER_LEN + f.len
+    }
+
+    /// The writer takes the send buffer: frames in it can no longer grow.
+    pub(crate) fn take_batch(&mut self, spare: &mut Vec<u8>) {
+        self.batch += 1;
+        std::mem::swap(&mut self.out, spare);
+    }
+
     pub(crate) fn wake_writer(&mut self) {
         if let Some(w) = self.writer.take() {
             w.wake();
