@@ -58,8 +58,9 @@ impl Transport {
         Ok(Transport::Tcp(own(s.into())?))
     }
 
-    /// An AF_UNIX channel connection.
+    /// An AF_UNIX channel connection, with the send buffer of the relay's own AF_UNIX sockets.
     pub fn unix(s: async_net::unix::UnixStream) -> io::Result<Transport> {
+        crate::unix::tune(&s);
         Ok(Transport::Unix(own(s.into())?))
     }
 }

@@ -222,7 +222,7 @@ fn read_frames(
                     .stats
                     .bytes_out
                     .set(session.stats.bytes_out.get() + n as u64);
-                sock.after_read(n, want);
+                sock.after_read(n, want, true);
                 if n < want && n >= BULK {
                     // A streaming sender refills the socket meanwhile: come back after the
                     // other runnable tasks and grow this frame.

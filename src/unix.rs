@@ -8,7 +8,6 @@ use async_io::Async;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -108,7 +107,7 @@ pub fn bind(
 /// the application was busy goes out in one write. The memory is only used for bytes queued.
 const SEND_BUFFER: usize = 1024 * 1024;
 
-fn tune(fd: &OwnedFd) {
+pub(crate) fn tune(fd: impl std::os::fd::AsFd) {
     // Only a throughput hint: the default works too.
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, SEND_BUFFER);
 }

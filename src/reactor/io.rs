@@ -72,16 +72,20 @@ impl<T: AsFd> Io<T> {
             .want_writable(self.key, &self.source, self.inner.as_fd());
     }
 
-    /// Applies the rule for a read of `n` bytes into `room`: a short read below [`BULK`]
-    /// means the socket is drained, unless the peer hung up: the end of input is a state, not
-    /// an edge, so the next read must report it instead of waiting for an edge that came.
-    pub fn after_read(&self, n: usize, room: usize) {
-        if n < room && n < BULK && !self.source.hung_up.get() {
+    /// Applies the rule for a read of `n` bytes into `room`: a short read means the socket is
+    /// drained, unless it was at least [`BULK`] and the caller asks to `keep_bulk` (it will
+    /// read again only after other work), or the peer hung up: the end of input is a state,
+    /// not an edge, so the next read must report it instead of waiting for an edge that came.
+    pub fn after_read(&self, n: usize, room: usize, keep_bulk: bool) {
+        let bulk = keep_bulk && n >= BULK;
+        if n < room && !bulk && !self.source.hung_up.get() {
             self.drained_read();
         }
     }
 
-    /// Reads some bytes into `buf`, waiting for readiness as needed; 0 is EOF.
+    /// Reads some bytes into `buf`, waiting for readiness as needed; 0 is EOF. Any short read
+    /// counts as draining the socket: the caller reads again at once, before the sender can
+    /// have added much, so waiting for the edge is cheaper than a read that may say EAGAIN.
     pub async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| loop {
             if self.poll_readable(cx).is_pending() {
@@ -89,7 +93,7 @@ impl<T: AsFd> Io<T> {
             }
             match rustix::io::read(&self.inner, &mut *buf) {
                 Ok(n) => {
-                    self.after_read(n, buf.len());
+                    self.after_read(n, buf.len(), false);
                     return Poll::Ready(Ok(n));
                 }
                 Err(rustix::io::Errno::AGAIN) => self.drained_read(),

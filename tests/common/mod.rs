@@ -31,9 +31,21 @@ const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// The service name both sides use unless a test says otherwise.
 pub const SERVICE: &str = "dsr_test";
 
-/// The relay binary built by cargo for this test run.
+/// A different relay binary for this test process (see [`use_relay_bin`]).
+static RELAY_BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The relay binary built by cargo for this test run, unless [`use_relay_bin`] chose another.
 pub fn relay_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_doca_socket_relay")
+    RELAY_BIN
+        .get()
+        .map_or(env!("CARGO_BIN_EXE_doca_socket_relay"), String::as_str)
+}
+
+/// Makes every relay this test process starts run `path` (set once; later calls must agree).
+#[allow(dead_code)]
+pub fn use_relay_bin(path: String) {
+    let set = RELAY_BIN.get_or_init(|| path.clone());
+    assert_eq!(*set, path, "two different relay binaries requested");
 }
 
 /// The relay as a command. `DSR_TEST_RUNNER` (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`)
