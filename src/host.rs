@@ -82,7 +82,7 @@ pub async fn run(
     let mut backoff = Duration::from_millis(10);
     loop {
         // Accepted straight into the relay's own loop, never registered with async-io's.
-        let accept = listener.read_with(|l| unix::accept(l));
+        let accept = listener.read_with(unix::accept);
         let accepted = future::or(async { Some(accept.await) }, async {
             host.stop.wait().await;
             None

@@ -159,7 +159,7 @@ async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> 
                 Vec::new(),
             ))
         }),
-        Listener::Unix(l, _) => l.read_with(|l| unix::accept(l)).await.map(|s| {
+        Listener::Unix(l, _) => l.read_with(unix::accept).await.map(|s| {
             (
                 Transport::Unix(Rc::new(s)),
                 "a local socket".to_string(),

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cost;
 #[path = "../support/fake_comch.rs"]
 pub mod fake_comch;
 #[path = "../support/fake_doca.rs"]
