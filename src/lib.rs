@@ -1,10 +1,11 @@
 //! doca-socket-relay: carries AF_UNIX stream connections from clients on a host to a server
 //! application on a BlueField DPU over one multiplexed channel.
 //!
-//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`protocol`] is the pure
-//! wire format; [`auth`] the pre-shared-key proofs; [`channel`] the transports and the
-//! handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
-//! per-connection task; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
+//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
+//! checks the key file; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
+//! proofs; [`channel`] the transports and the handshake; [`mux`] one session's streams, flow
+//! control and frame I/O; [`pump`] the per-connection task; [`host`] and [`dpu`] the two roles;
+//! [`unix`] binding AF_UNIX listeners.
 
 pub mod auth;
 pub mod channel;
@@ -15,6 +16,7 @@ pub mod doca;
 pub mod dpu;
 pub mod error;
 pub mod host;
+pub mod keyfile;
 pub mod logging;
 pub mod mux;
 pub mod protocol;
