@@ -501,3 +501,37 @@ fn dpu_channel_address_in_use() {
         "the error should name the address:\n{err}"
     );
 }
+
+/// Found by fuzz/fuzz_targets/command_line.rs: a line break in an argument, a path or a JSON
+/// value used to split the error over several lines (and could forge a log line).
+#[test]
+fn control_characters_in_input_keep_the_error_on_one_line() {
+    let d = Dir::new();
+    let sock = d.sock();
+    let s = sock.display().to_string();
+    let chan = format!("unix:{}", d.s("c.sock"));
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v = strings(&["-s", &s, "-n", "svc", "--channel", &chan]);
+        v.extend(strings(extra));
+        v
+    };
+    let json = json_file(
+        &d,
+        &format!(
+            r#"{{"doca_program_flags": {{"socket": "{s}", "cc-name": "svc", "channel": "{chan}", "role": "x\ny"}}}}"#
+        ),
+    );
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (base(&["\n"]), "\\n: unknown argument"),
+        (base(&["--max-clients", "1\n2"]), "--max-clients:"),
+        (base(&["--psk-file", &d.s("k\nkey")]), "k\\nkey"),
+        (
+            strings(&["-j", &d.s("a\r\u{1b}[2J.json")]),
+            "a\\r\\u{1b}[2J.json",
+        ),
+        (strings(&["-j", &json]), "x\\ny"),
+    ];
+    for (args, want) in &cases {
+        expect_config_error(d.path(), args, want, &sock);
+    }
+}
