@@ -521,6 +521,9 @@ fn control_characters_in_input_keep_the_error_on_one_line() {
             r#"{{"doca_program_flags": {{"socket": "{s}", "cc-name": "svc", "channel": "{chan}", "role": "x\ny"}}}}"#
         ),
     );
+    // Found by fuzz/fuzz_targets/flag_file.rs: a JSON key with an escaped line break.
+    let key_json = d.s("key.json");
+    fs::write(&key_json, r#"{"doca_program_flags": {"a\nb": 1}}"#).unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (base(&["\n"]), "\\n: unknown argument"),
         (base(&["--max-clients", "1\n2"]), "--max-clients:"),
@@ -530,6 +533,7 @@ fn control_characters_in_input_keep_the_error_on_one_line() {
             "a\\r\\u{1b}[2J.json",
         ),
         (strings(&["-j", &json]), "x\\ny"),
+        (strings(&["-j", &key_json]), "unknown field `a\\nb`"),
     ];
     for (args, want) in &cases {
         expect_config_error(d.path(), args, want, &sock);

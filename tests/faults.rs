@@ -5,172 +5,22 @@
 //! After each: no panic, new clients still served, and every byte echoed back arrived intact.
 
 mod common;
+#[path = "support/procfs.rs"]
+mod procfs;
+#[path = "support/proxy.rs"]
+mod proxy;
 
 use common::*;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use procfs::*;
+use proxy::{Fault, Proxy};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------------------------------------
-// The channel proxy
-// ---------------------------------------------------------------------------------------------
-
-/// What the proxy does to the bytes of each channel connection.
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    /// Sleeps a few ms before forwarding each read.
-    Delay,
-    /// Forwards one byte per write.
-    OneByte,
-    /// Stops forwarding for 1.5 s after every 64 KiB.
-    Stall,
-    /// Closes the first connections after a random number of bytes (each direction counts).
-    Cut,
-}
-
-/// One side of a proxied connection: a tcp or AF_UNIX stream.
-trait Conn: Read + Write + Send + 'static {
-    fn close(&self);
-    fn dup(&self) -> Box<dyn Conn>;
-}
-
-impl Conn for TcpStream {
-    fn close(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn dup(&self) -> Box<dyn Conn> {
-        Box::new(self.try_clone().unwrap())
-    }
-}
-
-impl Conn for UnixStream {
-    fn close(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn dup(&self) -> Box<dyn Conn> {
-        Box::new(self.try_clone().unwrap())
-    }
-}
-
-/// A proxy listening at the host side's channel address and forwarding to the DPU side's.
-struct Proxy {
-    stop: Arc<AtomicBool>,
-    /// Channel connections cut so far.
-    cuts: Arc<AtomicUsize>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Proxy {
-    fn start(chan: Chan, listen: &str, upstream: &str, fault: Fault, seed: u64) -> Proxy {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cuts = Arc::new(AtomicUsize::new(0));
-        let accept: Box<dyn Fn() -> io::Result<Box<dyn Conn>> + Send> = match chan {
-            Chan::Tcp => {
-                let l = TcpListener::bind(listen.trim_start_matches("tcp:")).unwrap();
-                l.set_nonblocking(true).unwrap();
-                Box::new(move || l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>))
-            }
-            _ => {
-                let l = UnixListener::bind(listen.trim_start_matches("unix:")).unwrap();
-                l.set_nonblocking(true).unwrap();
-                Box::new(move || l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>))
-            }
-        };
-        let upstream = upstream.to_string();
-        let connect = move || -> io::Result<Box<dyn Conn>> {
-            match upstream.strip_prefix("tcp:") {
-                Some(a) => Ok(Box::new(TcpStream::connect(a)?)),
-                None => Ok(Box::new(UnixStream::connect(
-                    upstream.trim_start_matches("unix:"),
-                )?)),
-            }
-        };
-        let (stop2, cuts2) = (stop.clone(), cuts.clone());
-        thread::spawn(move || {
-            let rng = Mutex::new(Pattern::new(seed));
-            // Bounded: ends with the test, or after 5 minutes at most.
-            let deadline = Instant::now() + Duration::from_secs(300);
-            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
-                let Ok(down) = accept() else {
-                    thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let Ok(up) = connect() else {
-                    continue;
-                };
-                // Cut only the first three connections, so the relays can recover.
-                let cut_at = match fault {
-                    Fault::Cut if cuts2.fetch_add(1, Ordering::SeqCst) < 3 => {
-                        Some(rng.lock().unwrap().range(1, 300_000))
-                    }
-                    _ => None,
-                };
-                let budget = Arc::new(Mutex::new(cut_at.unwrap_or(usize::MAX)));
-                for (from, to) in [(down.dup(), up.dup()), (up.dup(), down.dup())] {
-                    let (stop, budget) = (stop2.clone(), budget.clone());
-                    thread::spawn(move || forward(from, to, fault, &budget, &stop));
-                }
-            }
-        });
-        Proxy { stop, cuts }
-    }
-}
-
-/// Copies `from` to `to` with `fault` until either side ends, the budget of bytes shared by
-/// both directions runs out (then both sides are closed mid-stream), or the test ends.
-fn forward(
-    mut from: Box<dyn Conn>,
-    mut to: Box<dyn Conn>,
-    fault: Fault,
-    budget: &Mutex<usize>,
-    stop: &AtomicBool,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut since_stall = 0usize;
-    while !stop.load(Ordering::SeqCst) {
-        let got = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let n = {
-            let mut left = budget.lock().unwrap();
-            let n = got.min(*left);
-            *left -= n;
-            n
-        };
-        let ok = match fault {
-            Fault::Delay => {
-                thread::sleep(Duration::from_millis(3));
-                to.write_all(&buf[..n]).is_ok()
-            }
-            Fault::OneByte => buf[..n].iter().all(|b| to.write_all(&[*b]).is_ok()),
-            Fault::Stall => {
-                since_stall += n;
-                if since_stall > 64 * 1024 {
-                    since_stall = 0;
-                    thread::sleep(Duration::from_millis(1500));
-                }
-                to.write_all(&buf[..n]).is_ok()
-            }
-            Fault::Cut => to.write_all(&buf[..n]).is_ok(),
-        };
-        if !ok || n < got || *budget.lock().unwrap() == 0 {
-            break;
-        }
-    }
-    from.close();
-    to.close();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Relays around a proxy
@@ -321,37 +171,25 @@ fn channel_fault(chan: Chan, fault: Fault) {
     env.assert_healthy();
 }
 
-#[test]
-fn channel_delayed_tcp() {
-    channel_fault(Chan::Tcp, Fault::Delay);
+/// One test per fault and channel kind.
+macro_rules! channel_faults {
+    ($($fault:ident: $tcp:ident, $unix:ident;)*) => {$(
+        #[test]
+        fn $tcp() {
+            channel_fault(Chan::Tcp, Fault::$fault);
+        }
+        #[test]
+        fn $unix() {
+            channel_fault(Chan::Unix, Fault::$fault);
+        }
+    )*};
 }
-#[test]
-fn channel_delayed_unix() {
-    channel_fault(Chan::Unix, Fault::Delay);
-}
-#[test]
-fn channel_one_byte_writes_tcp() {
-    channel_fault(Chan::Tcp, Fault::OneByte);
-}
-#[test]
-fn channel_one_byte_writes_unix() {
-    channel_fault(Chan::Unix, Fault::OneByte);
-}
-#[test]
-fn channel_stalls_tcp() {
-    channel_fault(Chan::Tcp, Fault::Stall);
-}
-#[test]
-fn channel_stalls_unix() {
-    channel_fault(Chan::Unix, Fault::Stall);
-}
-#[test]
-fn channel_cut_at_random_points_tcp() {
-    channel_fault(Chan::Tcp, Fault::Cut);
-}
-#[test]
-fn channel_cut_at_random_points_unix() {
-    channel_fault(Chan::Unix, Fault::Cut);
+
+channel_faults! {
+    Delay: channel_delayed_tcp, channel_delayed_unix;
+    OneByte: channel_one_byte_writes_tcp, channel_one_byte_writes_unix;
+    Stall: channel_stalls_tcp, channel_stalls_unix;
+    Cut: channel_cut_at_random_points_tcp, channel_cut_at_random_points_unix;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +261,7 @@ fn server_crash(chan: Chan) {
 fn server_app_crash_mid_stream_tcp() {
     server_crash(Chan::Tcp);
 }
+
 #[test]
 fn server_app_crash_mid_stream_unix() {
     server_crash(Chan::Unix);
@@ -472,44 +311,6 @@ fn clients_that_connect_and_vanish() {
 // ---------------------------------------------------------------------------------------------
 // Resource use: fds, RSS, the fd limit
 // ---------------------------------------------------------------------------------------------
-
-fn proc_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn proc_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time of a process in clock ticks.
-fn proc_cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-    // After the name: state is field 3, utime 14 and stime 15 (1-based).
-    let at = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    at(14) + at(15)
-}
-
-fn clock_ticks_per_sec() -> u64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(100)
-}
 
 /// One client: connect, a 1-byte echo, close.
 fn one_cycle(sock: &Path) -> Result<(), String> {
@@ -677,7 +478,7 @@ fn silent_channel_peer_is_closed_after_a_bounded_time() {
     let start = Instant::now();
     let res = echo_check(&env.client(), &pattern(8, 100_000));
     assert!(res.is_ok(), "{res:?}\n{}", env.logs());
-    // The DPU side sends its HELLO, then closes once the handshake times out.
+    // The DPU side closes it once its time to speak (or to finish the handshake) is up.
     let mut sink = Vec::new();
     let end = silent.read_to_end(&mut sink);
     let waited = start.elapsed();
