@@ -26,6 +26,10 @@ pub const CHANNEL_WAIT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Back-off after the DPU side refused this host (wrong key or name, another host connected):
+/// nothing changes until an operator acts, so retry slowly.
+const REFUSED_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 struct Host {
     cfg: Config,
@@ -108,7 +112,10 @@ impl Host {
         if let Some((id, end)) = end {
             match end {
                 End::Closed => log::debug!("stream {id}: closed"),
-                End::Reset(ResetReason::CHANNEL_LOST) => log::debug!("stream {id}: channel lost"),
+                // The session's end is logged once for all its streams.
+                End::Reset(why @ (ResetReason::CHANNEL_LOST | ResetReason::SHUTDOWN)) => {
+                    log::debug!("stream {id}: {why}")
+                }
                 End::Reset(why) => log::info!("stream {id}: client closed: {why}"),
             }
         }
@@ -175,10 +182,24 @@ impl Host {
                     let (why, streams) = session.run(transport, reader, |_| {}).await;
                     self.set_session(None);
                     self.stats.channel_up.set(false);
-                    log::warn!("channel lost: {why}; {streams} open streams reset");
+                    crate::shutdown::log_session_end(
+                        &session,
+                        format_args!("channel"),
+                        &why,
+                        streams,
+                    );
                 }
                 Err(ConnectError::Refused(msg)) => {
-                    log::error!("channel to {} refused: {msg}", self.cfg.channel)
+                    // Refused means an operator must act: retry slowly, log once a while.
+                    crate::ratelimit::log(
+                        log::Level::Error,
+                        &crate::ratelimit::kind_of(&msg),
+                        format_args!("channel to {} refused: {msg}", self.cfg.channel),
+                    );
+                    backoff = backoff.max(REFUSED_BACKOFF_MIN);
+                    Timer::after(backoff).await;
+                    backoff = (backoff * 2).min(REFUSED_BACKOFF_MAX);
+                    continue;
                 }
                 Err(ConnectError::Unreachable(msg)) if !quiet => {
                     log::warn!(

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod check;
 pub mod cli;
 pub mod comch;
 pub mod config;
@@ -19,7 +20,11 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod ratelimit;
+pub mod shutdown;
+pub mod stats_dump;
 pub mod systemd;
+pub mod takeover;
 pub mod unix;
 
 pub use error::Error;
@@ -49,6 +54,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let role = cfg.role;
     let ex2 = ex.clone();
     let role_stats = stats.clone();
+    let stop_stats = stats.clone();
     let main = async move {
         let relay = async {
             match role {
@@ -66,6 +72,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 log::info!("{name} received, shutting down");
             }
             systemd::stopping();
+            shutdown::announce(&stop_stats, "shutting down").await;
             Ok(())
         };
         future::or(relay, stop).await
@@ -75,7 +82,15 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let main = ex.spawn(main);
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
+    ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
+    ex.spawn(ratelimit::flush_loop()).detach();
     let result = async_io::block_on(ex.run(main));
-    log::info!("stopped");
+    // A relay that never started says only why; one that ran says why it stopped, then that.
+    if stats.ready.get() {
+        if let Err(e) = &result {
+            logging::report_fatal(e);
+        }
+        log::info!("stopped");
+    }
     result
 }
