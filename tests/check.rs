@@ -17,6 +17,12 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `--check` for a host side on `sock` and `chan`, service `svc`.
+fn check_args<'a>(sock: &'a Path, chan: &'a str) -> Vec<&'a str> {
+    let sock = sock.to_str().unwrap();
+    vec!["--check", "-s", sock, "-n", "svc", "--channel", chan]
+}
+
 #[test]
 fn check_prints_what_would_run_and_binds_nothing() {
     let dir = tempdir();
@@ -24,17 +30,8 @@ fn check_prints_what_would_run_and_binds_nothing() {
     let sock = d.join("h.sock");
     let key = write_psk(d, "k");
     let chan = "tcp:127.0.0.1:9";
-    let args = [
-        "--check",
-        "-s",
-        sock.to_str().unwrap(),
-        "-n",
-        "svc",
-        "--channel",
-        chan,
-        "--psk-file",
-        key.to_str().unwrap(),
-    ];
+    let mut args = check_args(&sock, chan);
+    args.extend(["--psk-file", key.to_str().unwrap()]);
     let (code, out, err) = run(d, &args);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
@@ -72,38 +69,19 @@ fn check_fails_with_2_on_paths_that_would_not_work() {
     let d = dir.path();
     let missing = d.join("no/such/dir/h.sock");
     let chan = format!("unix:{}", d.join("c.sock").display());
-    let (code, _, err) = run(
-        d,
-        &[
-            "--check",
-            "-s",
-            missing.to_str().unwrap(),
-            "-n",
-            "svc",
-            "--channel",
-            &chan,
-        ],
-    );
-    assert_eq!(code, 2, "{err}");
+    let check = |sock: &Path| {
+        let (code, _, err) = run(d, &check_args(sock, &chan));
+        assert_eq!(code, 2, "{err}");
+        err
+    };
+    let err = check(&missing);
     assert!(
         err.contains("the directory") && err.contains("no/such/dir") && err.contains("is missing"),
         "{err}"
     );
     let file = d.join("plain");
     std::fs::write(&file, b"data").unwrap();
-    let (code, _, err) = run(
-        d,
-        &[
-            "--check",
-            "-s",
-            file.to_str().unwrap(),
-            "-n",
-            "svc",
-            "--channel",
-            &chan,
-        ],
-    );
-    assert_eq!(code, 2, "{err}");
+    let err = check(&file);
     assert!(err.contains("exists and is not a socket"), "{err}");
     // A bad flag is still a plain configuration error.
     let (code, _, err) = run(d, &["--check", "-n", "svc", "--channel", &chan]);

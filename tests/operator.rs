@@ -35,10 +35,14 @@ fn wait_stderr(env: &mut Env, who: &str, what: &str, cond: impl Fn(&str) -> bool
     }
 }
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 /// The arguments of another host-side relay for `env`'s tcp channel, binding `sock`.
 fn another_host(env: &Env, sock: &Path) -> Vec<String> {
     let key = env.dir.path().join("shared.key");
-    [
+    strings(&[
         "--role",
         "host",
         "--channel",
@@ -51,10 +55,7 @@ fn another_host(env: &Env, sock: &Path) -> Vec<String> {
         key.to_str().unwrap(),
         "-l",
         "debug",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ])
 }
 
 /// Two live hosts against one DPU side: the first keeps its channel and its clients, the
@@ -241,19 +242,17 @@ fn wrong_key_is_logged_once_per_side() {
 fn host_only_args(dir: &Path) -> Vec<String> {
     let sock = dir.join("h.sock");
     let chan = format!("unix:{}", dir.join("c.sock").display());
-    [
+    let args = [
         "--role",
         "host",
         "--channel",
         &chan,
         "-s",
         sock.to_str().unwrap(),
-        "-n",
-        "svc",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ];
+    let mut args = strings(&args);
+    args.extend(strings(&["-n", "svc"]));
+    args
 }
 
 /// Runs a host side until its socket listens, stops it with SIGTERM, returns its stderr.
