@@ -1,14 +1,66 @@
-//! Ending sessions cleanly: telling the peer this side is shutting down (GOAWAY), and logging
-//! how a session ended, at INFO when the peer announced it and at WARN when the channel failed.
+//! Shutting down: the signal shared by a process's tasks (set once on SIGTERM or SIGINT, after
+//! which listeners stop accepting and sessions drain, see [`crate::mux::Session::drain`]), the
+//! GOAWAY that tells the peer, and how a session's end is logged: at INFO when the peer
+//! announced it, at WARN when the channel failed.
 
-use crate::mux::{Session, Stats};
+use crate::mux::Session;
 use async_io::Timer;
+use event_listener::Event;
+use std::cell::Cell;
 use std::fmt;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Longest wait for the GOAWAY frames to be written before the process goes on exiting.
+/// Longest wait for GOAWAY to be written before the process goes on exiting.
 pub const ANNOUNCE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long a draining relay waits for the bytes it has read to reach the other side.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+/// A one-way flag with a way to wait for it.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    started: Cell<bool>,
+    event: Event,
+}
+
+impl Shutdown {
+    /// Starts the shutdown and wakes every task waiting for it.
+    pub fn trigger(&self) {
+        self.started.set(true);
+        self.event.notify(usize::MAX);
+    }
+
+    /// Whether the shutdown has started.
+    pub fn started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// Resolves once the shutdown has started.
+    pub async fn wait(&self) {
+        loop {
+            let listener = self.event.listen();
+            if self.started() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Sends GOAWAY with `reason` on `session` and waits, at most [`ANNOUNCE_TIMEOUT`], until the
+/// frame has been handed to the channel. The peer then logs the shutdown at INFO and resets
+/// what is left with "relay shutting down". Called at the end of the drain.
+pub async fn announce(session: &Session, reason: &str) {
+    if session.is_dead() {
+        return;
+    }
+    let asked = Instant::now();
+    session.go_away(reason);
+    while asked.elapsed() < ANNOUNCE_TIMEOUT && !session.is_dead() && !session.flushed_since(asked)
+    {
+        Timer::after(Duration::from_millis(5)).await;
+    }
+}
 
 /// "1 stream" or "2 streams".
 pub fn count(n: usize, what: &str) -> String {
@@ -19,36 +71,8 @@ pub fn count(n: usize, what: &str) -> String {
     }
 }
 
-/// Sends GOAWAY with `reason` on every live session of the process and waits, at most
-/// [`ANNOUNCE_TIMEOUT`], until the frames have been handed to the channel. The peer then logs
-/// the shutdown at INFO and resets its streams with "relay shutting down". Call it once the
-/// streams have been drained, right before the process stops.
-pub async fn announce(stats: &Stats, reason: &str) {
-    let sessions: Vec<Rc<Session>> = stats
-        .sessions
-        .borrow()
-        .iter()
-        .filter_map(|s| s.upgrade())
-        .filter(|s| !s.is_dead())
-        .collect();
-    if sessions.is_empty() {
-        return;
-    }
-    let asked = Instant::now();
-    for s in &sessions {
-        s.go_away(reason);
-    }
-    while asked.elapsed() < ANNOUNCE_TIMEOUT
-        && !sessions
-            .iter()
-            .all(|s| s.is_dead() || s.flushed_since(asked))
-    {
-        Timer::after(Duration::from_millis(5)).await;
-    }
-}
-
 /// Logs the end of `session` (`what`: "channel", "host channel from ADDR"): INFO when the peer
-/// announced its shutdown, WARN otherwise.
+/// announced its shutdown or this side did, WARN otherwise.
 pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, streams: usize) {
     let reset = count(streams, "open stream");
     match session.peer_goaway() {
