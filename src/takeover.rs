@@ -157,3 +157,61 @@ async fn alive(session: &Session) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mux::Stats;
+    use crate::protocol::NONCE_LEN;
+    use futures_lite::future::block_on;
+
+    fn hello(instance: u8) -> Hello {
+        Hello {
+            version: crate::protocol::VERSION,
+            auth: true,
+            max_msg: 4096,
+            window: 1 << 20,
+            nonce: [0; NONCE_LEN],
+            service: "svc".into(),
+            instance: [instance; INSTANCE_LEN],
+            label: format!("host{instance} pid 1"),
+        }
+    }
+
+    fn session() -> Rc<Session> {
+        Session::new(4000, 1 << 20, 1 << 20, 8, true, Rc::new(Stats::default()))
+    }
+
+    #[test]
+    fn first_host_and_dead_sessions_are_admitted() {
+        let hosts = Hosts::default();
+        assert_eq!(block_on(hosts.decide(&hello(1), "a")), Verdict::Admit);
+        let s = session();
+        hosts.serve(&s, &hello(1), "a");
+        s.kill();
+        assert_eq!(block_on(hosts.decide(&hello(2), "b")), Verdict::Admit);
+        drop(s);
+        assert_eq!(block_on(hosts.decide(&hello(2), "b")), Verdict::Admit);
+    }
+
+    /// The same process reconnecting replaces its session without a probe.
+    #[test]
+    fn the_same_instance_is_admitted_at_once() {
+        let hosts = Hosts::default();
+        let s = session();
+        hosts.serve(&s, &hello(1), "a");
+        let asked = Instant::now();
+        assert_eq!(block_on(hosts.decide(&hello(1), "a")), Verdict::Admit);
+        assert!(asked.elapsed() < PROBE_TIMEOUT);
+    }
+
+    /// Another instance while the old session stays silent: admitted once the probe times out
+    /// (nothing here answers the PING).
+    #[test]
+    fn a_silent_session_is_replaced_after_the_probe() {
+        let hosts = Hosts::default();
+        let s = session();
+        hosts.serve(&s, &hello(1), "a");
+        assert_eq!(block_on(hosts.decide(&hello(2), "b")), Verdict::Admit);
+    }
+}

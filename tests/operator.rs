@@ -320,6 +320,18 @@ fn journal_lines_carry_the_priority_prefix() {
             .any(|p| line.starts_with(p));
         assert!(ok, "{line:?}");
     }
+    // A fatal error carries the error priority.
+    let mut args = host_only_args(dir.path());
+    args[5] = dir.path().join("missing/h.sock").display().to_string();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    let envs = [("JOURNAL_STREAM".to_string(), stream)];
+    let mut r = Relay::spawn_env(dir.path(), "journal", &args, &envs);
+    assert!(r.wait_exit(Duration::from_secs(10)).is_some());
+    let err = r.stderr();
+    assert!(
+        err.starts_with("<3>doca_socket_relay: error: binding "),
+        "{err}"
+    );
     let other = format!("{}:{}", meta.dev(), meta.ino() + 1);
     let err = run_host_briefly(dir.path(), "other", &[("JOURNAL_STREAM".into(), other)]);
     assert!(err.lines().all(|l| !l.starts_with('<')), "{err}");

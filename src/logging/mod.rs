@@ -125,7 +125,7 @@ pub fn init(level: LogLevel, target: &LogTarget, instance: &str) {
         LogTarget::Syslog(path) => {
             SYSLOG.store(true, Ordering::Relaxed);
             let path = path.clone().unwrap_or_else(|| PathBuf::from("/dev/log"));
-            Box::new(syslog_writer::SyslogLogger::start(path))
+            Box::new(syslog_writer::SyslogLogger::start(path, instance))
         }
     };
     if log::set_boxed_logger(logger).is_ok() {
