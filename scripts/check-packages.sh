@@ -94,8 +94,9 @@ check_deb() {
     field=$(dpkg-deb --field "$deb" Depends)
     [[ "$field" == *"libc6 (>= $floor)"* ]] ||
         fail "$deb: Depends is '$field', expected libc6 (>= $floor) (the binary's newest GLIBC_ symbol)"
-    field=$(dpkg-deb --field "$deb" Description | head -n 1)
-    ((${#field} < 80)) || fail "$deb: the short description is ${#field} characters (under 80): $field"
+    local summary
+    summary=$(dpkg-deb --field "$deb" Description | head -n 1)
+    ((${#summary} < 80)) || fail "$deb: the short description is ${#summary} characters (under 80): $summary"
     dpkg-deb --control "$deb" "$dir/ctrl"
     for script in postinst prerm postrm; do
         [[ -x "$dir/ctrl/$script" ]] || fail "$deb: no executable $script"
