@@ -258,6 +258,7 @@ impl Session {
             return;
         }
         st.write_stopped = true;
+        log::debug!("stream {id}: the local socket takes no more bytes; asking the peer to stop");
         st.inbound = Vec::new();
         st.pos = 0;
         if !st.peer_closed && st.reset.is_none() {
