@@ -102,7 +102,6 @@ SOCAT_PORT=$(free_port)
 RELAY_PORT=$(free_port)
 while [[ $RELAY_PORT == "$SOCAT_PORT" ]]; do RELAY_PORT=$(free_port); done
 head -c 32 /dev/urandom >"$KEY"
-chmod 0600 "$KEY"   # the relay refuses a key others can read
 chmod 600 "$KEY"
 
 declare -A SOCK=([direct]=$SERVER_SOCK [socat]=$SOCAT_SOCK [relay]=$RELAY_SOCK)

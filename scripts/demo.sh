@@ -100,7 +100,6 @@ NAME=demo
 
 say "Setting up in $TMP"
 head -c 32 /dev/urandom >"$KEY"
-chmod 0600 "$KEY"   # the relay refuses a key others can read
 chmod 600 "$KEY"
 echo "    pre-shared key: $KEY (32 random bytes)"
 echo "    channel:        $CHANNEL"
