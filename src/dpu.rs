@@ -72,13 +72,13 @@ pub async fn run(
         ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
             let backend = device.expect("opened at start-up with --channel doca");
             match &backend.api {
-                doca::Api::CommChannel(cc) => {
-                    let (ep, _) = doca::Endpoint::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
-                        .map_err(Error::Doca)?;
-                    Listener::Doca(doca::Listener::new(ep))
-                }
+                doca::Api::CommChannel(cc) => Listener::Doca(
+                    doca::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
+                        .await
+                        .map_err(Error::Doca)?,
+                ),
                 doca::Api::Comch(lib) => Listener::Comch(
-                    comch::Channel::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
+                    comch::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
                         .await
                         .map_err(Error::Doca)?,
                 ),
@@ -122,10 +122,10 @@ pub async fn run(
                 Err(e) => return Err(Error::Doca(e)),
             },
             Listener::Doca(l) => match l.accept().await {
-                Ok((link, first)) => Ok((
+                Ok(link) => Ok((
                     Transport::Doca(Rc::new(link)),
                     "DOCA Comm Channel".to_string(),
-                    first,
+                    Vec::new(),
                 )),
                 Err(e) => return Err(Error::Doca(e)),
             },

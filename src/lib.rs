@@ -76,6 +76,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
     let result = async_io::block_on(ex.run(main));
+    // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
+    // inside a DOCA call when the libraries unload at exit.
+    let stuck = doca::bridge::stop_all(std::time::Duration::from_secs(3));
+    if stuck > 0 {
+        log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
+    }
     log::info!("stopped");
     result
 }

@@ -53,13 +53,18 @@ pub async fn status_loop(stats: Rc<Stats>) {
 
 /// Pets the watchdog at half its period once the relay is ready (start-up has its own
 /// timeout). It runs on the relay's own executor, so a wedged event loop stops the pings and
-/// systemd restarts the service.
+/// systemd restarts the service; so does a DOCA worker thread stuck inside a DOCA call (its
+/// heartbeat older than half the period).
 pub async fn watchdog_loop(stats: Rc<Stats>) {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };
     loop {
         Timer::after(period / 2).await;
+        if !crate::doca::bridge::workers_fresh(period / 2) {
+            log::warn!("a DOCA thread is stuck inside DOCA; not pinging the watchdog");
+            continue;
+        }
         if stats.ready.get() {
             let _ = sd_notify::notify(&[NotifyState::Watchdog]);
         }
