@@ -59,10 +59,19 @@ pub async fn watchdog_loop(stats: Rc<Stats>) {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };
+    let mut stuck = false;
     loop {
         Timer::after(period / 2).await;
-        if !crate::doca::bridge::workers_fresh(period / 2) {
-            log::warn!("a DOCA thread is stuck inside DOCA; not pinging the watchdog");
+        let fresh = crate::doca::bridge::workers_fresh(period / 2);
+        if fresh == stuck {
+            stuck = !fresh;
+            if stuck {
+                log::warn!("a DOCA thread is stuck inside a DOCA call; not pinging the watchdog");
+            } else {
+                log::info!("the DOCA thread is back; pinging the watchdog again");
+            }
+        }
+        if stuck {
             continue;
         }
         if stats.ready.get() {

@@ -2,7 +2,8 @@
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
 use crate::doca::ffi::{
-    describe_with, opaque, open, open_common_of, runtime_version, sym, Dev, DevInfo, DevRep, DocaError,
+    describe_with, opaque, open, open_common_of, runtime_version, sym, Dev, DevInfo, DevRep,
+    DocaError,
 };
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};

@@ -5,9 +5,9 @@ use super::callbacks::{
     on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state, Event, EVENTS,
 };
 use super::ffi::{self, state, ComchLib, Conn, Ctx, TaskSend};
-use crate::doca::device::RawDev;
-use crate::doca::bridge::{drain, Shared, State};
 use crate::config::Role;
+use crate::doca::bridge::{drain, Shared, State};
+use crate::doca::device::RawDev;
 use crate::doca::ffi::DocaError;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::collections::HashMap;

@@ -18,13 +18,8 @@ pub struct Device {
 }
 
 pub(crate) fn check(lib: &DevLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok().map_err(|e| {
-        format!(
-            "{what}: {}{}",
-            lib.describe(e),
-            super::hints::for_error(e)
-        )
-    })
+    r.ok()
+        .map_err(|e| format!("{what}: {}{}", lib.describe(e), super::hints::for_error(e)))
 }
 
 /// The device pointers, for a worker thread. The channel that owns the thread keeps the

@@ -56,7 +56,11 @@ pub fn installed() -> String {
         (Err(_), Ok(cc)) => format!(
             "DOCA Comm Channel ({}{})",
             cc.file,
-            version_note(&device::DevLib::load(&cc.common).ok().and_then(|d| d.version))
+            version_note(
+                &device::DevLib::load(&cc.common)
+                    .ok()
+                    .and_then(|d| d.version)
+            )
         ),
         (Err(_), Err(_)) => "no DOCA channel library (the tcp and unix channels work)".into(),
     }

@@ -206,7 +206,12 @@ impl Worker<'_> {
             match unsafe { (self.l.peer_addr_update_info)(peer) } {
                 DocaError::SUCCESS => return Ok(()),
                 DocaError::CONNECTION_INPROGRESS => std::thread::sleep(Duration::from_millis(2)),
-                e => return Err(format!("connecting to the DPU service: {}", self.describe(e))),
+                e => {
+                    return Err(format!(
+                        "connecting to the DPU service: {}",
+                        self.describe(e)
+                    ))
+                }
             }
         }
     }
@@ -373,9 +378,10 @@ impl Worker<'_> {
                 e if from.is_null() => {
                     return Err(format!("Comm Channel receive failed: {}", self.describe(e)))
                 }
-                e if Some(from) == self.current => {
-                    self.end_current(&format!("the host's connection failed: {}", self.describe(e)))?
-                }
+                e if Some(from) == self.current => self.end_current(&format!(
+                    "the host's connection failed: {}",
+                    self.describe(e)
+                ))?,
                 e => {
                     log::debug!("DOCA: a dropped host's connection: {}", self.describe(e));
                     if self.user_data(from) != GONE {

@@ -25,6 +25,8 @@
  *   FAKE_COMCH_STOP_ON_DEAD_SEND=1  a send to a client that has gone stops the server context
  *                                (RUNNING -> STOPPING -> IDLE, tasks flushed with
  *                                CONNECTION_RESET), as DOCA may after a fatal error
+ *   FAKE_COMCH_PROGRESS_BLOCK_FILE  while this file exists, doca_pe_progress does not return
+ *                                (a thread stuck inside DOCA)
  *   FAKE_COMCH_MSG_BEFORE_RUNNING=1  the client delivers the server's first message (waiting
  *                                up to a second for it) in the progress call that reports
  *                                RUNNING, before the state change
@@ -468,6 +470,8 @@ static uint8_t send_round(struct fake_comch *c)
 		} else if (conn->peer_gone || conn->fd < 0) {
 			status = DOCA_ERROR_CONNECTION_RESET;
 			conn->send_failed = 1;
+			if (c->side == SIDE_SERVER && fake_env_flag("FAKE_COMCH_STOP_ON_DEAD_SEND"))
+				c->stop_pending = 1;
 		} else if (conn->blocked) {
 			prev = t;
 			continue;
@@ -745,6 +749,13 @@ static uint8_t op_progress(struct doca_ctx *ctx)
 	struct fake_comch *c = (struct fake_comch *)ctx;
 	uint8_t did;
 
+	{
+		const char *stuck = getenv("FAKE_COMCH_PROGRESS_BLOCK_FILE");
+		struct stat st;
+
+		while (stuck != NULL && *stuck != '\0' && stat(stuck, &st) == 0)
+			fake_block_ms(20);
+	}
 	c->busy++;
 	did = fake_ctx_fire_pending(ctx);
 	if (c->side == SIDE_SERVER)
