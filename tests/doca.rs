@@ -290,3 +290,71 @@ fn broken_service_exits_for_a_restart() {
         "no error line about the service state:\n{err}"
     );
 }
+
+/// A failed arm of an event channel is fatal (as in NVIDIA's own code), not ignored: the DPU
+/// side exits 1 saying which call failed.
+#[test]
+fn failed_arm_is_fatal() {
+    expect_start_failure(
+        |d| fake_doca_env(Api::V22, d),
+        &["--role", "dpu", "-p", FAKE_PCI, "-r", FAKE_REP_PCI],
+        &[("FAKE_DOCA_ARM_FAIL", "1")],
+        "arming the receive event channel",
+    );
+}
+
+/// A send event that never comes (the fake's send fd never turns readable) costs a 10 ms retry,
+/// not a stall until the keepalive: 4 MiB through a tiny send queue still echo back.
+#[test]
+fn missed_send_event_is_retried() {
+    let mut env = Setup::new(Chan::Doca(Api::V22))
+        .env("FAKE_DOCA_NO_SEND_EVENT", "1")
+        .env("FAKE_DOCA_SNDBUF", "4096")
+        .start();
+    let s = env.client();
+    let res = echo_check(&s, &pattern(7, 4 * MIB));
+    assert!(
+        res.is_ok(),
+        "echo without send events: {res:?}\n{}",
+        env.logs()
+    );
+}
+
+/// With a `libdoca_common.so.3` of another DOCA install earlier in the loader's path, the relay
+/// still uses the `libdoca_common` the Comm Channel library belongs with.
+#[test]
+fn common_library_comes_from_the_channel_librarys_install() {
+    let dir = tempdir();
+    let decoy = dir.path().join("other-doca");
+    std::fs::create_dir(&decoy).unwrap();
+    let mut envs = fake_doca_env(Api::V22, dir.path());
+    let (_, real) = envs
+        .iter()
+        .find(|(k, _)| k == "LD_LIBRARY_PATH")
+        .unwrap()
+        .clone();
+    std::fs::copy(
+        format!("{real}/libdoca_common.so.2"),
+        decoy.join("libdoca_common.so.3"),
+    )
+    .unwrap();
+    for (k, v) in envs.iter_mut() {
+        if k == "LD_LIBRARY_PATH" {
+            *v = format!("{}:{real}", decoy.display());
+        }
+    }
+    let sock = dir.path().join("h.sock");
+    let args = ["-s", sock.to_str().unwrap(), "-n", "svc", "-p", FAKE_PCI];
+    let mut relay = Relay::spawn_env(dir.path(), "host", &args, &envs);
+    let opened = wait_until(Duration::from_secs(20), || {
+        relay.stderr().contains("DOCA device 03:00.0 opened")
+    });
+    let err = relay.stderr();
+    relay.kill();
+    assert!(opened, "the device was never opened:\n{err}");
+    let line = err.lines().find(|l| l.contains("opened (")).unwrap();
+    assert!(
+        line.contains(&real) && !line.contains("libdoca_common.so.3"),
+        "the common library of another install was used: {line}"
+    );
+}

@@ -1,9 +1,9 @@
 //! The Comch thread: owns the progress engine, the server or client context and every Comch
 //! call. Callbacks only record what happened; the loop acts on it between progress calls.
 
-use super::callbacks::{
-    on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state, Event, EVENTS,
-};
+mod setup;
+
+use super::callbacks::{Event, EVENTS};
 use super::ffi::{self, state, ComchLib, Conn, Ctx, TaskSend};
 use crate::config::Role;
 use crate::doca::bridge::{drain, Shared, State};
@@ -35,8 +35,9 @@ pub(super) fn thread_main(
         .and_then(|()| w.run())
         .err()
         .unwrap_or_else(|| "stopped".into());
-    w.teardown();
+    // The relay learns at once; the teardown below takes up to two seconds.
     shared.finish(why);
+    w.teardown();
 }
 
 /// The Comch thread's state: every DOCA object lives here and is used only here.
@@ -95,121 +96,6 @@ impl<'a> Worker<'a> {
             restarts: (None, 0),
             stopping: false,
         }
-    }
-
-    /// Creates the engine and the server or client, configures it and starts it.
-    fn setup(&mut self, raw: RawDev, name: &CString) -> Result<(), String> {
-        let (l, role, shared) = (self.lib, self.role, self.shared);
-        let w = self;
-        // SAFETY: every call gets valid out-pointers and objects created just before; the
-        // device pointers stay valid for the thread's life (see `RawDev`).
-        unsafe {
-            chk(l, "creating the progress engine", (l.pe_create)(&mut w.pe))?;
-            let info = (l.dev_as_devinfo)(raw.0);
-            let mut cap = 0u32;
-            chk(
-                l,
-                "reading the message size limit",
-                (l.cap_get_max_msg_size)(info, &mut cap),
-            )?;
-            let mut tasks = SEND_TASKS;
-            if (l.cap_get_max_send_tasks)(info, &mut tasks) != DocaError::SUCCESS || tasks == 0 {
-                tasks = SEND_TASKS;
-            }
-            let tasks = tasks.min(SEND_TASKS);
-            let mut max_msg = 0u32;
-            match role {
-                Role::Dpu => {
-                    chk(
-                        l,
-                        "creating the server",
-                        (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server),
-                    )?;
-                    w.ctx = (l.server_as_ctx)(w.server);
-                    chk(
-                        l,
-                        "setting the message size",
-                        (l.server_set_max_msg_size)(w.server, cap),
-                    )?;
-                    chk(
-                        l,
-                        "connecting the progress engine",
-                        (l.pe_connect_ctx)(w.pe, w.ctx),
-                    )?;
-                    chk(
-                        l,
-                        "configuring send tasks",
-                        (l.server_task_send_set_conf)(w.server, on_sent, on_send_error, tasks),
-                    )?;
-                    chk(
-                        l,
-                        "registering for messages",
-                        (l.server_event_msg_recv_register)(w.server, on_recv),
-                    )?;
-                    chk(
-                        l,
-                        "registering for connections",
-                        (l.server_event_connection_register)(w.server, on_connect, on_disconnect),
-                    )?;
-                    chk(
-                        l,
-                        "reading the message size",
-                        (l.server_get_max_msg_size)(w.server, &mut max_msg),
-                    )?;
-                }
-                Role::Host => {
-                    chk(
-                        l,
-                        "creating the client",
-                        (l.client_create)(raw.0, name.as_ptr(), &mut w.client),
-                    )?;
-                    w.ctx = (l.client_as_ctx)(w.client);
-                    chk(
-                        l,
-                        "setting the message size",
-                        (l.client_set_max_msg_size)(w.client, cap),
-                    )?;
-                    chk(
-                        l,
-                        "connecting the progress engine",
-                        (l.pe_connect_ctx)(w.pe, w.ctx),
-                    )?;
-                    chk(
-                        l,
-                        "configuring send tasks",
-                        (l.client_task_send_set_conf)(w.client, on_sent, on_send_error, tasks),
-                    )?;
-                    chk(
-                        l,
-                        "registering for messages",
-                        (l.client_event_msg_recv_register)(w.client, on_recv),
-                    )?;
-                    chk(
-                        l,
-                        "reading the message size",
-                        (l.client_get_max_msg_size)(w.client, &mut max_msg),
-                    )?;
-                }
-            }
-            chk(
-                l,
-                "registering for state changes",
-                (l.ctx_set_state_changed_cb)(w.ctx, on_state),
-            )?;
-            match ((l.ctx_start)(w.ctx), role) {
-                (DocaError::SUCCESS, _) | (ffi::IN_PROGRESS, Role::Host) => {}
-                (e, _) => chk(l, "starting", e)?,
-            }
-            if max_msg < crate::channel::MIN_MAX_MSG {
-                return Err(format!(
-                    "Comch: the message size ({max_msg} bytes) is below the {} the relay needs",
-                    crate::channel::MIN_MAX_MSG
-                ));
-            }
-            shared.lock().max_msg = max_msg;
-        }
-        shared.wake_accept();
-        Ok(())
     }
 
     fn run(&mut self) -> Result<(), String> {

@@ -237,13 +237,14 @@ impl Channel {
             .name(name.into())
             .spawn(move || main(&shared2))
             .map_err(|e| format!("starting the {name} thread: {e}"))?;
-        let mut list = registry();
-        reap(&mut list);
-        list.push(Registered {
-            shared: shared.clone(),
-            thread,
-        });
-        drop(list);
+        {
+            let mut list = registry();
+            reap(&mut list);
+            list.push(Registered {
+                shared: shared.clone(),
+                thread,
+            });
+        }
         let ch = Rc::new(Channel {
             shared,
             reader,

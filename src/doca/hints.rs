@@ -49,7 +49,7 @@ pub fn memlock_at_start() {
     let lim = getrlimit(Resource::Memlock);
     if let (Some(cur), max) = (lim.current, lim.maximum) {
         if max.is_none_or(|m| m > cur) {
-            let mut raised = lim.clone();
+            let mut raised = lim;
             raised.current = max;
             let _ = setrlimit(Resource::Memlock, raised);
         }

@@ -18,6 +18,9 @@
  *   FAKE_DOCA_SAME_EVENT_FD=1  get_event_channel hands out one fd for both directions
  *   FAKE_DOCA_STICKY_EVENT=1   the receive event fd stays readable whether or not anything
  *                            arrived (an event nobody consumes)
+ *   FAKE_DOCA_ARM_FAIL=1     arming either event channel fails with DRIVER
+ *   FAKE_DOCA_NO_SEND_EVENT=1  arming the send channel never makes its fd readable (a missed
+ *                            send event: only trying again finds the room)
  *   FAKE_DOCA_SERVICE_ERROR_FILE  while this file exists, update_service_state_info reports
  *                            the service in an unrecoverable state (CONNECTION_RESET)
  *
@@ -699,6 +702,10 @@ doca_error_t doca_comm_channel_ep_event_handle_arm_send(struct doca_comm_channel
 		return DOCA_ERROR_INVALID_VALUE;
 	if (!is_active(ep))
 		return DOCA_ERROR_BAD_STATE;
+	if (fake_env_flag("FAKE_DOCA_ARM_FAIL"))
+		return DOCA_ERROR_DRIVER;
+	if (fake_env_flag("FAKE_DOCA_NO_SEND_EVENT"))
+		return DOCA_SUCCESS;
 	send_arm(ep);
 	return DOCA_SUCCESS;
 }
@@ -709,6 +716,8 @@ doca_error_t doca_comm_channel_ep_event_handle_arm_recv(struct doca_comm_channel
 		return DOCA_ERROR_INVALID_VALUE;
 	if (!is_active(ep))
 		return DOCA_ERROR_BAD_STATE;
+	if (fake_env_flag("FAKE_DOCA_ARM_FAIL"))
+		return DOCA_ERROR_DRIVER;
 	recv_arm(ep);
 	return DOCA_SUCCESS;
 }
