@@ -1,7 +1,8 @@
 //! The DOCA Comch backend against the fake Comch libraries (tests/fake_comch): backend choice,
-//! both connection-event names, start-up failures, a tiny send-task pool, a second host, and a
-//! host whose death the server only learns from a failed send. The scenarios shared with the
-//! other channels are in tests/relay.rs (the `*_comch` tests).
+//! both connection-event names, start-up failures, a tiny send-task pool, a second host, a host
+//! whose death the server only learns from a failed send, a server context that stops by itself,
+//! a message before RUNNING, a stuck progress call and the watchdog, and the shutdown order. The
+//! scenarios shared with the other channels are in tests/relay.rs (the `*_comch` tests).
 
 mod common;
 

@@ -1,7 +1,9 @@
 //! The DOCA Comm Channel backend against the fake DOCA libraries (tests/fake_doca): start-up
-//! failures, both API name generations, message-size boundaries, send-queue backpressure and a
-//! DPU restart in the middle of a transfer. The scenarios shared with tcp and unix channels are
-//! in tests/relay.rs (the `*_doca` tests).
+//! failures, both API name generations, message-size boundaries, send-queue backpressure, and
+//! what a real card does that the fakes now imitate (a memory-lock limit for both backends, a
+//! blocking disconnect, one event fd for both directions, an event nobody consumes, a failed
+//! arm, a missed send event, a service in an error state). The scenarios shared with tcp and
+//! unix channels are in tests/relay.rs (the `*_doca` tests).
 
 mod common;
 
@@ -356,5 +358,16 @@ fn common_library_comes_from_the_channel_librarys_install() {
     assert!(
         line.contains(&real) && !line.contains("libdoca_common.so.3"),
         "the common library of another install was used: {line}"
+    );
+}
+
+/// A DOCA call refused with "not permitted" gets a hint at the capability drop-in.
+#[test]
+fn not_permitted_points_to_the_capability_drop_in() {
+    expect_start_failure(
+        |d| fake_doca_env(Api::V22, d),
+        &["--role", "dpu", "-p", FAKE_PCI, "-r", FAKE_REP_PCI],
+        &[("FAKE_DOCA_LISTEN_NOT_PERMITTED", "1")],
+        "CAP_NET_RAW, CAP_SYS_RAWIO): packaging/README.md",
     );
 }

@@ -30,13 +30,8 @@ pub(super) fn thread_main(
     shared: &Shared,
 ) {
     let mut w = Worker::new(lib, role, name, shared);
-    let why = w
-        .setup(raw, name)
-        .and_then(|()| w.run())
-        .err()
-        .unwrap_or_else(|| "stopped".into());
-    // The relay learns at once; the teardown below takes up to two seconds.
-    shared.finish(why);
+    // The teardown below takes up to two seconds.
+    shared.finish(w.setup(raw, name).and_then(|()| w.run()));
     w.teardown();
 }
 
@@ -292,13 +287,8 @@ impl<'a> Worker<'a> {
     /// Stop requests and released connections. Returns true when the thread should end.
     fn handle_commands(&mut self) -> Result<bool, String> {
         let mut st = self.shared.lock();
-        if st.stop {
+        if st.stop_or_release(&mut self.closing) {
             return Ok(true);
-        }
-        if let Some(generation) = st.release.take() {
-            if generation == st.generation && st.connected {
-                self.closing = Some(Instant::now());
-            }
         }
         if let Some(since) = self.closing {
             let pending = self

@@ -9,6 +9,10 @@
 //! thread's heartbeat is fresh ([`workers_fresh`]), and [`stop_all`] stops and joins them before
 //! the relay returns, so that no thread is inside DOCA while the libraries unload.
 
+mod link;
+
+pub use link::Link;
+
 use super::Device;
 use async_io::Async;
 use rustix::event::EventfdFlags;
@@ -46,6 +50,22 @@ pub struct State {
     pub closed: Option<String>,
     /// The relay asks the thread to end.
     pub stop: bool,
+}
+
+impl State {
+    /// For the thread: whether the relay asks it to end. A release of the current connection
+    /// starts `closing` (the thread ends the connection once its queue is out).
+    pub fn stop_or_release(&mut self, closing: &mut Option<Instant>) -> bool {
+        if self.stop {
+            return true;
+        }
+        if let Some(generation) = self.release.take() {
+            if generation == self.generation && self.connected {
+                *closing = Some(Instant::now());
+            }
+        }
+        false
+    }
 }
 
 /// The queues and the eventfds of one worker thread.
@@ -102,8 +122,11 @@ impl Shared {
         self.wake_accept();
     }
 
-    /// The thread ends: records why (unless already known) and wakes everyone.
-    pub fn finish(&self, why: String) {
+    /// The thread's work ended with `outcome` (`Ok` when asked to stop): records why (unless
+    /// already known) and wakes everyone. Called before the thread's teardown, which may take
+    /// a while, so that the relay learns at once.
+    pub fn finish(&self, outcome: Result<(), String>) {
+        let why = outcome.err().unwrap_or_else(|| "stopped".into());
         let mut st = self.lock();
         st.closed.get_or_insert(why);
         st.connected = false;
@@ -311,89 +334,5 @@ impl Drop for Channel {
         } else {
             reap(&mut registry());
         }
-    }
-}
-
-/// One DOCA connection used as a channel transport.
-pub struct Link {
-    ch: Rc<Channel>,
-    generation: u64,
-    /// Largest message, header included; lowered to the peer's by the handshake.
-    pub max_msg: Cell<u32>,
-}
-
-impl Link {
-    fn gone(&self, st: &State) -> Option<io::Error> {
-        if st.generation != self.generation || !st.connected {
-            let why = st
-                .closed
-                .clone()
-                .unwrap_or_else(|| "the DOCA connection closed".into());
-            return Some(io::Error::new(io::ErrorKind::ConnectionReset, why));
-        }
-        None
-    }
-
-    /// Lowers the packing size to what the peer accepts too.
-    pub fn limit_max_msg(&self, agreed: u32) {
-        self.max_msg.set(self.max_msg.get().min(agreed));
-    }
-
-    /// Receives the next message.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            {
-                let mut st = self.ch.shared.lock();
-                // Messages of earlier connections are stale; those of a later one are not ours.
-                // Ours are delivered even after the connection closed (a last ERROR says why).
-                while st.inbox.front().is_some_and(|(g, _)| *g < self.generation) {
-                    st.inbox.pop_front();
-                }
-                if st.inbox.front().is_some_and(|(g, _)| *g == self.generation) {
-                    let (_, msg) = st.inbox.pop_front().expect("checked above");
-                    if msg.len() > buf.len() {
-                        return Err(io::Error::other("a DOCA message larger than agreed"));
-                    }
-                    buf[..msg.len()].copy_from_slice(&msg);
-                    return Ok(msg.len());
-                }
-                if let Some(e) = self.gone(&st) {
-                    return Err(e);
-                }
-            }
-            wait(&self.ch.reader).await?;
-        }
-    }
-
-    /// Sends `buf`, which holds whole frames, as messages of at most `max_msg` bytes; waits
-    /// while the thread's queue is full.
-    pub async fn write_frames(&self, buf: &[u8]) -> io::Result<()> {
-        let shared = &self.ch.shared;
-        for msg in crate::protocol::pack_frames(buf, self.max_msg.get() as usize) {
-            let msg = msg?;
-            loop {
-                {
-                    let mut st = shared.lock();
-                    if let Some(e) = self.gone(&st) {
-                        return Err(e);
-                    }
-                    if st.outbox.len() < OUTBOX_LIMIT {
-                        st.outbox.push_back(msg.to_vec());
-                        break;
-                    }
-                }
-                signal(&shared.wake_thread);
-                wait(&self.ch.writer).await?;
-            }
-            signal(&shared.wake_thread);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.ch.shared.lock().release = Some(self.generation);
-        signal(&self.ch.shared.wake_thread);
     }
 }

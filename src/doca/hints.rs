@@ -35,8 +35,8 @@ pub fn for_error(e: DocaError) -> String {
             memlock()
         )
     } else if e == NOT_PERMITTED {
-        "; DOCA refused the service user: if the card needs capabilities (CAP_NET_RAW, \
-         CAP_SYS_RAWIO), grant them with a drop-in, see packaging/README.md"
+        "; if DOCA refused the service user, the card may need a capability (CAP_NET_RAW, \
+         CAP_SYS_RAWIO): packaging/README.md shows the drop-in that grants it"
             .into()
     } else {
         String::new()

@@ -62,13 +62,8 @@ pub(super) fn thread_main(
         spurious: 0,
         checked: Instant::now(),
     };
-    let why = w
-        .setup(raw, name)
-        .and_then(|()| w.run())
-        .err()
-        .unwrap_or_else(|| "stopped".into());
-    // The relay learns at once; destroying may block for as long as DOCA takes.
-    shared.finish(why);
+    // Destroying may block for as long as DOCA takes.
+    shared.finish(w.setup(raw, name).and_then(|()| w.run()));
     if !w.ep.is_null() {
         // SAFETY: created by us, destroyed once; it disconnects every peer (and may block).
         unsafe { (cc.ep_destroy)(w.ep) };
@@ -209,13 +204,8 @@ impl Worker<'_> {
     /// Stop requests and released connections. Returns true when the thread should end.
     fn commands(&mut self) -> Result<bool, String> {
         let mut st = self.shared.lock();
-        if st.stop {
+        if st.stop_or_release(&mut self.closing) {
             return Ok(true);
-        }
-        if let Some(generation) = st.release.take() {
-            if generation == st.generation && st.connected {
-                self.closing = Some(Instant::now());
-            }
         }
         let flushed = st.outbox.is_empty();
         drop(st);

@@ -18,6 +18,8 @@
  *   FAKE_DOCA_SAME_EVENT_FD=1  get_event_channel hands out one fd for both directions
  *   FAKE_DOCA_STICKY_EVENT=1   the receive event fd stays readable whether or not anything
  *                            arrived (an event nobody consumes)
+ *   FAKE_DOCA_LISTEN_NOT_PERMITTED=1  ep_listen fails with NOT_PERMITTED (a card refusing an
+ *                            unprivileged user)
  *   FAKE_DOCA_ARM_FAIL=1     arming either event channel fails with DRIVER
  *   FAKE_DOCA_NO_SEND_EVENT=1  arming the send channel never makes its fd readable (a missed
  *                            send event: only trying again finds the room)
@@ -555,6 +557,8 @@ doca_error_t doca_comm_channel_ep_listen(struct doca_comm_channel_ep_t *ep, cons
 		return DOCA_ERROR_NOT_PERMITTED;
 	if (ep->dev == NULL || ep->rep == NULL)
 		return DOCA_ERROR_BAD_STATE;
+	if (fake_env_flag("FAKE_DOCA_LISTEN_NOT_PERMITTED"))
+		return DOCA_ERROR_NOT_PERMITTED;
 	r = service_path(name, &sun);
 	if (r != DOCA_SUCCESS)
 		return r;

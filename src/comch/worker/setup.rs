@@ -33,77 +33,50 @@ impl Worker<'_> {
             }
             let tasks = tasks.min(SEND_TASKS);
             let mut max_msg = 0u32;
+            // The steps the server and the client share, on their own functions.
+            macro_rules! configure {
+                ($obj:expr, $as_ctx:ident, $set_max:ident, $set_conf:ident, $recv:ident) => {{
+                    w.ctx = (l.$as_ctx)($obj);
+                    chk(l, "setting the message size", (l.$set_max)($obj, cap))?;
+                    chk(
+                        l,
+                        "connecting the progress engine",
+                        (l.pe_connect_ctx)(w.pe, w.ctx),
+                    )?;
+                    let conf = (l.$set_conf)($obj, on_sent, on_send_error, tasks);
+                    chk(l, "configuring send tasks", conf)?;
+                    chk(l, "registering for messages", (l.$recv)($obj, on_recv))?;
+                }};
+            }
             match role {
                 Role::Dpu => {
-                    chk(
-                        l,
-                        "creating the server",
-                        (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server),
-                    )?;
-                    w.ctx = (l.server_as_ctx)(w.server);
-                    chk(
-                        l,
-                        "setting the message size",
-                        (l.server_set_max_msg_size)(w.server, cap),
-                    )?;
-                    chk(
-                        l,
-                        "connecting the progress engine",
-                        (l.pe_connect_ctx)(w.pe, w.ctx),
-                    )?;
-                    chk(
-                        l,
-                        "configuring send tasks",
-                        (l.server_task_send_set_conf)(w.server, on_sent, on_send_error, tasks),
-                    )?;
-                    chk(
-                        l,
-                        "registering for messages",
-                        (l.server_event_msg_recv_register)(w.server, on_recv),
-                    )?;
-                    chk(
-                        l,
-                        "registering for connections",
-                        (l.server_event_connection_register)(w.server, on_connect, on_disconnect),
-                    )?;
-                    chk(
-                        l,
-                        "reading the message size",
-                        (l.server_get_max_msg_size)(w.server, &mut max_msg),
-                    )?;
+                    let r = (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server);
+                    chk(l, "creating the server", r)?;
+                    configure!(
+                        w.server,
+                        server_as_ctx,
+                        server_set_max_msg_size,
+                        server_task_send_set_conf,
+                        server_event_msg_recv_register
+                    );
+                    let r =
+                        (l.server_event_connection_register)(w.server, on_connect, on_disconnect);
+                    chk(l, "registering for connections", r)?;
+                    let r = (l.server_get_max_msg_size)(w.server, &mut max_msg);
+                    chk(l, "reading the message size", r)?;
                 }
                 Role::Host => {
-                    chk(
-                        l,
-                        "creating the client",
-                        (l.client_create)(raw.0, name.as_ptr(), &mut w.client),
-                    )?;
-                    w.ctx = (l.client_as_ctx)(w.client);
-                    chk(
-                        l,
-                        "setting the message size",
-                        (l.client_set_max_msg_size)(w.client, cap),
-                    )?;
-                    chk(
-                        l,
-                        "connecting the progress engine",
-                        (l.pe_connect_ctx)(w.pe, w.ctx),
-                    )?;
-                    chk(
-                        l,
-                        "configuring send tasks",
-                        (l.client_task_send_set_conf)(w.client, on_sent, on_send_error, tasks),
-                    )?;
-                    chk(
-                        l,
-                        "registering for messages",
-                        (l.client_event_msg_recv_register)(w.client, on_recv),
-                    )?;
-                    chk(
-                        l,
-                        "reading the message size",
-                        (l.client_get_max_msg_size)(w.client, &mut max_msg),
-                    )?;
+                    let r = (l.client_create)(raw.0, name.as_ptr(), &mut w.client);
+                    chk(l, "creating the client", r)?;
+                    configure!(
+                        w.client,
+                        client_as_ctx,
+                        client_set_max_msg_size,
+                        client_task_send_set_conf,
+                        client_event_msg_recv_register
+                    );
+                    let r = (l.client_get_max_msg_size)(w.client, &mut max_msg);
+                    chk(l, "reading the message size", r)?;
                 }
             }
             chk(
