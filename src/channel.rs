@@ -167,6 +167,11 @@ impl FrameReader {
         self.end += bytes.len();
     }
 
+    /// Whether no received bytes are waiting to be decoded.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
     /// Reads more bytes from the transport. The channel closing is an error here.
     pub async fn fill(&mut self) -> io::Result<()> {
         if self.start == self.end {

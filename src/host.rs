@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::mux::{Session, Stats};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::shutdown::{self, Shutdown};
 use crate::systemd;
 use crate::unix;
 use async_executor::LocalExecutor;
@@ -18,7 +19,7 @@ use futures_lite::future;
 use std::cell::RefCell;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a client that arrives while the channel is down waits for it.
 pub const CHANNEL_WAIT: Duration = Duration::from_secs(10);
@@ -36,6 +37,7 @@ struct Host {
     ex: Rc<LocalExecutor<'static>>,
     /// The DOCA device, with `--channel doca`.
     doca: Option<Rc<doca::Backend>>,
+    stop: Rc<Shutdown>,
 }
 
 /// Runs the host role until the returned future is dropped or binding fails.
@@ -44,8 +46,9 @@ pub async fn run(
     device: Option<Rc<doca::Backend>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
+    stop: Rc<Shutdown>,
 ) -> Result<(), Error> {
-    let (listener, _file) = match systemd::listen_fd()? {
+    let (listener, file) = match systemd::listen_fd()? {
         Some(fd) => {
             log::info!("using the listening socket passed by systemd");
             let l = Async::new(std::os::unix::net::UnixListener::from(fd))
@@ -71,12 +74,19 @@ pub async fn run(
         stats,
         ex: ex.clone(),
         doca: device,
+        stop,
     });
     let _channel = ex.spawn(host.clone().channel_loop());
     systemd::ready(&host.stats);
     let mut backoff = Duration::from_millis(10);
     loop {
-        match listener.accept().await {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            host.stop.wait().await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { break };
+        match accepted {
             Ok((sock, _)) => {
                 backoff = Duration::from_millis(10);
                 host.admit(sock);
@@ -89,6 +99,15 @@ pub async fn run(
             }
         }
     }
+    // New clients now find no socket; the ones already here get what was read for them.
+    drop(listener);
+    drop(file);
+    let session = host.session.borrow().clone();
+    if let Some(session) = session {
+        let cut = session.drain(shutdown::GRACE).await;
+        log::info!("drained: {cut} open streams cut after the bytes already read");
+    }
+    Ok(())
 }
 
 impl Host {
@@ -128,6 +147,9 @@ impl Host {
     }
 
     async fn wait_for_session(&self) -> Option<Rc<Session>> {
+        if self.stop.started() {
+            return None;
+        }
         let wait = async {
             loop {
                 let listener = self.changed.listen();
@@ -137,11 +159,15 @@ impl Host {
                 listener.await;
             }
         };
-        future::or(wait, async {
-            Timer::after(CHANNEL_WAIT).await;
+        let give_up = async {
+            future::or(Timer::after(CHANNEL_WAIT), async {
+                self.stop.wait().await;
+                Instant::now()
+            })
+            .await;
             None
-        })
-        .await
+        };
+        future::or(wait, give_up).await
     }
 
     fn set_session(&self, session: Option<Rc<Session>>) {
@@ -152,8 +178,12 @@ impl Host {
     async fn channel_loop(self: Rc<Self>) {
         let mut backoff = BACKOFF_MIN;
         let mut quiet = false;
-        loop {
-            match connect(&self.cfg, self.doca.as_ref()).await {
+        while !self.stop.started() {
+            let attempt = future::or(connect(&self.cfg, self.doca.as_ref()), async {
+                self.stop.wait().await;
+                Err(ConnectError::Unreachable("shutting down".into()))
+            });
+            match attempt.await {
                 Ok((transport, reader, agreed)) => {
                     log::info!(
                         "channel up: {} (service {:?})",
@@ -175,6 +205,9 @@ impl Host {
                     let (why, streams) = session.run(transport, reader, |_| {}).await;
                     self.set_session(None);
                     self.stats.channel_up.set(false);
+                    if self.stop.started() {
+                        return;
+                    }
                     log::warn!("channel lost: {why}; {streams} open streams reset");
                 }
                 Err(ConnectError::Refused(msg)) => {
@@ -191,7 +224,13 @@ impl Host {
                     log::debug!("still cannot reach {}: {msg}", self.cfg.channel)
                 }
             }
-            Timer::after(backoff).await;
+            future::or(
+                async {
+                    Timer::after(backoff).await;
+                },
+                self.stop.wait(),
+            )
+            .await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }

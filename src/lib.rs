@@ -19,16 +19,19 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod shutdown;
 pub mod systemd;
 pub mod unix;
 
 pub use error::Error;
 
 use async_executor::LocalExecutor;
+use async_io::Timer;
 use async_signal::{Signal, Signals};
 use config::{Config, Role};
 use futures_lite::{future, StreamExt};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Runs the relay until SIGTERM or SIGINT (`Ok`) or a fatal error.
 ///
@@ -46,33 +49,47 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let ex = Rc::new(LocalExecutor::new());
     let stats = Rc::new(mux::Stats::default());
+    let stop = Rc::new(shutdown::Shutdown::default());
     let role = cfg.role;
     let ex2 = ex.clone();
     let role_stats = stats.clone();
+    let role_stop = stop.clone();
+    let signal_stop = stop.clone();
     let main = async move {
         let relay = async {
             match role {
-                Role::Host => host::run(cfg, doca, role_stats, ex2).await,
-                Role::Dpu => dpu::run(cfg, doca, role_stats, ex2).await,
+                Role::Host => host::run(cfg, doca, role_stats, ex2, role_stop).await,
+                Role::Dpu => dpu::run(cfg, doca, role_stats, ex2, role_stop).await,
             }
         };
-        let stop = async {
-            if let Some(Ok(sig)) = signals.next().await {
-                let name = if sig == Signal::Term {
-                    "SIGTERM"
-                } else {
-                    "SIGINT"
-                };
-                log::info!("{name} received, shutting down");
-            }
-            systemd::stopping();
+        // The roles drain by themselves once `stop` is set; this only bounds how long they may.
+        let deadline = async {
+            stop.wait().await;
+            Timer::after(shutdown::GRACE + Duration::from_secs(1)).await;
+            log::warn!("the drain did not finish in time; exiting anyway");
             Ok(())
         };
-        future::or(relay, stop).await
+        future::or(relay, deadline).await
+    };
+    let on_signal = async move {
+        if let Some(Ok(sig)) = signals.next().await {
+            let name = if sig == Signal::Term {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            };
+            log::info!(
+                "{name} received, shutting down (draining for up to {} s)",
+                shutdown::GRACE.as_secs()
+            );
+        }
+        systemd::stopping();
+        signal_stop.trigger();
     };
     // Spawned rather than passed to `run` directly: `run` polls its future on every executor
     // wakeup, which would retry `accept` and re-arm the signal pipe once per relayed message.
     let main = ex.spawn(main);
+    ex.spawn(on_signal).detach();
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
     let result = async_io::block_on(ex.run(main));

@@ -9,7 +9,7 @@ use std::fmt;
 /// Size of every frame header.
 pub const HEADER_LEN: usize = 9;
 /// Protocol version carried in HELLO.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// First bytes of every HELLO payload, so a stray peer is recognised at once.
 pub const MAGIC: [u8; 4] = *b"DSRL";
 /// Length of the handshake nonces.
@@ -27,6 +27,7 @@ const T_DATA: u8 = 0x11;
 const T_WINDOW: u8 = 0x12;
 const T_CLOSE: u8 = 0x13;
 const T_RESET: u8 = 0x14;
+const T_STOP: u8 = 0x15;
 const T_PING: u8 = 0x20;
 const T_PONG: u8 = 0x21;
 
@@ -82,6 +83,9 @@ pub enum Frame<'a> {
     Close(u32),
     /// Abort the stream in both directions.
     Reset(u32, ResetReason),
+    /// The receiver's local socket no longer takes bytes: stop sending DATA on the stream and
+    /// CLOSE it. The other direction is not affected.
+    Stop(u32),
     /// Keepalive request, echoed by PONG with the same token.
     Ping(u32),
     /// Keepalive answer.
@@ -180,6 +184,7 @@ impl Frame<'_> {
             Frame::Window(s, n) => put_header(out, T_WINDOW, s, n),
             Frame::Close(s) => put_header(out, T_CLOSE, s, 0),
             Frame::Reset(s, r) => put_header(out, T_RESET, s, r.0),
+            Frame::Stop(s) => put_header(out, T_STOP, s, 0),
             Frame::Ping(t) => put_header(out, T_PING, 0, t),
             Frame::Pong(t) => put_header(out, T_PONG, 0, t),
         }
@@ -199,7 +204,7 @@ impl Frame<'_> {
             T_DATA => max_data,
             T_HELLO | T_ERROR => MAX_CONTROL_PAYLOAD,
             T_AUTH => PROOF_LEN,
-            T_OPEN | T_WINDOW | T_CLOSE | T_RESET | T_PING | T_PONG => 0,
+            T_OPEN | T_WINDOW | T_CLOSE | T_RESET | T_STOP | T_PING | T_PONG => 0,
             _ => return Err(DecodeError::UnknownType(ty)),
         };
         let session_level = matches!(ty, T_HELLO | T_AUTH | T_ERROR | T_PING | T_PONG);
@@ -224,6 +229,7 @@ impl Frame<'_> {
             T_WINDOW => Frame::Window(stream, value),
             T_CLOSE => Frame::Close(stream),
             T_RESET => Frame::Reset(stream, ResetReason(value)),
+            T_STOP => Frame::Stop(stream),
             T_PING => Frame::Ping(value),
             _ => Frame::Pong(value),
         };
@@ -316,6 +322,7 @@ mod tests {
         roundtrip(Frame::Window(3, 65536));
         roundtrip(Frame::Close(u32::MAX));
         roundtrip(Frame::Reset(9, ResetReason::LIMIT));
+        roundtrip(Frame::Stop(9));
         roundtrip(Frame::Ping(42));
         roundtrip(Frame::Pong(42));
     }

@@ -4,16 +4,29 @@
 //! task and no buffers while idle. Upstream bytes are read from the socket straight into the
 //! session's send buffer behind a reserved frame header; downstream bytes the reader task could
 //! not write at once wait in the stream's `inbound` buffer, bounded by the window.
+//!
+//! Each direction ends on its own. Upstream ends at EOF (or ECONNRESET, which on AF_UNIX
+//! follows the last bytes of a peer that closed with unread data) with CLOSE, or when the peer
+//! sends STOP, with `shutdown(SHUT_RD)` so that the application's further writes fail with
+//! EPIPE as they would against the real server. Downstream ends when the peer's CLOSE has been
+//! written out; a failed write only stops downstream (STOP to the peer). A RESET aborts both:
+//! what already arrived is still delivered (bounded by [`RESET_FLUSH`]), and the socket is
+//! closed without reading what the application sent last, so the kernel reports ECONNRESET to
+//! it where AF_UNIX can (see `docs/PROTOCOL.md`).
 
 use crate::mux::{Session, Stream, StreamState, OUT_HIGH};
 use crate::protocol::{fill_data_header, Frame, ResetReason, HEADER_LEN};
-use async_io::Async;
+use async_io::{Async, Timer};
 use futures_lite::future;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// How long an aborted stream may take to deliver the bytes that arrived before the abort.
+pub const RESET_FLUSH: Duration = Duration::from_secs(5);
 
 /// How a stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +42,20 @@ pub enum End {
 pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Async<UnixStream>>) -> End {
     stream.st.borrow_mut().socket = Some(sock.clone());
     let end = future::poll_fn(|cx| poll_pump(session, stream, &sock, cx)).await;
-    session.remove(stream.id);
+    if end != End::Closed {
+        let flush = future::poll_fn(|cx| {
+            let mut st = stream.st.borrow_mut();
+            match downstream(session, stream.id, &mut st, &sock, cx) {
+                Ok(true) | Err(_) => Poll::Ready(()),
+                Ok(false) => Poll::Pending,
+            }
+        });
+        future::or(flush, async {
+            Timer::after(RESET_FLUSH).await;
+        })
+        .await;
+    }
+    session.forget(stream);
     let mut st = stream.st.borrow_mut();
     st.socket = None;
     st.inbound = Vec::new();
@@ -46,11 +72,25 @@ fn poll_pump(
     if let Some(why) = st.reset {
         return Poll::Ready(End::Reset(why));
     }
-    if st.write_failed || downstream(session, stream.id, &mut st, sock, cx).is_err() {
-        return Poll::Ready(fail(session, stream, &mut st));
+    let id = stream.id;
+    match downstream(session, id, &mut st, sock, cx) {
+        Ok(drained) => {
+            if drained && st.peer_closed && !st.write_shut {
+                st.write_shut = true;
+                // With the sending direction already over, the close does it; after STOP the
+                // socket is closed with what the application sent last unread, as a server
+                // that stopped reading would leave it.
+                if !st.read_eof && !st.write_stopped {
+                    // ENOTCONN only means the application is gone; the read side will tell.
+                    let _ = sock.get_ref().shutdown(Shutdown::Write);
+                }
+            }
+        }
+        Err(_) => session.stop_writing(id, &mut st),
     }
-    if upstream(session, stream.id, &mut st, sock, cx).is_err() {
-        return Poll::Ready(fail(session, stream, &mut st));
+    if upstream(session, id, &mut st, sock, cx).is_err() {
+        session.reset_stream(stream, &mut st, ResetReason::SOCKET_ERROR);
+        return Poll::Ready(End::Reset(ResetReason::SOCKET_ERROR));
     }
     if st.read_eof && st.write_shut {
         return Poll::Ready(End::Closed);
@@ -59,19 +99,18 @@ fn poll_pump(
     Poll::Pending
 }
 
-fn fail(session: &Session, stream: &Stream, st: &mut StreamState) -> End {
-    session.reset_stream(stream, st, ResetReason::SOCKET_ERROR);
-    End::Reset(ResetReason::SOCKET_ERROR)
-}
-
-/// Writes queued inbound bytes to the socket, then propagates the peer's half-close.
+/// Writes queued inbound bytes to the socket. `Ok(true)` once nothing is left to write (or
+/// writing stopped), `Ok(false)` while waiting for the socket to take more.
 fn downstream(
     session: &Session,
     id: u32,
     st: &mut StreamState,
     sock: &Async<UnixStream>,
     cx: &mut Context<'_>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
+    if st.write_stopped {
+        return Ok(true);
+    }
     while st.pos < st.inbound.len() {
         match sock.get_ref().write(&st.inbound[st.pos..]) {
             Ok(n) => {
@@ -80,7 +119,7 @@ fn downstream(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => match sock.poll_writable(cx) {
                 Poll::Ready(r) => r?,
-                Poll::Pending => return Ok(()),
+                Poll::Pending => return Ok(false),
             },
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -91,12 +130,7 @@ fn downstream(
         st.inbound = Vec::new();
     }
     st.pos = 0;
-    if st.peer_closed && !st.write_shut {
-        st.write_shut = true;
-        // ENOTCONN here only means the client is already gone; the read side will tell.
-        let _ = sock.get_ref().shutdown(Shutdown::Write);
-    }
-    Ok(())
+    Ok(true)
 }
 
 /// Reads from the socket into DATA frames while there is credit and room in the send buffer.
@@ -107,8 +141,17 @@ fn upstream(
     sock: &Async<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<()> {
+    if st.stop_requested && !st.read_eof {
+        // The far application no longer reads: the local one must see EPIPE on its next
+        // write, not block. What it already sent stays unread.
+        let _ = sock.get_ref().shutdown(Shutdown::Read);
+        end_upstream(session, id, st);
+    }
     while !st.read_eof && st.credit > 0 {
         let mut inner = session.inner.borrow_mut();
+        if inner.draining {
+            return Ok(());
+        }
         if inner.out.len() >= OUT_HIGH {
             inner.out_waiters.push(cx.waker().clone());
             return Ok(());
@@ -119,11 +162,12 @@ fn upstream(
         inner.out.reserve(want);
         let spare = &mut inner.out.spare_capacity_mut()[..want];
         match rustix::io::read(sock.get_ref(), spare) {
-            Ok(([], _)) => {
+            Ok(([], _)) | Err(rustix::io::Errno::CONNRESET) => {
+                // ECONNRESET comes after the last bytes of an application that closed with
+                // data unread: the end of its input, like EOF.
                 inner.out.truncate(hdr);
-                Frame::Close(id).encode(&mut inner.out);
-                inner.wake_writer();
-                st.read_eof = true;
+                drop(inner);
+                end_upstream(session, id, st);
             }
             Ok((filled, _)) => {
                 let n = filled.len();
@@ -162,4 +206,11 @@ fn upstream(
         }
     }
     Ok(())
+}
+
+/// Ends the sending direction: CLOSE tells the peer no more DATA follows.
+fn end_upstream(session: &Session, id: u32, st: &mut StreamState) {
+    st.read_eof = true;
+    log::debug!("stream {id}: local input ended");
+    session.queue(Frame::Close(id));
 }

@@ -1,6 +1,8 @@
 //! The DPU role: listens for the host's channel, authenticates it, and connects every stream the
 //! host opens to the server application's socket.
 
+mod gate;
+
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::comch;
 use crate::config::{ChannelAddr, Config, Role};
@@ -10,6 +12,7 @@ use crate::host::HANDSHAKE_TIMEOUT;
 use crate::mux::{Session, Stats, Stream};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::shutdown::{self, Shutdown};
 use crate::systemd;
 use crate::unix;
 use async_executor::LocalExecutor;
@@ -17,16 +20,16 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Time allowed for connecting to the server application.
 const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Channel connections allowed to be in their handshake at once. Anyone who can reach the
-/// port can open connections; past this many, new ones are closed at once so that a flood
-/// cannot use up file descriptors the relayed clients need.
-const MAX_HANDSHAKES: usize = 16;
+/// How long a new channel connection may stay silent. The host sends its HELLO as soon as it
+/// connects; a connection that says nothing is not a host.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Dpu {
     cfg: Config,
@@ -35,7 +38,7 @@ struct Dpu {
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
     /// Connections now in their handshake.
-    handshakes: Cell<usize>,
+    gate: gate::Gate,
     /// When a handshake warning was last logged, and how many were held back since.
     warned: Cell<(Option<Instant>, u32)>,
 }
@@ -59,6 +62,7 @@ pub async fn run(
     device: Option<Rc<doca::Backend>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
+    stop: Rc<Shutdown>,
 ) -> Result<(), Error> {
     let listener = match &cfg.channel {
         ChannelAddr::Tcp(host, port) => Listener::Tcp(
@@ -97,51 +101,32 @@ pub async fn run(
         session: RefCell::new(None),
         stats,
         ex: ex.clone(),
-        handshakes: Cell::new(0),
+        gate: gate::Gate::default(),
         warned: Cell::new((None, 0)),
     });
     loop {
-        let accepted = match &listener {
-            Listener::Tcp(l) => l
-                .accept()
-                .await
-                .map(|(s, peer)| (Transport::from(s), peer.to_string(), Vec::new())),
-            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| {
-                (
-                    Transport::Unix(s.into()),
-                    "a local socket".to_string(),
-                    Vec::new(),
-                )
-            }),
-            Listener::Comch(ch) => match ch.accept().await {
-                Ok(link) => Ok((
-                    Transport::Comch(Rc::new(link)),
-                    "DOCA Comch".to_string(),
-                    Vec::new(),
-                )),
-                Err(e) => return Err(Error::Doca(e)),
-            },
-            Listener::Doca(l) => match l.accept().await {
-                Ok(link) => Ok((
-                    Transport::Doca(Rc::new(link)),
-                    "DOCA Comm Channel".to_string(),
-                    Vec::new(),
-                )),
-                Err(e) => return Err(Error::Doca(e)),
-            },
+        let accept = async { Some(accept_one(&listener).await) };
+        let stopped = async {
+            stop.wait().await;
+            None
         };
+        let Some(accepted) = future::or(accept, stopped).await else {
+            break;
+        };
+        let accepted = accepted?;
         match accepted {
-            Ok((transport, _, _)) if dpu.handshakes.get() >= MAX_HANDSHAKES => {
-                dpu.warn(format_args!(
-                    "{MAX_HANDSHAKES} channel connections are already in their handshake; closing a new one"
-                ));
-                transport.close();
-            }
-            Ok((transport, peer, first)) => {
-                // Counted here, not when the task first runs: a burst of connections is
-                // accepted in one go before any of their tasks starts.
-                dpu.handshakes.set(dpu.handshakes.get() + 1);
-                ex.spawn(dpu.clone().host_session(transport, peer, first))
+            Ok((transport, peer, ip, first)) => {
+                // A slot is taken here, not when the task first runs: a burst of connections
+                // is accepted in one go before any of their tasks starts.
+                let (slot, evicted) = dpu.gate.admit(ip);
+                if let Some(old) = evicted {
+                    let from = old.peer.map_or("a peer".to_string(), |ip| ip.to_string());
+                    dpu.warn(format_args!(
+                        "{} channel connections are already in their handshake; closing the one from {from} least likely to be the host",
+                        gate::MAX_HANDSHAKES
+                    ));
+                }
+                ex.spawn(dpu.clone().host_session(transport, peer, first, slot))
                     .detach();
             }
             Err(e) => {
@@ -150,6 +135,52 @@ pub async fn run(
             }
         }
     }
+    drop(listener);
+    let session = dpu.session.borrow().clone();
+    if let Some(session) = session {
+        let cut = session.drain(shutdown::GRACE).await;
+        log::info!("drained: {cut} open streams cut after the bytes already read");
+    }
+    Ok(())
+}
+
+/// A newly accepted channel connection: the transport, a name for the peer, its address where
+/// the transport has one, and bytes already received from it.
+type Accepted = (Transport, String, Option<IpAddr>, Vec<u8>);
+
+/// Accepts the next channel connection. The outer error ends the role (a DOCA failure), the
+/// inner one is a failed accept worth a retry.
+async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> {
+    Ok(match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+            (
+                Transport::from(s),
+                peer.to_string(),
+                Some(peer.ip()),
+                Vec::new(),
+            )
+        }),
+        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| {
+            (
+                Transport::Unix(s.into()),
+                "a local socket".to_string(),
+                None,
+                Vec::new(),
+            )
+        }),
+        Listener::Comch(ch) => Ok((
+            Transport::Comch(Rc::new(ch.accept().await.map_err(Error::Doca)?)),
+            "DOCA Comch".to_string(),
+            None,
+            Vec::new(),
+        )),
+        Listener::Doca(ch) => Ok((
+            Transport::Doca(Rc::new(ch.accept().await.map_err(Error::Doca)?)),
+            "DOCA Comm Channel".to_string(),
+            None,
+            Vec::new(),
+        )),
+    })
 }
 
 /// Listens on `host:port` with `IP_FREEBIND`, so that a DPU side started at boot before its
@@ -195,11 +226,20 @@ impl Dpu {
         self.warned.set((Some(Instant::now()), 0));
     }
 
-    /// One channel connection, counted in `handshakes` by the accept loop until its handshake
-    /// ends.
-    async fn host_session(self: Rc<Self>, transport: Transport, peer: String, first: Vec<u8>) {
-        let agreed = self.handshake(&transport, &peer, first).await;
-        self.handshakes.set(self.handshakes.get() - 1);
+    /// One channel connection, holding `slot` in the gate until its handshake ends.
+    async fn host_session(
+        self: Rc<Self>,
+        transport: Transport,
+        peer: String,
+        first: Vec<u8>,
+        slot: Rc<gate::Slot>,
+    ) {
+        let agreed = future::or(self.handshake(&transport, &peer, first, &slot), async {
+            slot.evicted().await;
+            None
+        })
+        .await;
+        self.gate.release(&slot);
         let Some((agreed, reader)) = agreed else {
             transport.close();
             return;
@@ -212,11 +252,31 @@ impl Dpu {
         transport: &Transport,
         peer: &str,
         first: Vec<u8>,
+        slot: &gate::Slot,
     ) -> Option<(channel::Agreed, FrameReader)> {
         let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
         reader.push(&first);
         let handshake = future::or(
             async {
+                // Nothing is sent to a peer that has said nothing: its slot is the first to go
+                // when the gate is full, and a port scanner learns nothing.
+                if reader.is_empty() {
+                    let first = future::or(async { Some(reader.fill().await) }, async {
+                        Timer::after(FIRST_BYTES_TIMEOUT).await;
+                        None
+                    });
+                    match first.await {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => return Err(e.to_string()),
+                        None => {
+                            return Err(format!(
+                                "sent nothing within {} s",
+                                FIRST_BYTES_TIMEOUT.as_secs()
+                            ))
+                        }
+                    }
+                }
+                slot.spoke();
                 channel::handshake(transport, &mut reader, &self.cfg)
                     .await
                     .map_err(|e| e.to_string())
@@ -252,6 +312,7 @@ impl Dpu {
             self.stats.clone(),
         );
         if let Some(old) = self.session.replace(Some(session.clone())) {
+            // `kill` also ends its run at once, even with its writer blocked on a full channel.
             let n = old.kill();
             log::warn!("a new host session from {peer} replaces the old one; {n} streams reset");
         }

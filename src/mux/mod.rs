@@ -5,23 +5,26 @@
 //! `Rc<RefCell<..>>` and no wakeup ever crosses threads. Frames to send are appended to one
 //! buffer that the writer task swaps out and writes whole, so frames that queue up go out in one
 //! write. DATA read from a client is read straight into that buffer (see [`crate::pump`]).
+//!
+//! The two directions of a stream end on their own: CLOSE ends the sender's direction, STOP asks
+//! the sender to end it because the receiver's socket no longer takes bytes, and only RESET
+//! aborts both. See `docs/PROTOCOL.md`.
 
-use crate::channel::{FrameReader, Transport};
+mod io;
+
 use crate::protocol::{Frame, ResetReason};
-use async_io::{Async, Timer};
-use futures_lite::future;
+use async_io::Async;
+use event_listener::Event;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::task::Waker;
+use std::time::Instant;
 
 /// Above this many queued bytes, clients stop reading until the writer catches up.
 pub const OUT_HIGH: usize = 1024 * 1024;
-const PING_AFTER: Duration = Duration::from_secs(5);
-const DEAD_AFTER: Duration = Duration::from_secs(20);
 
 /// Counters for the status line, shared by every session of a process.
 #[derive(Debug, Default)]
@@ -53,6 +56,8 @@ pub struct Session {
     pub(crate) stats: Rc<Stats>,
     last_rx: Cell<Instant>,
     last_tx: Cell<Instant>,
+    /// Notified by [`Session::kill`], so that a writer blocked on a full channel stops at once.
+    ended: Event,
 }
 
 pub(crate) struct Inner {
@@ -60,9 +65,13 @@ pub(crate) struct Inner {
     /// Encoded frames waiting for the writer.
     pub(crate) out: Vec<u8>,
     writer: Option<Waker>,
-    /// Stream tasks waiting for `out` to drain below [`OUT_HIGH`].
+    /// The writer is handing a batch to the channel.
+    writing: bool,
+    /// Tasks waiting for `out` to drain (stream tasks above [`OUT_HIGH`], a paused reader).
     pub(crate) out_waiters: Vec<Waker>,
     dead: bool,
+    /// Shutting down: local sockets are no longer read.
+    pub(crate) draining: bool,
     next_id: u32,
 }
 
@@ -80,15 +89,19 @@ pub(crate) struct StreamState {
     /// Received bytes not yet written to the local socket, from `pos` on.
     pub(crate) inbound: Vec<u8>,
     pub(crate) pos: usize,
-    /// The peer half-closed; shut our socket's write side once `inbound` is drained.
+    /// The peer sent CLOSE: no more DATA will arrive.
     pub(crate) peer_closed: bool,
+    /// The receiving direction is finished with the socket (shut for writing, or left for
+    /// the close).
     pub(crate) write_shut: bool,
-    /// The local socket reached EOF and CLOSE was queued.
+    /// Writing to the local socket failed: STOP was sent and arriving DATA is discarded.
+    pub(crate) write_stopped: bool,
+    /// The sending direction ended and CLOSE was queued.
     pub(crate) read_eof: bool,
-    /// Set when the stream is over for a reason other than a clean close.
+    /// The peer sent STOP: end the sending direction.
+    pub(crate) stop_requested: bool,
+    /// Set when the stream is aborted (RESET either way, channel lost, shutdown).
     pub(crate) reset: Option<ResetReason>,
-    /// Writing to the local socket failed in the reader task.
-    pub(crate) write_failed: bool,
     /// Received and not yet credited back; never above the window.
     recv_outstanding: u32,
     /// Written to the socket and not yet credited back.
@@ -121,8 +134,10 @@ impl Session {
                 streams: HashMap::new(),
                 out: Vec::with_capacity(64 * 1024),
                 writer: None,
+                writing: false,
                 out_waiters: Vec::new(),
                 dead: false,
+                draining: false,
                 next_id: 1,
             }),
             max_data,
@@ -133,6 +148,7 @@ impl Session {
             stats,
             last_rx: Cell::new(Instant::now()),
             last_tx: Cell::new(Instant::now()),
+            ended: Event::new(),
         })
     }
 
@@ -156,7 +172,7 @@ impl Session {
     /// Host side: opens a stream for a new client. `None` when the session is gone.
     pub fn open_stream(&self, socket: Rc<Async<UnixStream>>) -> Option<Rc<Stream>> {
         let mut inner = self.inner.borrow_mut();
-        if inner.dead {
+        if inner.dead || inner.draining {
             return None;
         }
         let mut id = inner.next_id;
@@ -182,20 +198,52 @@ impl Session {
         })
     }
 
-    /// Forgets a finished stream; frames that still arrive for it are dropped.
-    pub fn remove(&self, id: u32) {
-        self.inner.borrow_mut().streams.remove(&id);
+    /// Forgets a finished stream, unless its id already belongs to a newer stream; frames that
+    /// still arrive for it are dropped.
+    pub fn forget(&self, stream: &Stream) {
+        let mut inner = self.inner.borrow_mut();
+        if inner
+            .streams
+            .get(&stream.id)
+            .is_some_and(|s| std::ptr::eq(Rc::as_ptr(s), stream))
+        {
+            inner.streams.remove(&stream.id);
+        }
     }
 
-    /// Ends a stream from this side: tells the peer and forgets it.
+    /// Aborts a stream from this side: tells the peer and forgets it.
     pub(crate) fn reset_stream(&self, stream: &Stream, st: &mut StreamState, why: ResetReason) {
         st.reset.get_or_insert(why);
         st.wake();
-        let mut inner = self.inner.borrow_mut();
-        if inner.streams.remove(&stream.id).is_some() && !inner.dead {
-            Frame::Reset(stream.id, why).encode(&mut inner.out);
-            inner.wake_writer();
+        let known = self
+            .inner
+            .borrow()
+            .streams
+            .get(&stream.id)
+            .is_some_and(|s| std::ptr::eq(Rc::as_ptr(s), stream));
+        if known {
+            let mut inner = self.inner.borrow_mut();
+            inner.streams.remove(&stream.id);
+            if !inner.dead {
+                Frame::Reset(stream.id, why).encode(&mut inner.out);
+                inner.wake_writer();
+            }
         }
+    }
+
+    /// The local socket no longer takes bytes: drop what is queued for it and ask the peer to
+    /// stop sending. The other direction goes on.
+    pub(crate) fn stop_writing(&self, id: u32, st: &mut StreamState) {
+        if st.write_stopped {
+            return;
+        }
+        st.write_stopped = true;
+        st.inbound = Vec::new();
+        st.pos = 0;
+        if !st.peer_closed && st.reset.is_none() {
+            self.queue(Frame::Stop(id));
+        }
+        st.wake();
     }
 
     /// Ends the session: every stream is reset and every task waiting on it wakes up.
@@ -216,6 +264,7 @@ impl Session {
             st.wake();
         }
         waiters.into_iter().chain(writer).for_each(Waker::wake);
+        self.ended.notify(usize::MAX);
         streams.len()
     }
 
@@ -225,6 +274,9 @@ impl Session {
         self.stats
             .bytes_in
             .set(self.stats.bytes_in.get() + n as u64);
+        if st.reset.is_some() {
+            return; // the peer no longer sends on this stream
+        }
         st.unacked += n as u32;
         if st.unacked >= self.window / 2 {
             self.queue(Frame::Window(id, st.unacked));
@@ -233,18 +285,25 @@ impl Session {
         }
     }
 
+    fn stream(&self, id: u32) -> Option<Rc<Stream>> {
+        self.inner.borrow().streams.get(&id).cloned()
+    }
+
     fn on_data(&self, id: u32, data: &[u8]) {
-        let Some(stream) = self.inner.borrow().streams.get(&id).cloned() else {
+        let Some(stream) = self.stream(id) else {
             return; // already closed here; the peer will learn it from our CLOSE or RESET
         };
         let mut st = stream.st.borrow_mut();
-        if st.reset.is_some() || st.write_failed {
+        if st.reset.is_some() {
             return;
         }
         let over = st.recv_outstanding as usize + data.len() > self.window as usize;
         if over || st.peer_closed {
             log::warn!("stream {id}: peer broke flow control or sent data after close; resetting");
             return self.reset_stream(&stream, &mut st, ResetReason::PROTOCOL);
+        }
+        if st.write_stopped {
+            return; // sent before the peer saw our STOP
         }
         st.recv_outstanding += data.len() as u32;
         let mut rest = data;
@@ -256,12 +315,8 @@ impl Session {
                         rest = &rest[n..];
                         self.delivered(id, &mut st, n);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        st.write_failed = true;
-                        st.wake();
-                        return;
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return self.stop_writing(id, &mut st),
                 }
             }
         }
@@ -281,6 +336,11 @@ impl Session {
         }
         let mut inner = self.inner.borrow_mut();
         if inner.dead {
+            return Ok(None);
+        }
+        if inner.draining {
+            Frame::Reset(id, ResetReason::SHUTDOWN).encode(&mut inner.out);
+            inner.wake_writer();
             return Ok(None);
         }
         if id == 0 || inner.streams.contains_key(&id) {
@@ -307,8 +367,7 @@ impl Session {
         on_open: &mut dyn FnMut(Rc<Stream>),
     ) -> Result<(), String> {
         let with = |id: u32, f: &mut dyn FnMut(&mut StreamState)| {
-            let stream = self.inner.borrow().streams.get(&id).cloned();
-            if let Some(stream) = stream {
+            if let Some(stream) = self.stream(id) {
                 let mut st = stream.st.borrow_mut();
                 f(&mut st);
                 st.wake();
@@ -318,11 +377,13 @@ impl Session {
             Frame::Data(id, data) => self.on_data(id, data),
             Frame::Window(id, n) => with(id, &mut |st| st.credit = st.credit.saturating_add(n)),
             Frame::Close(id) => with(id, &mut |st| st.peer_closed = true),
+            Frame::Stop(id) => with(id, &mut |st| st.stop_requested = true),
             Frame::Reset(id, why) => {
-                with(id, &mut |st| {
-                    st.reset.get_or_insert(why);
-                });
-                self.remove(id);
+                if let Some(stream) = self.stream(id) {
+                    stream.st.borrow_mut().reset.get_or_insert(why);
+                    stream.st.borrow_mut().wake();
+                    self.forget(&stream);
+                }
             }
             Frame::Open(id) => {
                 if let Some(stream) = self.on_open(id)? {
@@ -342,98 +403,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    async fn read_loop(
-        &self,
-        mut reader: FrameReader,
-        on_open: &mut dyn FnMut(Rc<Stream>),
-    ) -> String {
-        loop {
-            loop {
-                match reader.take_frame() {
-                    Ok(Some(frame)) => {
-                        if let Err(e) = self.dispatch(frame, on_open) {
-                            return e;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return format!("bad frame from the peer: {e}"),
-                }
-            }
-            if let Err(e) = reader.fill().await {
-                return format!("channel read failed: {e}");
-            }
-            self.last_rx.set(Instant::now());
-        }
-    }
-
-    async fn write_loop(&self, transport: &Transport) -> String {
-        let mut spare = Vec::with_capacity(64 * 1024);
-        loop {
-            future::poll_fn(|cx| {
-                let mut inner = self.inner.borrow_mut();
-                if inner.dead || !inner.out.is_empty() {
-                    return Poll::Ready(());
-                }
-                inner.writer = Some(cx.waker().clone());
-                Poll::Pending
-            })
-            .await;
-            let waiters = {
-                let mut inner = self.inner.borrow_mut();
-                if inner.dead {
-                    return "session ended".into();
-                }
-                std::mem::swap(&mut inner.out, &mut spare);
-                std::mem::take(&mut inner.out_waiters)
-            };
-            waiters.into_iter().for_each(Waker::wake);
-            if let Err(e) = transport.write_all(&spare).await {
-                return format!("channel write failed: {e}");
-            }
-            self.last_tx.set(Instant::now());
-            spare.clear();
-            if spare.capacity() > 4 * OUT_HIGH {
-                spare = Vec::with_capacity(64 * 1024);
-            }
-        }
-    }
-
-    async fn keepalive_loop(&self) -> String {
-        let mut token = 0u32;
-        loop {
-            Timer::after(Duration::from_secs(1)).await;
-            if self.last_rx.get().elapsed() > DEAD_AFTER {
-                return format!("nothing heard from the peer for {} s", DEAD_AFTER.as_secs());
-            }
-            if self.last_tx.get().elapsed() >= PING_AFTER {
-                token = token.wrapping_add(1);
-                self.queue(Frame::Ping(token));
-            }
-        }
-    }
-
-    /// Runs the session until the channel fails or the session is killed; returns why it ended
-    /// and how many streams were reset. `on_open` is called for each stream the peer opens.
-    pub async fn run(
-        &self,
-        transport: Transport,
-        reader: FrameReader,
-        mut on_open: impl FnMut(Rc<Stream>),
-    ) -> (String, usize) {
-        self.last_rx.set(Instant::now());
-        let why = future::or(
-            future::or(
-                self.read_loop(reader, &mut on_open),
-                self.write_loop(&transport),
-            ),
-            self.keepalive_loop(),
-        )
-        .await;
-        let streams = self.kill();
-        transport.close();
-        (why, streams)
     }
 }
 

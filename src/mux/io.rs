@@ -1,0 +1,182 @@
+//! A session's own tasks: reading frames, writing frames, keepalive, and the drain at shutdown.
+
+use super::{Session, Stream, OUT_HIGH};
+use crate::channel::{FrameReader, Transport};
+use crate::protocol::ResetReason;
+use async_io::Timer;
+use futures_lite::future;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+const PING_AFTER: Duration = Duration::from_secs(5);
+const DEAD_AFTER: Duration = Duration::from_secs(20);
+/// The reader stops taking frames from the channel while this much is queued to send. Stream
+/// tasks stop adding DATA at [`OUT_HIGH`] and add at most one frame past it, so only control
+/// replies a peer provokes (PONG, RESET for refused OPENs) can reach this: a peer that floods
+/// them is read no faster than it reads its answers, and memory stays bounded.
+const OUT_PAUSE: usize = OUT_HIGH + 1024 * 1024;
+/// Frames handled before the reader lets other tasks run, so that a peer that keeps the
+/// channel full cannot starve every other connection on the thread.
+const READ_BATCH: usize = 1024;
+
+impl Session {
+    /// Waits until the send buffer is below `limit`.
+    async fn out_below(&self, limit: usize) {
+        future::poll_fn(|cx| {
+            let mut inner = self.inner.borrow_mut();
+            if inner.dead || inner.out.len() < limit {
+                return Poll::Ready(());
+            }
+            inner.out_waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    async fn read_loop(
+        &self,
+        mut reader: FrameReader,
+        on_open: &mut dyn FnMut(Rc<Stream>),
+    ) -> String {
+        loop {
+            let mut handled = 0;
+            loop {
+                match reader.take_frame() {
+                    Ok(Some(frame)) => {
+                        if let Err(e) = self.dispatch(frame, on_open) {
+                            return e;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return format!("bad frame from the peer: {e}"),
+                }
+                handled += 1;
+                if handled % READ_BATCH == 0 {
+                    future::yield_now().await;
+                }
+                if self.inner.borrow().out.len() >= OUT_PAUSE {
+                    self.out_below(OUT_PAUSE).await;
+                }
+            }
+            if handled >= READ_BATCH / 4 {
+                future::yield_now().await;
+            }
+            if let Err(e) = reader.fill().await {
+                return format!("channel read failed: {e}");
+            }
+            self.last_rx.set(Instant::now());
+        }
+    }
+
+    async fn write_loop(&self, transport: &Transport) -> String {
+        let mut spare = Vec::with_capacity(64 * 1024);
+        loop {
+            future::poll_fn(|cx| {
+                let mut inner = self.inner.borrow_mut();
+                if inner.dead || !inner.out.is_empty() {
+                    return Poll::Ready(());
+                }
+                inner.writer = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            let waiters = {
+                let mut inner = self.inner.borrow_mut();
+                if inner.dead {
+                    return "session ended".into();
+                }
+                inner.writing = true;
+                std::mem::swap(&mut inner.out, &mut spare);
+                std::mem::take(&mut inner.out_waiters)
+            };
+            waiters.into_iter().for_each(Waker::wake);
+            let written = transport.write_all(&spare).await;
+            self.inner.borrow_mut().writing = false;
+            if let Err(e) = written {
+                return format!("channel write failed: {e}");
+            }
+            self.last_tx.set(Instant::now());
+            spare.clear();
+            if spare.capacity() > 4 * OUT_HIGH {
+                spare = Vec::with_capacity(64 * 1024);
+            }
+        }
+    }
+
+    async fn keepalive_loop(&self) -> String {
+        let mut token = 0u32;
+        loop {
+            Timer::after(Duration::from_secs(1)).await;
+            if self.last_rx.get().elapsed() > DEAD_AFTER {
+                return format!("nothing heard from the peer for {} s", DEAD_AFTER.as_secs());
+            }
+            if self.last_tx.get().elapsed() >= PING_AFTER {
+                token = token.wrapping_add(1);
+                self.queue(crate::protocol::Frame::Ping(token));
+            }
+        }
+    }
+
+    async fn killed(&self) -> String {
+        loop {
+            let listener = self.ended.listen();
+            if self.is_dead() {
+                return "session ended".into();
+            }
+            listener.await;
+        }
+    }
+
+    /// Runs the session until the channel fails or the session is killed; returns why it ended
+    /// and how many streams were reset. `on_open` is called for each stream the peer opens.
+    pub async fn run(
+        &self,
+        transport: Transport,
+        reader: FrameReader,
+        mut on_open: impl FnMut(Rc<Stream>),
+    ) -> (String, usize) {
+        self.last_rx.set(Instant::now());
+        // `killed` also ends a writer blocked on a channel that takes nothing (a session
+        // replaced by a newer one must not linger until the keepalive gives up).
+        let why = future::or(
+            future::or(
+                self.read_loop(reader, &mut on_open),
+                self.write_loop(&transport),
+            ),
+            future::or(self.keepalive_loop(), self.killed()),
+        )
+        .await;
+        let streams = self.kill();
+        transport.close();
+        (why, streams)
+    }
+
+    /// Shutdown: stops reading local sockets, cuts every stream after the bytes already read
+    /// (RESET with reason "shutting down" follows them on the channel), and waits up to
+    /// `grace` for the writer to hand everything to the channel and for the stream tasks to
+    /// deliver what they had received. Returns how many streams were cut.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let streams: Vec<Rc<Stream>> = {
+            let mut inner = self.inner.borrow_mut();
+            inner.draining = true;
+            inner.streams.values().cloned().collect()
+        };
+        for stream in &streams {
+            let mut st = stream.st.borrow_mut();
+            self.reset_stream(stream, &mut st, ResetReason::SHUTDOWN);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && !self.is_dead() {
+            let flushed = {
+                let inner = self.inner.borrow();
+                inner.out.is_empty() && !inner.writing
+            };
+            if flushed && self.stats.clients.get() == 0 {
+                break;
+            }
+            Timer::after(Duration::from_millis(10)).await;
+        }
+        streams.len()
+    }
+}
