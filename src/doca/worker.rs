@@ -148,7 +148,7 @@ impl Worker<'_> {
             }
             self.check_service()?;
             if self.receive()? | self.send()? {
-                self.spurious = 0;
+                self.productive();
                 continue;
             }
             // SAFETY: our endpoint, active.
@@ -162,14 +162,34 @@ impl Worker<'_> {
                 })?;
             }
             if self.receive()? | self.send()? {
-                self.spurious = 0;
+                self.productive();
                 continue;
             }
-            if self.woke_on_doca {
-                self.spurious = (self.spurious + 1).min(6);
-            }
+            // A DOCA fd that is ready while nothing comes: back off from it.
+            self.spurious = if self.woke_on_doca {
+                (self.spurious + 1).min(6)
+            } else {
+                0
+            };
             self.wait();
         }
+    }
+
+    fn productive(&mut self) {
+        self.spurious = 0;
+        self.woke_on_doca = false;
+    }
+
+    fn doca_fds(&self) -> Vec<PollFd<'_>> {
+        self.fds
+            .iter()
+            .map(|&fd| {
+                // SAFETY: the endpoint keeps its event fds open until `ep_destroy`, which runs
+                // after the thread stops polling.
+                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                PollFd::from_borrowed_fd(fd, PollFlags::IN)
+            })
+            .collect()
     }
 
     fn wait(&mut self) {
@@ -180,23 +200,30 @@ impl Worker<'_> {
         };
         let mut fds = vec![PollFd::new(&self.shared.wake_thread, PollFlags::IN)];
         if self.spurious > 0 {
-            // Ready without news: back off (1, 2, 4 ... 32 ms) rather than spin.
+            // Ready without news: back off (1, 2, 4 ... 32 ms) rather than spin, then look
+            // whether the fd is still ready.
             timeout = timeout.min(Duration::from_millis(1 << (self.spurious - 1)));
         } else {
-            for &fd in &self.fds {
-                // SAFETY: the endpoint keeps its event fds open until `ep_destroy`, which runs
-                // after the thread stops polling.
-                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
-            }
+            fds.extend(self.doca_fds());
         }
         let ts = Timespec {
             tv_sec: timeout.as_secs() as _,
             tv_nsec: timeout.subsec_nanos() as _,
         };
         let _ = rustix::event::poll(&mut fds, Some(&ts));
-        self.woke_on_doca = fds[1..].iter().any(|f| !f.revents().is_empty());
-        if !fds[0].revents().is_empty() {
+        let woke = !fds[0].revents().is_empty();
+        let mut ready = fds[1..].iter().any(|f| !f.revents().is_empty());
+        drop(fds);
+        if self.spurious > 0 {
+            let mut probe = self.doca_fds();
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            ready = rustix::event::poll(&mut probe, Some(&now)).is_ok_and(|n| n > 0);
+        }
+        self.woke_on_doca = ready;
+        if woke {
             drain(&self.shared.wake_thread);
         }
     }
