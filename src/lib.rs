@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod check;
 pub mod cli;
 pub mod comch;
 pub mod config;
@@ -19,8 +20,11 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod ratelimit;
 pub mod shutdown;
+pub mod stats_dump;
 pub mod systemd;
+pub mod takeover;
 pub mod unix;
 
 pub use error::Error;
@@ -92,6 +96,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(on_signal).detach();
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
+    ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
+    ex.spawn(ratelimit::flush_loop()).detach();
     let result = async_io::block_on(ex.run(main));
     // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
     // inside a DOCA call when the libraries unload at exit.
@@ -99,6 +105,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     if stuck > 0 {
         log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
     }
-    log::info!("stopped");
+    // A relay that never started says only why; one that ran says why it stopped, then that.
+    if stats.ready.get() {
+        if let Err(e) = &result {
+            logging::report_fatal(e);
+        }
+        log::info!("stopped");
+    }
     result
 }

@@ -145,7 +145,7 @@ fn upstream(
         // The far application no longer reads: the local one must see EPIPE on its next
         // write, not block. What it already sent stays unread.
         let _ = sock.get_ref().shutdown(Shutdown::Read);
-        end_upstream(session, id, st);
+        end_upstream(session, id, st, "the far side stopped reading");
     }
     while !st.read_eof && st.credit > 0 {
         let mut inner = session.inner.borrow_mut();
@@ -162,12 +162,17 @@ fn upstream(
         inner.out.reserve(want);
         let spare = &mut inner.out.spare_capacity_mut()[..want];
         match rustix::io::read(sock.get_ref(), spare) {
-            Ok(([], _)) | Err(rustix::io::Errno::CONNRESET) => {
+            Ok(([], _)) => {
+                inner.out.truncate(hdr);
+                drop(inner);
+                end_upstream(session, id, st, "EOF");
+            }
+            Err(rustix::io::Errno::CONNRESET) => {
                 // ECONNRESET comes after the last bytes of an application that closed with
                 // data unread: the end of its input, like EOF.
                 inner.out.truncate(hdr);
                 drop(inner);
-                end_upstream(session, id, st);
+                end_upstream(session, id, st, "closed with data unread");
             }
             Ok((filled, _)) => {
                 let n = filled.len();
@@ -176,6 +181,7 @@ fn upstream(
                 fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, n as u32);
                 inner.wake_writer();
                 st.credit -= n as u32;
+                st.sent += n as u64;
                 session
                     .stats
                     .bytes_out
@@ -209,8 +215,8 @@ fn upstream(
 }
 
 /// Ends the sending direction: CLOSE tells the peer no more DATA follows.
-fn end_upstream(session: &Session, id: u32, st: &mut StreamState) {
+fn end_upstream(session: &Session, id: u32, st: &mut StreamState, why: &str) {
     st.read_eof = true;
-    log::debug!("stream {id}: local input ended");
+    log::debug!("stream {id}: local input ended ({why})");
     session.queue(Frame::Close(id));
 }
