@@ -126,7 +126,7 @@ impl Transport {
     /// Largest message this transport carries, header included.
     pub fn max_msg(&self) -> u32 {
         match self {
-            Transport::Doca(l) => l.ep.max_msg,
+            Transport::Doca(l) => l.max_msg.get(),
             Transport::Comch(l) => l.max_msg.get(),
             _ => STREAM_MAX_MSG,
         }

@@ -101,6 +101,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
     ex.spawn(ratelimit::flush_loop()).detach();
     let result = async_io::block_on(ex.run(main));
+    // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
+    // inside a DOCA call when the libraries unload at exit.
+    let stuck = doca::bridge::stop_all(std::time::Duration::from_secs(3));
+    if stuck > 0 {
+        log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
+    }
     // A relay that never started says only why; one that ran says why it stopped, then that.
     if stats.ready.get() {
         if let Err(e) = &result {
