@@ -8,6 +8,7 @@ use crate::config::{Config, Role};
 use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
 use crate::reactor::Io;
+use crate::takeover;
 use async_io::Async;
 use std::fmt;
 use std::io;
@@ -110,7 +111,7 @@ impl Transport {
     /// Largest message this transport carries, header included.
     pub fn max_msg(&self) -> u32 {
         match self {
-            Transport::Doca(l) => l.ep.max_msg,
+            Transport::Doca(l) => l.max_msg.get(),
             Transport::Comch(l) => l.max_msg.get(),
             _ => STREAM_MAX_MSG,
         }
@@ -218,6 +219,17 @@ pub struct Agreed {
     pub max_data: usize,
     /// Initial send credit per stream (the peer's window).
     pub peer_window: u32,
+    /// The peer's HELLO: its instance identity and label.
+    pub peer: Hello,
+    /// DPU side: the frame that admits the host ([`admit`] sends it), once this side has
+    /// decided to serve it. Empty on the host side.
+    verdict: Vec<u8>,
+}
+
+/// DPU side: ends the handshake by admitting the host (its AUTH, or an empty AUTH without a
+/// key). Until then the host has not seen the DPU side's proof and sends nothing.
+pub async fn admit(t: &Transport, agreed: &Agreed) -> io::Result<()> {
+    t.write_all(&agreed.verdict).await
 }
 
 /// Why a handshake failed.
@@ -258,6 +270,8 @@ pub async fn handshake(
         window: STREAM_WINDOW,
         nonce: auth::nonce().map_err(HandshakeError::Io)?,
         service: cfg.cc_name.clone(),
+        instance: takeover::instance(),
+        label: takeover::label().to_string(),
     };
     let my_payload = mine.encode();
     let mut out = Vec::new();
@@ -276,7 +290,7 @@ pub async fn handshake(
     let peer = Hello::decode(&peer_payload).map_err(HandshakeError::Protocol)?;
     let problem = if peer.version != VERSION {
         Some(format!(
-            "protocol version mismatch: ours is {VERSION}, the peer's {}",
+            "protocol version mismatch: ours is {VERSION}, the peer's {} (run the same release on both sides)",
             peer.version
         ))
     } else if peer.service != cfg.cc_name {
@@ -286,8 +300,12 @@ pub async fn handshake(
         ))
     } else if peer.auth != mine.auth {
         Some(format!(
-            "authentication mismatch: this side {} a pre-shared key, the peer {}",
-            if mine.auth { "requires" } else { "has no" },
+            "authentication mismatch: this side {}, the peer {}",
+            if mine.auth {
+                "uses a pre-shared key"
+            } else {
+                "has no pre-shared key"
+            },
             if peer.auth { "uses one" } else { "has none" }
         ))
     } else if peer.max_msg < MIN_MAX_MSG || peer.window < peer.max_msg {
@@ -302,39 +320,37 @@ pub async fn handshake(
         return Err(refuse(t, msg).await);
     }
 
-    if let Some(key) = &cfg.psk {
-        let (host_hello, dpu_hello) = match cfg.role {
-            Role::Host => (&my_payload, &peer_payload),
-            Role::Dpu => (&peer_payload, &my_payload),
-        };
+    let (host_hello, dpu_hello) = match cfg.role {
+        Role::Host => (&my_payload, &peer_payload),
+        Role::Dpu => (&peer_payload, &my_payload),
+    };
+    let mut verdict = Vec::new();
+    match (&cfg.psk, cfg.role) {
         // The host proves itself first and the DPU answers only a host it has verified, so a
         // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
-        if cfg.role == Role::Host {
+        (Some(key), Role::Host) => {
             send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
-        }
-        let peer_role = match cfg.role {
-            Role::Host => Role::Dpu,
-            Role::Dpu => Role::Host,
-        };
-        match reader.next_frame().await? {
-            Frame::Auth(p) if auth::verify(key, peer_role, host_hello, dpu_hello, p) => {}
-            Frame::Auth(_) => {
-                return Err(refuse(
-                    t,
-                    "authentication failed: the peer's pre-shared key differs".into(),
-                )
-                .await)
-            }
-            Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
-            other => {
-                return Err(HandshakeError::Protocol(format!(
-                    "expected AUTH, got {other:?}"
-                )))
+            match reader.next_frame().await? {
+                Frame::Auth(p) if auth::verify(key, Role::Dpu, host_hello, dpu_hello, p) => {}
+                Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
+                other => return Err(unexpected(other, "AUTH")),
             }
         }
-        if cfg.role == Role::Dpu {
-            send_proof(t, key, Role::Dpu, host_hello, dpu_hello).await?;
+        (Some(key), Role::Dpu) => {
+            match reader.next_frame().await? {
+                Frame::Auth(p) if auth::verify(key, Role::Host, host_hello, dpu_hello, p) => {}
+                Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
+                other => return Err(unexpected(other, "AUTH")),
+            }
+            let proof = auth::proof(key, Role::Dpu, host_hello, dpu_hello);
+            Frame::Auth(&proof).encode(&mut verdict);
         }
+        // Without a key the DPU side's verdict is an empty AUTH.
+        (None, Role::Host) => match reader.next_frame().await? {
+            Frame::Auth([]) => {}
+            other => return Err(unexpected(other, "the DPU side's empty AUTH")),
+        },
+        (None, Role::Dpu) => Frame::Auth(&[]).encode(&mut verdict),
     }
     let max_msg = peer.max_msg.min(mine.max_msg);
     // Message channels must pack frames to what both sides accept, not only this side.
@@ -343,7 +359,19 @@ pub async fn handshake(
     Ok(Agreed {
         max_data: max_msg - HEADER_LEN,
         peer_window: peer.window,
+        peer,
+        verdict,
     })
+}
+
+const AUTH_FAILED: &str = "authentication failed: the peer's pre-shared key differs";
+
+/// The peer's ERROR (it refused us) or any other frame where `expected` should have come.
+fn unexpected(frame: Frame<'_>, expected: &str) -> HandshakeError {
+    match frame {
+        Frame::Error(p) => HandshakeError::PeerRefused(lossy(p)),
+        other => HandshakeError::Protocol(format!("expected {expected}, got {other:?}")),
+    }
 }
 
 async fn send_proof(
@@ -359,14 +387,12 @@ async fn send_proof(
     t.write_all(&out).await.map_err(HandshakeError::Io)
 }
 
-async fn refuse(t: &Transport, msg: String) -> HandshakeError {
+/// Sends ERROR with `msg` and closes the channel.
+pub async fn refuse(t: &Transport, msg: String) -> HandshakeError {
     let mut out = Vec::new();
     // The peer rejects control payloads over the limit, which would lose the reason.
-    let mut end = msg.len().min(crate::protocol::MAX_CONTROL_PAYLOAD);
-    while !msg.is_char_boundary(end) {
-        end -= 1;
-    }
-    Frame::Error(&msg.as_bytes()[..end]).encode(&mut out);
+    let text = crate::protocol::cut(&msg, crate::protocol::MAX_CONTROL_PAYLOAD);
+    Frame::Error(text.as_bytes()).encode(&mut out);
     let _ = t.write_all(&out).await;
     t.close();
     HandshakeError::Refused(msg)

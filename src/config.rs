@@ -30,6 +30,15 @@ pub enum Role {
     Dpu,
 }
 
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Host => "host",
+            Role::Dpu => "dpu",
+        })
+    }
+}
+
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -211,6 +220,9 @@ pub struct ProgramFlags {
     /// `--log-target`
     #[serde(default, deserialize_with = "de_from_str")]
     pub log_target: Option<LogTarget>,
+    /// `--check`: only check the configuration (the command line decides; kept out of
+    /// [`Config`]).
+    pub check: Option<bool>,
 }
 
 /// General (DOCA) flags as given.
@@ -336,29 +348,15 @@ impl Config {
         key: &dyn Fn(&str) -> String,
     ) -> Result<Config, Error> {
         let err = |name: &str, msg: &str| Error::config(format!("{}: {msg}", key(name)));
-        let socket = p.socket.ok_or_else(|| err("socket", "is mandatory"))?;
-        check_socket_path(&socket).map_err(|m| err("socket", &m))?;
-        let cc_name = p.cc_name.ok_or_else(|| err("cc-name", "is mandatory"))?;
-        if cc_name.is_empty() || cc_name.len() > MAX_SERVICE_NAME || cc_name.contains('\0') {
-            return Err(err(
-                "cc-name",
-                &format!("must be 1 to {MAX_SERVICE_NAME} bytes without NUL"),
-            ));
+        // Values given are checked first; then every missing mandatory flag is named at once.
+        if let Some(socket) = &p.socket {
+            check_socket_path(socket).map_err(|m| err("socket", &m))?;
         }
-        let role = p.role.unwrap_or(if p.rep_pci.is_some() {
-            Role::Dpu
-        } else {
-            Role::Host
-        });
-        let channel = p.channel.unwrap_or(ChannelAddr::Doca);
-        if channel.is_doca() {
-            if p.pci_addr.is_none() {
-                return Err(err("pci-addr", "is mandatory with the doca channel"));
-            }
-            if role == Role::Dpu && p.rep_pci.is_none() {
+        if let Some(cc_name) = &p.cc_name {
+            if cc_name.is_empty() || cc_name.len() > MAX_SERVICE_NAME || cc_name.contains('\0') {
                 return Err(err(
-                    "rep-pci",
-                    "is mandatory on the DPU with the doca channel",
+                    "cc-name",
+                    &format!("must be 1 to {MAX_SERVICE_NAME} bytes without NUL"),
                 ));
             }
         }
@@ -369,10 +367,40 @@ impl Config {
                 &format!("must be from 1 to {MAX_MAX_CLIENTS}, got {max_clients}"),
             ));
         }
+        let role = p.role.unwrap_or(if p.rep_pci.is_some() {
+            Role::Dpu
+        } else {
+            Role::Host
+        });
+        let channel = p.channel.unwrap_or(ChannelAddr::Doca);
+        let doca = channel.is_doca();
+        let missing: Vec<(String, &str)> = [
+            ("socket", p.socket.is_none(), ""),
+            ("cc-name", p.cc_name.is_none(), ""),
+            (
+                "pci-addr",
+                doca && p.pci_addr.is_none(),
+                "with the doca channel",
+            ),
+            (
+                "rep-pci",
+                doca && role == Role::Dpu && p.rep_pci.is_none(),
+                "on the DPU with the doca channel",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, absent, _)| *absent)
+        .map(|(name, _, when)| (key(name), when))
+        .collect();
+        let (Some(socket), Some(cc_name), true) = (p.socket, p.cc_name, missing.is_empty()) else {
+            return Err(missing_error(&missing));
+        };
         let no_auth = p.no_auth.unwrap_or(false);
         let psk = match (&p.psk_file, no_auth) {
             (Some(_), true) => return Err(err("no-auth", "conflicts with psk-file")),
-            (Some(path), false) => Some(read_psk(path).map_err(|m| err("psk-file", &m))?),
+            (Some(path), false) => {
+                Some(crate::keyfile::read_psk(path).map_err(|m| err("psk-file", &m))?)
+            }
             (None, _) => None,
         };
         if matches!(channel, ChannelAddr::Tcp(..)) && psk.is_none() && !no_auth {
@@ -397,16 +425,20 @@ impl Config {
     }
 }
 
-fn read_psk(path: &Path) -> Result<Psk, String> {
-    let key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if key.len() < MIN_PSK_LEN {
-        return Err(format!(
-            "{} holds {} bytes, at least {MIN_PSK_LEN} are needed (e.g. head -c 32 /dev/urandom)",
-            path.display(),
-            key.len()
-        ));
-    }
-    Ok(Psk(key))
+/// One error naming every missing mandatory flag (or key), with when it is mandatory.
+fn missing_error(missing: &[(String, &str)]) -> Error {
+    let names: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
+    let when: Vec<String> = missing
+        .iter()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+    Error::config(match (names.as_slice(), missing) {
+        ([name], [(_, "")]) => format!("{name}: is mandatory"),
+        ([name], [(_, w)]) => format!("{name}: is mandatory {w}"),
+        _ if when.is_empty() => format!("{}: are mandatory", names.join(", ")),
+        _ => format!("{}: are mandatory ({})", names.join(", "), when.join("; ")),
+    })
 }
 
 #[cfg(test)]
@@ -552,5 +584,21 @@ mod tests {
         f.max_clients = Some(0);
         let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        // A bad value is reported before a missing DOCA prerequisite.
+        let mut f = flags("doca");
+        f.max_clients = Some(0);
+        let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
+        assert!(e.to_string().starts_with("--max-clients:"), "{e}");
+        // Every missing mandatory flag at once.
+        let f = ProgramFlags {
+            role: Some(Role::Dpu),
+            ..Default::default()
+        };
+        let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--socket, --cc-name, --pci-addr, --rep-pci: are mandatory \
+             (--pci-addr with the doca channel; --rep-pci on the DPU with the doca channel)"
+        );
     }
 }

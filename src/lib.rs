@@ -1,13 +1,16 @@
 //! doca-socket-relay: carries AF_UNIX stream connections from clients on a host to a server
 //! application on a BlueField DPU over one multiplexed channel.
 //!
-//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`protocol`] is the pure
-//! wire format; [`auth`] the pre-shared-key proofs; [`channel`] the transports and the
-//! handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
-//! per-connection task; [`reactor`] the event loop of the sockets that carry relayed bytes; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
+//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
+//! checks the key file; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
+//! proofs; [`channel`] the transports and the handshake; [`mux`] one session's streams, flow
+//! control and frame I/O; [`pump`] the per-connection task; [`reactor`] the event loop of the
+//! sockets that carry relayed bytes; [`host`] and [`dpu`] the two roles; [`unix`] AF_UNIX
+//! listeners and connections.
 
 pub mod auth;
 pub mod channel;
+pub mod check;
 pub mod cli;
 pub mod comch;
 pub mod config;
@@ -15,13 +18,17 @@ pub mod doca;
 pub mod dpu;
 pub mod error;
 pub mod host;
+pub mod keyfile;
 pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod ratelimit;
 pub mod reactor;
 pub mod shutdown;
+pub mod stats_dump;
 pub mod systemd;
+pub mod takeover;
 pub mod unix;
 
 pub use error::Error;
@@ -93,11 +100,25 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(on_signal).detach();
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
+    ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
+    ex.spawn(ratelimit::flush_loop()).detach();
     // The data-path sockets are waited on by the relay's own loop; async-io's thread keeps
     // the signals, timers, listeners and DOCA fds and wakes this loop through its eventfd.
     let result = reactor::block_on(ex.run(main))
         .map_err(|e| Error::io("running the event loop", e))
         .and_then(|r| r);
-    log::info!("stopped");
+    // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
+    // inside a DOCA call when the libraries unload at exit.
+    let stuck = doca::bridge::stop_all(std::time::Duration::from_secs(3));
+    if stuck > 0 {
+        log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
+    }
+    // A relay that never started says only why; one that ran says why it stopped, then that.
+    if stats.ready.get() {
+        if let Err(e) = &result {
+            logging::report_fatal(e);
+        }
+        log::info!("stopped");
+    }
     result
 }

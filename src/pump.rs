@@ -218,6 +218,7 @@ fn read_frames(
                 st.open = Some(inner.frame_at(hdr, len));
                 drop(inner);
                 st.credit -= n as u32;
+                st.sent += n as u64;
                 session
                     .stats
                     .bytes_out

@@ -14,6 +14,7 @@ use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
+use crate::takeover::{self, Verdict};
 use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
@@ -40,6 +41,8 @@ struct Dpu {
     gate: gate::Gate,
     /// When a handshake warning was last logged, and how many were held back since.
     warned: Cell<(Option<Instant>, u32)>,
+    /// Which host is served, to refuse a second live one.
+    hosts: takeover::Hosts,
 }
 
 enum Listener {
@@ -75,13 +78,13 @@ pub async fn run(
         ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
             let backend = device.expect("opened at start-up with --channel doca");
             match &backend.api {
-                doca::Api::CommChannel(cc) => {
-                    let (ep, _) = doca::Endpoint::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
-                        .map_err(Error::Doca)?;
-                    Listener::Doca(doca::Listener::new(ep))
-                }
+                doca::Api::CommChannel(cc) => Listener::Doca(
+                    doca::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
+                        .await
+                        .map_err(Error::Doca)?,
+                ),
                 doca::Api::Comch(lib) => Listener::Comch(
-                    comch::Channel::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
+                    comch::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
                         .await
                         .map_err(Error::Doca)?,
                 ),
@@ -102,6 +105,7 @@ pub async fn run(
         ex: ex.clone(),
         gate: gate::Gate::default(),
         warned: Cell::new((None, 0)),
+        hosts: takeover::Hosts::default(),
     });
     loop {
         let accept = async { Some(accept_one(&listener).await) };
@@ -138,7 +142,11 @@ pub async fn run(
     let session = dpu.session.borrow().clone();
     if let Some(session) = session {
         let cut = session.drain(shutdown::GRACE).await;
-        log::info!("drained: {cut} open streams cut after the bytes already read");
+        log::info!(
+            "drained: {} cut after the bytes already read",
+            shutdown::count(cut, "open stream")
+        );
+        shutdown::announce(&session, "shutting down").await;
     }
     Ok(())
 }
@@ -173,15 +181,12 @@ async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> 
             None,
             Vec::new(),
         )),
-        Listener::Doca(l) => {
-            let (link, first) = l.accept().await.map_err(Error::Doca)?;
-            Ok((
-                Transport::Doca(Rc::new(link)),
-                "DOCA Comm Channel".to_string(),
-                None,
-                first,
-            ))
-        }
+        Listener::Doca(ch) => Ok((
+            Transport::Doca(Rc::new(ch.accept().await.map_err(Error::Doca)?)),
+            "DOCA Comm Channel".to_string(),
+            None,
+            Vec::new(),
+        )),
     })
 }
 
@@ -220,10 +225,12 @@ impl Dpu {
             self.warned.set((last, held + 1));
             return;
         }
+        // Past the flood guard, repeats of one kind (a host with the wrong key retrying) are
+        // held back for longer, as on the host side.
         if held > 0 {
-            log::warn!("{msg} ({held} more like it held back)");
+            crate::ratelimit::warn(format_args!("{msg} ({held} more like it held back)"));
         } else {
-            log::warn!("{msg}");
+            crate::ratelimit::warn(msg);
         }
         self.warned.set((Some(Instant::now()), 0));
     }
@@ -290,7 +297,16 @@ impl Dpu {
         )
         .await;
         match handshake {
-            Ok(a) => Some((a, reader)),
+            Ok(a) => match self.hosts.decide(&a.peer, peer).await {
+                Verdict::Admit => channel::admit(transport, &a)
+                    .await
+                    .ok()
+                    .map(|()| (a, reader)),
+                Verdict::Refuse(why) => {
+                    channel::refuse(transport, why).await;
+                    None
+                }
+            },
             Err(e) => {
                 self.warn(format_args!("handshake with host {peer} failed: {e}"));
                 None
@@ -313,10 +329,14 @@ impl Dpu {
             true,
             self.stats.clone(),
         );
+        self.hosts.serve(&session, &agreed.peer, &peer);
         if let Some(old) = self.session.replace(Some(session.clone())) {
             // `kill` also ends its run at once, even with its writer blocked on a full channel.
             let n = old.kill();
-            log::warn!("a new host session from {peer} replaces the old one; {n} streams reset");
+            log::warn!(
+                "a new host session from {peer} replaces the old one; {} reset",
+                crate::shutdown::count(n, "stream")
+            );
         }
         self.stats.channel_up.set(true);
         log::info!("host connected from {peer}");
@@ -335,7 +355,12 @@ impl Dpu {
         if current {
             *self.session.borrow_mut() = None;
             self.stats.channel_up.set(false);
-            log::warn!("host channel from {peer} lost: {why}; {streams} open streams reset");
+            crate::shutdown::log_session_end(
+                &session,
+                format_args!("host channel from {peer}"),
+                &why,
+                streams,
+            );
         }
     }
 
@@ -363,10 +388,10 @@ impl Dpu {
         let sock = match connected {
             Ok(s) => Rc::new(s),
             Err(e) => {
-                log::warn!(
+                crate::ratelimit::warn(format_args!(
                     "stream {id}: cannot connect to the server application at {}: {e}; closing the client",
                     self.cfg.socket.display()
-                );
+                ));
                 let mut st = stream.st.borrow_mut();
                 session.reset_stream(&stream, &mut st, ResetReason::SERVER_UNAVAILABLE);
                 return;
