@@ -101,7 +101,7 @@ fn doca_packing(chan: Chan, label: &str) {
         upload(env, DOCA_MIB)
     });
     let ideal = MIB as f64 / (4080 - 9) as f64;
-    let messages = calls_of(&counts[0].1, "sendmsg") as f64 / DOCA_MIB as f64;
+    let messages = successful_calls(&counts[0].1, "sendmsg") as f64 / DOCA_MIB as f64;
     eprintln!(
         "{label}, upload: {:.1} MB/s; host relay: {:.1} system calls and {messages:.1} messages per MiB (ideal {ideal:.1}); DPU relay: {:.1} system calls per MiB",
         (DOCA_MIB * MIB) as f64 / secs / 1e6,

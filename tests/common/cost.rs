@@ -110,13 +110,19 @@ impl Strace {
     }
 }
 
-/// How many calls of `syscall` a summary table of `strace -c` lists.
-pub fn calls_of(table: &str, syscall: &str) -> u64 {
-    table
+/// How many calls of `syscall` succeeded, from a summary table of `strace -c` (columns: time
+/// %, seconds, usecs/call, calls, errors if any, name).
+pub fn successful_calls(table: &str, syscall: &str) -> u64 {
+    let Some(cols) = table
         .lines()
-        .find(|l| l.split_whitespace().last() == Some(syscall))
-        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-        .unwrap_or(0)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|c| c.last() == Some(&syscall))
+    else {
+        return 0;
+    };
+    let num = |i: usize| cols.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let errors = if cols.len() == 6 { num(4) } else { 0 };
+    num(3) - errors
 }
 
 /// Runs `work` with both relays traced; returns the calls per `units` of each.
