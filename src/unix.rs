@@ -28,15 +28,19 @@ impl Drop for SocketFile {
     }
 }
 
-/// Whether something listens on `path`: a non-blocking connect, so that a live listener with a
-/// full backlog (EAGAIN) counts as live instead of hanging the start-up.
-fn probe(path: &Path) -> io::Result<()> {
-    let fd = rustix::net::socket_with(
+fn nonblocking_socket() -> io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
-    )?;
+    )?)
+}
+
+/// Whether something listens on `path`: a non-blocking connect, so that a live listener with a
+/// full backlog (EAGAIN) counts as live instead of hanging the start-up.
+fn probe(path: &Path) -> io::Result<()> {
+    let fd = nonblocking_socket()?;
     match rustix::net::connect(&fd, &SocketAddrUnix::new(path)?) {
         Ok(()) | Err(rustix::io::Errno::AGAIN) => Ok(()),
         Err(e) => Err(e.into()),
@@ -122,12 +126,7 @@ pub fn accept(listener: &UnixListener) -> io::Result<Io<UnixStream>> {
 /// Connects to `path` without blocking. AF_UNIX connects at once or not at all: a full listen
 /// backlog is `WouldBlock`, a missing listener `ConnectionRefused` or `NotFound`.
 pub fn connect(path: &Path) -> io::Result<Io<UnixStream>> {
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let fd = nonblocking_socket()?;
     rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
     tune(&fd);
     Io::new(UnixStream::from(fd))

@@ -18,13 +18,16 @@ const MIB_BUDGET: f64 = 12.0 * 1.1;
 const ROUND_TRIPS: usize = 3000;
 const BULK_MIB: usize = 128;
 
+/// One measurement at a time, on the release build, with `handler` as the server application.
+fn setup(chan: Chan, handler: Handler, probe: Probe) -> (std::sync::MutexGuard<'static, ()>, Env) {
+    let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    release_relay();
+    (one, Setup::new(chan).server(handler, probe).start())
+}
+
 #[test]
 fn a_64_byte_round_trip_costs_at_most_9_system_calls_per_relay() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    release_relay();
-    let mut env = Setup::new(Chan::Tcp)
-        .server(echo_handler(), echo_probe)
-        .start();
+    let (_one, mut env) = setup(Chan::Tcp, echo_handler(), echo_probe);
     let counts = count(&mut env, "rt", ROUND_TRIPS as f64, |env| {
         let mut s = env.client();
         let msg = pattern(9, 64);
@@ -40,22 +43,14 @@ fn a_64_byte_round_trip_costs_at_most_9_system_calls_per_relay() {
 
 #[test]
 fn a_mib_uploaded_costs_at_most_12_system_calls_per_relay() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    release_relay();
-    let mut env = Setup::new(Chan::Tcp)
-        .server(sink_handler(), sink_probe)
-        .start();
+    let (_one, mut env) = setup(Chan::Tcp, sink_handler(), sink_probe);
     let counts = count(&mut env, "up", BULK_MIB as f64, |env| upload(env, BULK_MIB));
     check("one MiB uploaded", MIB_BUDGET, counts);
 }
 
 #[test]
 fn a_mib_downloaded_costs_at_most_12_system_calls_per_relay() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    release_relay();
-    let mut env = Setup::new(Chan::Tcp)
-        .server(source_handler(), source_probe)
-        .start();
+    let (_one, mut env) = setup(Chan::Tcp, source_handler(), source_probe);
     let counts = count(&mut env, "down", BULK_MIB as f64, |env| {
         let mut s = env.client();
         s.write_all(&((BULK_MIB * MIB) as u64).to_le_bytes())
@@ -90,10 +85,8 @@ fn upload(env: &mut Env, mib: usize) {
 /// a MiB costs at most 10% more messages than 1 MiB / 4071 payload bytes. Also reports the
 /// system calls per MiB (the fake libraries' own included) and the throughput (untraced).
 fn doca_packing(chan: Chan, label: &str) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    release_relay();
     const DOCA_MIB: usize = 16;
-    let mut env = Setup::new(chan).server(sink_handler(), sink_probe).start();
+    let (_one, mut env) = setup(chan, sink_handler(), sink_probe);
     let start = std::time::Instant::now();
     upload(&mut env, DOCA_MIB);
     let secs = start.elapsed().as_secs_f64();
