@@ -33,19 +33,23 @@ head -c 32 /dev/urandom >psk.key
 chmod 600 psk.key
 start echo "$LOADGEN" echo-server echo.sock
 start bulk "$LOADGEN" bulk-server bulk.sock
-PORT=$(free_port)
 for s in echo bulk; do
-    if [[ $CHAN == tcp ]]; then CH=tcp:127.0.0.1:$PORT; else CH=unix:$TMP/chan-$s.sock; fi
+    if [[ $CHAN == tcp ]]; then CH=tcp:127.0.0.1:$(free_port); else CH=unix:$TMP/chan-$s.sock; fi
     start "dpu-$s" "$RELAY" --role dpu --channel "$CH" -s $s.sock -n bench --psk-file psk.key
     start "host-$s" "$RELAY" --role host --channel "$CH" -s h-$s.sock -n bench --psk-file psk.key
-    PORT=$((PORT + 1))
 done
+die() {
+    echo "syscalls: $*" >&2
+    exit 1
+}
 for _ in $(seq 100); do
+    check_alive
     "$LOADGEN" latency h-echo.sock --count 1 --size 16 --timeout 5 >/dev/null 2>&1 && break
     sleep 0.1
 done
 "$LOADGEN" latency h-echo.sock --count 20 --timeout 30 >/dev/null
 for _ in $(seq 100); do
+    check_alive
     "$LOADGEN" upload h-bulk.sock --bytes 1M --timeout 5 >/dev/null 2>&1 && break
     sleep 0.1
 done
