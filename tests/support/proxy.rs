@@ -1,5 +1,9 @@
 //! A proxy for the channel between the two relays that injects faults: delays, 1-byte writes,
-//! stalls, and cuts at random points (tcp and AF_UNIX channels).
+//! stalls, and cuts at random points (tcp and AF_UNIX channels), or forwards faithfully until
+//! the test cuts every connection at once.
+
+// Each test binary that includes this module uses only some of the faults.
+#![allow(dead_code)]
 
 use super::common::{Chan, Pattern};
 use std::io::{self, Read, Write};
@@ -21,6 +25,8 @@ pub enum Fault {
     Stall,
     /// Closes the first connections after a random number of bytes (each direction counts).
     Cut,
+    /// Forwards faithfully; [`Proxy::cut_all`] cuts the channel when the test decides.
+    Pass,
 }
 
 /// One side of a proxied connection: a tcp or AF_UNIX stream.
@@ -52,6 +58,8 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     /// Channel connections cut so far.
     pub cuts: Arc<AtomicUsize>,
+    /// Both sides of every connection forwarded now, for [`Proxy::cut_all`].
+    live: Arc<Mutex<Vec<Box<dyn Conn>>>>,
 }
 
 impl Drop for Proxy {
@@ -85,7 +93,8 @@ impl Proxy {
                 )?)),
             }
         };
-        let (stop2, cuts2) = (stop.clone(), cuts.clone());
+        let live: Arc<Mutex<Vec<Box<dyn Conn>>>> = Arc::default();
+        let (stop2, cuts2, live2) = (stop.clone(), cuts.clone(), live.clone());
         thread::spawn(move || {
             let rng = Mutex::new(Pattern::new(seed));
             // Bounded: ends with the test, or after 5 minutes at most.
@@ -105,6 +114,9 @@ impl Proxy {
                     }
                     _ => None,
                 };
+                if let Fault::Pass = fault {
+                    live2.lock().unwrap().extend([down.dup(), up.dup()]);
+                }
                 let budget = Arc::new(Mutex::new(cut_at.unwrap_or(usize::MAX)));
                 for (from, to) in [(down.dup(), up.dup()), (up.dup(), down.dup())] {
                     let (stop, budget) = (stop2.clone(), budget.clone());
@@ -112,7 +124,16 @@ impl Proxy {
                 }
             }
         });
-        Proxy { stop, cuts }
+        Proxy { stop, cuts, live }
+    }
+
+    /// Cuts every connection forwarded now (both sides see the channel close mid-stream) and
+    /// returns how many there were. Later connections are forwarded as before.
+    pub fn cut_all(&self) -> usize {
+        let conns = std::mem::take(&mut *self.live.lock().unwrap());
+        conns.iter().for_each(|c| c.close());
+        self.cuts.fetch_add(conns.len() / 2, Ordering::SeqCst);
+        conns.len() / 2
     }
 }
 
@@ -152,7 +173,7 @@ fn forward(
                 }
                 to.write_all(&buf[..n]).is_ok()
             }
-            Fault::Cut => to.write_all(&buf[..n]).is_ok(),
+            Fault::Cut | Fault::Pass => to.write_all(&buf[..n]).is_ok(),
         };
         if !ok || n < got || *budget.lock().unwrap() == 0 {
             break;
