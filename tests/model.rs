@@ -35,10 +35,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Cases per run natively, and under qemu-user (`DSR_TEST_RUNNER`), where a case is ~20 times
 /// slower.
-const CASES: u32 = 32;
+const CASES: u32 = 40;
 const CASES_EMULATED: u32 = 6;
 /// Operations per program at most.
-const MAX_OPS: usize = 24;
+const MAX_OPS: usize = 32;
 
 /// Runs `prog` on fresh relays; the error names the broken promise, with the trace and logs.
 fn run(prog: &Program) -> Result<(), String> {
@@ -61,16 +61,24 @@ fn run(prog: &Program) -> Result<(), String> {
 
 #[test]
 fn random_programs_keep_every_stream_intact() {
+    // Config::default() reads the PROPTEST_* variables; only what they leave unset is set here.
     let mut config = Config::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
+    let unset = |var: &str| std::env::var_os(var).is_none();
+    if unset("PROPTEST_CASES") {
         config.cases = match std::env::var_os("DSR_TEST_RUNNER") {
             Some(_) => CASES_EMULATED,
             None => CASES,
         };
     }
+    // Shrinking runs a case per step: bounded, so that a failure is reported in minutes.
+    if unset("PROPTEST_MAX_SHRINK_TIME") {
+        config.max_shrink_time = 120_000;
+    }
+    if unset("PROPTEST_MAX_SHRINK_ITERS") {
+        config.max_shrink_iters = 400;
+    }
     // A failure is reported with its shrunk program; nothing is written to the source tree.
     config.failure_persistence = None;
-    config.max_shrink_iters = config.max_shrink_iters.min(300);
     let mut runner = TestRunner::new(config);
     let outcome = runner.run(&program(MAX_OPS), |prog| {
         run(&prog).map_err(TestCaseError::fail)
