@@ -16,8 +16,17 @@ const MAGIC: &[u8; 4] = b"MDL1";
 const HEADER_LEN: usize = 8;
 /// Most streams a case opens (further `Open`s do nothing).
 const MAX_STREAMS: usize = 6;
-/// Longest wait for a stream to open, for the ends in the final drain, for a flush.
-const WAIT: Duration = Duration::from_secs(20);
+/// Longest wait for a stream to open, for the ends in the final drain, for a flush: long
+/// enough for a loaded machine, short enough that shrinking a case that hangs stays affordable.
+fn wait_limit() -> Duration {
+    match std::env::var_os("DSR_TEST_RUNNER") {
+        Some(_) => Duration::from_secs(30),
+        None => Duration::from_secs(8),
+    }
+}
+
+/// A client with its server connection, or why there is none.
+type Opened = Result<(UnixStream, UnixStream), String>;
 
 /// A stream: the client end and the server end, and whether a channel loss hit it.
 struct Stream {
@@ -150,9 +159,8 @@ impl Driver {
         }
     }
 
-    /// Connects a client, sends its header and waits for its server connection. `Ok(None)`
-    /// when the client was closed first or the wait ran out.
-    fn connect(&mut self, probe: bool, wait: Duration) -> Res<Option<(UnixStream, UnixStream)>> {
+    /// Connects a client, sends its header and waits for its server connection.
+    fn connect(&mut self, probe: bool, wait: Duration) -> Res<Opened> {
         let id = self.next_conn;
         self.next_conn += 1;
         if probe {
@@ -161,7 +169,7 @@ impl Driver {
         // Before the host side listens, only a probe may find no socket.
         let mut client = match UnixStream::connect(&self.rig.host_sock) {
             Ok(c) => c,
-            Err(_) if probe => return Ok(None),
+            Err(e) if probe => return Ok(Err(e.to_string())),
             Err(e) => return Err(format!("connecting to the host socket: {e}")),
         };
         let mut header = MAGIC.to_vec();
@@ -174,16 +182,23 @@ impl Driver {
         let deadline = Instant::now() + wait;
         let got = loop {
             if let Some((_, Some(server))) = self.awaiting.take() {
-                break Some((client, server));
+                break Ok((client, server));
             }
             self.awaiting = Some((id, None));
             let mut b = [0u8; 1];
             match client.read(&mut b) {
-                _ if Instant::now() > deadline => break None,
-                Ok(0) => break None,
+                _ if Instant::now() > deadline => {
+                    break Err(format!(
+                        "no server connection sent client {id}'s header within {} s ({} \
+                         connections without a whole header)",
+                        wait.as_secs(),
+                        self.unmatched.len()
+                    ))
+                }
+                Ok(0) => break Err(format!("client {id} read EOF")),
                 Ok(_) => return Err("the client got a byte before its stream opened".into()),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => break None,
+                Err(e) => break Err(format!("client {id}: {e}")),
             }
             if !self.pump()? {
                 thread::sleep(Duration::from_millis(1));
@@ -195,7 +210,7 @@ impl Driver {
 
     /// One probe: a fresh stream that carries a byte back. Whether it got through.
     fn probe(&mut self) -> Res<bool> {
-        let Some((mut client, mut server)) = self.connect(true, Duration::from_secs(3))? else {
+        let Ok((mut client, mut server)) = self.connect(true, Duration::from_secs(3))? else {
             return Ok(false);
         };
         let _ = server.write_all(b"p");
@@ -214,11 +229,9 @@ impl Driver {
     }
 
     fn open(&mut self) -> Res {
-        let Some((client, server)) = self.connect(false, WAIT)? else {
-            return Err("a new client was closed (or not served in time) though the channel \
-                        was up"
-                .into());
-        };
+        let (client, server) = self
+            .connect(false, wait_limit())?
+            .map_err(|e| format!("opening a stream while the channel is up: {e}"))?;
         let i = self.streams.len() as u64;
         let seed = |side: u64| self.seed.wrapping_mul(1_000_003) ^ (i << 8) ^ side;
         let c = Endpoint::new(client, seed(1), seed(2)).map_err(|e| e.to_string())?;
@@ -373,31 +386,28 @@ impl Driver {
                 .flat_map(|s| s.ends.iter())
                 .all(|e| !e.can_write() || e.pending() == 0)
         };
-        if !self.advance_until(WAIT, flushed)? {
+        if !self.advance_until(wait_limit(), flushed)? {
             return Err(format!(
                 "queued bytes were not taken in {} s though every end reads",
-                WAIT.as_secs()
+                wait_limit().as_secs()
+            ));
+        }
+        // An end owed already (the far end closed or half-closed, or the channel was lost)
+        // comes without this end doing anything more.
+        if !self.advance_until(wait_limit(), |d| d.missing_ends(true).is_empty())? {
+            return Err(format!(
+                "no end within {} s for {}, though the far end closed or half-closed or the \
+                 channel was lost",
+                wait_limit().as_secs(),
+                self.missing_ends(true).join(", ")
             ));
         }
         ends(self).for_each(|e| e.shut_write());
-        if !self.advance_until(WAIT, |d| d.streams.iter().all(Stream::settled))? {
-            let open: Vec<String> = self
-                .streams
-                .iter()
-                .enumerate()
-                .flat_map(|(i, s)| {
-                    [Side::Client, Side::Server].into_iter().filter_map(move |side| {
-                        let e = &s.ends[side.index()];
-                        (!e.closed() && e.end.is_none()).then(|| {
-                            format!("stream {i} {side:?} (read {} bytes)", e.read)
-                        })
-                    })
-                })
-                .collect();
+        if !self.advance_until(wait_limit(), |d| d.missing_ends(false).is_empty())? {
             return Err(format!(
-                "no end within {} s for: {}",
-                WAIT.as_secs(),
-                open.join(", ")
+                "no end within {} s for {}, though every end half-closed",
+                wait_limit().as_secs(),
+                self.missing_ends(false).join(", ")
             ));
         }
         for (i, st) in self.streams.iter_mut().enumerate() {
@@ -408,6 +418,23 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// The open ends that have not seen their end; with `owed`, only those whose end is
+    /// already due.
+    fn missing_ends(&self, owed: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, st) in self.streams.iter().enumerate() {
+            for side in [Side::Client, Side::Server] {
+                let e = &st.ends[side.index()];
+                let peer = st.ends[1 - side.index()].as_peer(st.lost);
+                let due = peer.lost || peer.shut || peer.closed;
+                if !e.closed() && e.end.is_none() && (due || !owed) {
+                    out.push(format!("stream {i} {side:?} (read {} bytes)", e.read));
+                }
+            }
+        }
+        out
     }
 
     /// After the program: a fresh client still gets a stream that carries 64 KiB each way.
