@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// What a client sends first so that the driver can tell which server connection is its own.
 const MAGIC: &[u8; 4] = b"MDL1";
 const HEADER_LEN: usize = 8;
+/// What an end writes after its far end closed, at most, to see a write fail. Without STOP
+/// the relay would take about a window and the socket buffers, then nothing more.
+const ORPHAN_WRITE: usize = 16 << 20;
 /// Most streams a case opens (further `Open`s do nothing).
 const MAX_STREAMS: usize = 6;
 /// Longest wait for a stream to open, for the ends in the final drain, for a flush: long
@@ -380,6 +383,38 @@ impl Driver {
             d.streams.iter_mut().flat_map(|s| s.ends.iter_mut())
         }
         ends(self).for_each(|e| e.allowance = None);
+        // An end that can still write to a far end that closed (or across a lost channel) is
+        // told so by a failing write, as it would be by the real server: it writes until then.
+        let orphaned = |d: &Driver| {
+            let mut out = Vec::new();
+            for (i, st) in d.streams.iter().enumerate() {
+                for side in [Side::Client, Side::Server] {
+                    let e = &st.ends[side.index()];
+                    if e.can_write() && (st.lost || st.ends[1 - side.index()].closed()) {
+                        out.push((i, side));
+                    }
+                }
+            }
+            out
+        };
+        for (i, side) in orphaned(self) {
+            self.streams[i].ends[side.index()].queue(ORPHAN_WRITE);
+        }
+        if !self.advance_until(wait_limit(), |d| orphaned(d).is_empty())? {
+            let ends: Vec<String> = orphaned(self)
+                .iter()
+                .map(|(i, side)| {
+                    let written = self.streams[*i].ends[side.index()].written;
+                    format!("stream {i} {side:?} (wrote {written} bytes)")
+                })
+                .collect();
+            return Err(format!(
+                "no write failed within {} s for {}, though the far end closed or the channel \
+                 was lost",
+                wait_limit().as_secs(),
+                ends.join(", ")
+            ));
+        }
         let flushed = |d: &Driver| {
             d.streams
                 .iter()
