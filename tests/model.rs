@@ -96,23 +96,54 @@ fn every_operation_once() {
         Op::Open,
         Op::Open,
         Op::Pause { s: 0, side: Server },
-        Op::Write { s: 0, side: Client, len: 3 << 20 },
+        Op::Write {
+            s: 0,
+            side: Client,
+            len: 3 << 20,
+        },
         Op::Wait { ms: 100 },
-        Op::Read { s: 0, side: Server, len: 100_000 },
-        Op::Write { s: 1, side: Server, len: 70_000 },
+        Op::Read {
+            s: 0,
+            side: Server,
+            len: 100_000,
+        },
+        Op::Write {
+            s: 1,
+            side: Server,
+            len: 70_000,
+        },
         Op::ShutWrite { s: 1, side: Server },
         Op::Resume { s: 0, side: Server },
-        Op::Close { s: 1, side: Client, unread: true },
+        Op::Close {
+            s: 1,
+            side: Client,
+            unread: true,
+        },
         Op::Cut,
         Op::Open,
-        Op::Write { s: 2, side: Client, len: 5000 },
+        Op::Write {
+            s: 2,
+            side: Client,
+            len: 5000,
+        },
         Op::KillDpu,
         Op::Open,
-        Op::Write { s: 3, side: Server, len: 1 << 20 },
-        Op::Close { s: 3, side: Client, unread: false },
+        Op::Write {
+            s: 3,
+            side: Server,
+            len: 1 << 20,
+        },
+        Op::Close {
+            s: 3,
+            side: Client,
+            unread: false,
+        },
     ];
     for tcp in [true, false] {
-        let prog = Program { tcp, ops: ops.clone() };
+        let prog = Program {
+            tcp,
+            ops: ops.clone(),
+        };
         if let Err(e) = run(&prog) {
             panic!("{prog:?}\n{e}");
         }
