@@ -3,10 +3,9 @@
 //! socket, which the driver (not a thread) accepts on.
 
 use crate::common::*;
-use crate::proxy::{Fault, Proxy};
-use std::net::TcpStream;
+use crate::proxy::{Fault, Proxy, Route};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Log lines that mean the relay broke a promise whatever the program did.
@@ -19,7 +18,7 @@ pub struct Rig {
     dpu: Relay,
     old_dpus: Vec<Relay>,
     dpu_args: Vec<String>,
-    dpu_chan: String,
+    route: Route,
     /// The host socket clients connect to.
     pub host_sock: PathBuf,
     /// The server application's socket (non-blocking); the DPU side connects here.
@@ -33,46 +32,20 @@ impl Rig {
     pub fn start(chan: Chan) -> Rig {
         let dir = tempdir();
         let d = dir.path();
-        let (dpu_chan, host_chan) = match chan {
-            Chan::Tcp => (
-                format!("tcp:127.0.0.1:{}", free_tcp_port()),
-                format!("tcp:127.0.0.1:{}", free_tcp_port()),
-            ),
-            _ => (
-                format!("unix:{}", d.join("dpu.chan").display()),
-                format!("unix:{}", d.join("host.chan").display()),
-            ),
-        };
-        let key = write_psk(d, "k.key").display().to_string();
+        let route = Route::new(chan, d);
         let host_sock = d.join("h.sock");
         let srv = d.join("srv.sock");
         let listener = UnixListener::bind(&srv).expect("binding the server app socket");
         listener.set_nonblocking(true).unwrap();
-        let args = |role: &str, chan: &str, sock: &Path| -> Vec<String> {
-            let sock = sock.display().to_string();
-            let a = [
-                "--role",
-                role,
-                "--channel",
-                chan,
-                "-s",
-                &sock,
-                "-n",
-                SERVICE,
-                "--psk-file",
-                &key,
-            ];
-            a.iter().map(|s| s.to_string()).collect()
-        };
-        let dpu_args = args("dpu", &dpu_chan, &srv);
+        let dpu_args = route.args("dpu", &srv);
         let dpu = Relay::spawn(d, "dpu1", &dpu_args);
         let mut rig = Rig {
-            proxy: Proxy::start(chan, &host_chan, &dpu_chan, Fault::Pass, 1),
-            host: Relay::spawn(d, "host", &args("host", &host_chan, &host_sock)),
+            proxy: Proxy::start(chan, &route.host_chan, &route.dpu_chan, Fault::Pass, 1),
+            host: Relay::spawn(d, "host", &route.args("host", &host_sock)),
             dpu,
             old_dpus: Vec::new(),
             dpu_args,
-            dpu_chan,
+            route,
             host_sock,
             listener,
             dir,
@@ -81,14 +54,8 @@ impl Rig {
         rig
     }
 
-    /// Waits until the DPU side listens on its channel address, so that the host's first
-    /// attempts through the proxy do not run into its growing back-off.
     fn wait_dpu_listening(&mut self) {
-        let chan = self.dpu_chan.clone();
-        let listening = wait_until(READY_TIMEOUT, || match chan.strip_prefix("tcp:") {
-            Some(a) => TcpStream::connect(a).is_ok(),
-            None => Path::new(chan.trim_start_matches("unix:")).exists(),
-        });
+        let listening = self.route.wait_dpu_listening(READY_TIMEOUT);
         assert!(listening, "the DPU side never listened\n{}", self.logs());
     }
 

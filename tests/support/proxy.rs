@@ -5,14 +5,80 @@
 // Each test binary that includes this module uses only some of the faults.
 #![allow(dead_code)]
 
-use super::common::{Chan, Pattern};
+use super::common::{free_tcp_port, wait_until, write_psk, Chan, Pattern, SERVICE};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Where the two relays of a proxied channel meet: the DPU side listens on `dpu_chan`, the
+/// proxy on `host_chan`, where the host side connects. Both sides share a PSK.
+pub struct Route {
+    /// The DPU side's `--channel`.
+    pub dpu_chan: String,
+    /// The host side's `--channel` (the proxy's address).
+    pub host_chan: String,
+    key: String,
+}
+
+impl Route {
+    /// Fresh addresses (tcp on 127.0.0.1, or unix sockets in `dir`) and a key file in `dir`.
+    pub fn new(chan: Chan, dir: &Path) -> Route {
+        let (dpu_chan, host_chan) = match chan {
+            Chan::Tcp => (
+                format!("tcp:127.0.0.1:{}", free_tcp_port()),
+                format!("tcp:127.0.0.1:{}", free_tcp_port()),
+            ),
+            _ => (
+                format!("unix:{}", dir.join("dpu.chan").display()),
+                format!("unix:{}", dir.join("host.chan").display()),
+            ),
+        };
+        let key = write_psk(dir, "k.key").display().to_string();
+        Route {
+            dpu_chan,
+            host_chan,
+            key,
+        }
+    }
+
+    /// The arguments of the `role` side with local socket `sock`.
+    pub fn args(&self, role: &str, sock: &Path) -> Vec<String> {
+        let chan = if role == "dpu" {
+            &self.dpu_chan
+        } else {
+            &self.host_chan
+        };
+        let sock = sock.display().to_string();
+        let a = [
+            "--role",
+            role,
+            "--channel",
+            chan,
+            "-s",
+            &sock,
+            "-n",
+            SERVICE,
+            "--psk-file",
+            &self.key,
+        ];
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Waits up to `timeout` for the DPU side to listen, so that the host's first attempts
+    /// through the proxy do not run into its growing back-off. (A unix channel counts once
+    /// its socket file exists.)
+    pub fn wait_dpu_listening(&self, timeout: Duration) -> bool {
+        wait_until(timeout, || match self.dpu_chan.strip_prefix("tcp:") {
+            Some(a) => TcpStream::connect(a).is_ok(),
+            None => Path::new(self.dpu_chan.trim_start_matches("unix:")).exists(),
+        })
+    }
+}
 
 /// What the proxy does to the bytes of each channel connection.
 #[derive(Clone, Copy, Debug)]
