@@ -7,9 +7,11 @@ use crate::auth;
 use crate::config::{Config, Role};
 use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
+use crate::secure::record::{self, CipherState, Sealer, TAG_LEN};
+use crate::secure::{noise, Security};
 use async_io::Async;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
@@ -81,6 +83,25 @@ where
     Ok(())
 }
 
+async fn write_socket_vectored<T>(s: &Async<T>, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()>
+where
+    for<'a> &'a T: Write,
+{
+    while !bufs.is_empty() {
+        let n = s
+            .write_with(|io| {
+                let mut w: &T = io;
+                w.write_vectored(bufs)
+            })
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}
+
 impl Transport {
     /// Reads some bytes; 0 means the peer closed the channel. With `wait_first` the socket is
     /// known to be drained, so the read waits for readiness before trying.
@@ -100,6 +121,20 @@ impl Transport {
             Transport::Unix(s) => write_socket(s, buf).await,
             Transport::Doca(l) => l.write_frames(buf).await,
             Transport::Comch(l) => l.write_frames(buf).await,
+        }
+    }
+
+    /// Writes all of `bufs`, in order: the sealed records of an encrypted channel, written
+    /// where they lie. A DOCA channel copies each message into its own buffers anyway, so it
+    /// gets them joined.
+    pub async fn write_all_vectored(&self, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => write_socket_vectored(s, bufs).await,
+            Transport::Unix(s) => write_socket_vectored(s, bufs).await,
+            Transport::Doca(_) | Transport::Comch(_) => {
+                let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                self.write_all(&joined).await
+            }
         }
     }
 
@@ -143,6 +178,10 @@ pub struct FrameReader {
     drained: bool,
     /// Largest DATA payload accepted.
     pub max_data: usize,
+    /// An encrypted channel's receiving direction, once its handshake is done.
+    opener: Option<CipherState>,
+    /// Bytes of frames left in the record being decoded; its tag follows them.
+    record_left: usize,
 }
 
 impl FrameReader {
@@ -158,6 +197,8 @@ impl FrameReader {
             max_msg,
             drained: false,
             max_data: max_msg - HEADER_LEN,
+            opener: None,
+            record_left: 0,
         }
     }
 
@@ -198,6 +239,34 @@ impl FrameReader {
 
     /// The next whole frame in the buffer, if any.
     pub fn take_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
+        if let Some(cs) = &mut self.opener {
+            while self.record_left == 0 {
+                match record::open_record(cs, &mut self.buf[self.start..self.end]) {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(len)) => {
+                        self.start += HEADER_LEN;
+                        self.record_left = len;
+                        if len == 0 {
+                            self.start += TAG_LEN;
+                        }
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            let run = &self.buf[self.start..self.start + self.record_left];
+            return match Frame::decode(run, self.max_data) {
+                Ok(Some((frame, used))) => {
+                    self.start += used;
+                    self.record_left -= used;
+                    if self.record_left == 0 {
+                        self.start += TAG_LEN;
+                    }
+                    Ok(Some(frame))
+                }
+                Ok(None) => Err("a frame runs past the end of its record".into()),
+                Err(e) => Err(e.to_string()),
+            };
+        }
         match Frame::decode(&self.buf[self.start..self.end], self.max_data) {
             Ok(Some((frame, used))) => {
                 self.start += used;
@@ -209,7 +278,7 @@ impl FrameReader {
     }
 
     /// Reads until a whole frame is available and returns it.
-    async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
+    pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
         loop {
             // Decode twice to keep the borrow checker happy about returning the frame.
             if Frame::decode(&self.buf[self.start..self.end], self.max_data)
@@ -233,6 +302,8 @@ pub struct Agreed {
     pub max_data: usize,
     /// Initial send credit per stream (the peer's window).
     pub peer_window: u32,
+    /// Seals what this side sends, on an encrypted channel (the reader opens what arrives).
+    pub sealer: Option<Sealer>,
 }
 
 /// Why a handshake failed.
@@ -266,9 +337,10 @@ pub async fn handshake(
     reader: &mut FrameReader,
     cfg: &Config,
 ) -> Result<Agreed, HandshakeError> {
+    let security = cfg.security();
     let mine = Hello {
         version: VERSION,
-        auth: cfg.psk.is_some(),
+        security: security.code(),
         max_msg: t.max_msg(),
         window: STREAM_WINDOW,
         nonce: auth::nonce().map_err(HandshakeError::Io)?,
@@ -299,12 +371,8 @@ pub async fn handshake(
             "service name mismatch: this side serves {:?}, the peer {:?}",
             cfg.cc_name, peer.service
         ))
-    } else if peer.auth != mine.auth {
-        Some(format!(
-            "authentication mismatch: this side {} a pre-shared key, the peer {}",
-            if mine.auth { "requires" } else { "has no" },
-            if peer.auth { "uses one" } else { "has none" }
-        ))
+    } else if peer.security != mine.security {
+        Some(security_mismatch(security, peer.security))
     } else if peer.max_msg < MIN_MAX_MSG || peer.window < peer.max_msg {
         Some(format!(
             "unusable peer limits (message size {}, window {})",
@@ -317,48 +385,83 @@ pub async fn handshake(
         return Err(refuse(t, msg).await);
     }
 
-    if let Some(key) = &cfg.psk {
-        let (host_hello, dpu_hello) = match cfg.role {
-            Role::Host => (&my_payload, &peer_payload),
-            Role::Dpu => (&peer_payload, &my_payload),
-        };
-        // The host proves itself first and the DPU answers only a host it has verified, so a
-        // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
-        if cfg.role == Role::Host {
-            send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
-        }
-        let peer_role = match cfg.role {
-            Role::Host => Role::Dpu,
-            Role::Dpu => Role::Host,
-        };
-        match reader.next_frame().await? {
-            Frame::Auth(p) if auth::verify(key, peer_role, host_hello, dpu_hello, p) => {}
-            Frame::Auth(_) => {
-                return Err(refuse(
-                    t,
-                    "authentication failed: the peer's pre-shared key differs".into(),
-                )
-                .await)
-            }
-            Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
-            other => {
-                return Err(HandshakeError::Protocol(format!(
-                    "expected AUTH, got {other:?}"
-                )))
-            }
-        }
-        if cfg.role == Role::Dpu {
-            send_proof(t, key, Role::Dpu, host_hello, dpu_hello).await?;
-        }
-    }
+    let (host_hello, dpu_hello) = match cfg.role {
+        Role::Host => (&my_payload, &peer_payload),
+        Role::Dpu => (&peer_payload, &my_payload),
+    };
     let max_msg = peer.max_msg.min(mine.max_msg);
+    let mut agreed = Agreed {
+        max_data: max_msg as usize - HEADER_LEN,
+        peer_window: peer.window,
+        sealer: None,
+    };
+    match (security, &cfg.psk) {
+        (Security::Sealed(cipher), Some(key)) => {
+            let keys =
+                noise::handshake(t, reader, (cipher, key, cfg.role), host_hello, dpu_hello).await?;
+            // Whatever the peer sent after its handshake message is already sealed.
+            reader.opener = Some(keys.recv);
+            agreed.sealer = Some(Sealer::new(keys.send, max_msg as usize));
+            agreed.max_data = record::max_run(max_msg as usize) - HEADER_LEN;
+        }
+        (Security::Psk, Some(key)) => prove(t, reader, cfg, key, host_hello, dpu_hello).await?,
+        _ => {}
+    }
     // Message channels must pack frames to what both sides accept, not only this side.
     t.limit_max_msg(max_msg);
-    let max_msg = max_msg as usize;
-    Ok(Agreed {
-        max_data: max_msg - HEADER_LEN,
-        peer_window: peer.window,
-    })
+    Ok(agreed)
+}
+
+/// The reason a peer's security mode is refused, with what to change.
+fn security_mismatch(mine: Security, peer: u16) -> String {
+    let theirs = match Security::from_code(peer) {
+        Some(s) => s.to_string(),
+        None => format!("an unknown mode ({peer})"),
+    };
+    format!(
+        "security mismatch: this side uses {mine}, the peer {theirs} \
+         (both sides need the same key setting, --encrypt/--no-encrypt and --cipher)"
+    )
+}
+
+/// The plain mode's key proofs: AUTH both ways, the host first.
+async fn prove(
+    t: &Transport,
+    reader: &mut FrameReader,
+    cfg: &Config,
+    key: &crate::config::Psk,
+    host_hello: &[u8],
+    dpu_hello: &[u8],
+) -> Result<(), HandshakeError> {
+    // The host proves itself first and the DPU answers only a host it has verified, so a
+    // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
+    if cfg.role == Role::Host {
+        send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
+    }
+    let peer_role = match cfg.role {
+        Role::Host => Role::Dpu,
+        Role::Dpu => Role::Host,
+    };
+    match reader.next_frame().await? {
+        Frame::Auth(p) if auth::verify(key, peer_role, host_hello, dpu_hello, p) => {}
+        Frame::Auth(_) => {
+            return Err(refuse(
+                t,
+                "authentication failed: the peer's pre-shared key differs".into(),
+            )
+            .await)
+        }
+        Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
+        other => {
+            return Err(HandshakeError::Protocol(format!(
+                "expected AUTH, got {other:?}"
+            )))
+        }
+    }
+    if cfg.role == Role::Dpu {
+        send_proof(t, key, Role::Dpu, host_hello, dpu_hello).await?;
+    }
+    Ok(())
 }
 
 async fn send_proof(
@@ -374,7 +477,7 @@ async fn send_proof(
     t.write_all(&out).await.map_err(HandshakeError::Io)
 }
 
-async fn refuse(t: &Transport, msg: String) -> HandshakeError {
+pub(crate) async fn refuse(t: &Transport, msg: String) -> HandshakeError {
     let mut out = Vec::new();
     // The peer rejects control payloads over the limit, which would lose the reason.
     let mut end = msg.len().min(crate::protocol::MAX_CONTROL_PAYLOAD);

@@ -2,8 +2,8 @@
 //! application on a BlueField DPU over one multiplexed channel.
 //!
 //! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`protocol`] is the pure
-//! wire format; [`auth`] the pre-shared-key proofs; [`channel`] the transports and the
-//! handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
+//! wire format; [`auth`] the pre-shared-key proofs; [`secure`] the encrypted channel (Noise
+//! handshake, sealed records); [`channel`] the transports and the handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
 //! per-connection task; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
 
 pub mod auth;
@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod secure;
 pub mod shutdown;
 pub mod systemd;
 pub mod unix;

@@ -219,7 +219,7 @@ fn hello_frame() -> Vec<u8> {
 fn hello_for(service: &str) -> Vec<u8> {
     let hello = Hello {
         version: VERSION,
-        auth: false,
+        security: 0,
         max_msg: STREAM_MAX_MSG,
         window: STREAM_WINDOW,
         nonce: [5; NONCE_LEN],
