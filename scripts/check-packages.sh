@@ -58,6 +58,8 @@ check_file_list() {
     for path in "${DOCS[@]}"; do
         grep -qx "/usr/share/doc/$PKG/$path" "$list" || fail "$what: no /usr/share/doc/$PKG/$path"
     done
+    grep -Eqx "/usr/share/man/man1/$BIN\.1(\.gz)?" "$list" || fail "$what: no man page $BIN.1"
+    grep -Eqx "/usr/share/doc/$PKG/(changelog\.gz|CHANGELOG\.md)" "$list" || fail "$what: no changelog"
     if grep -q '^/etc/' "$list"; then
         fail "$what: ships files in /etc (instances are configured by the admin): $(grep '^/etc/' "$list")"
     fi
@@ -92,6 +94,9 @@ check_deb() {
     field=$(dpkg-deb --field "$deb" Depends)
     [[ "$field" == *"libc6 (>= $floor)"* ]] ||
         fail "$deb: Depends is '$field', expected libc6 (>= $floor) (the binary's newest GLIBC_ symbol)"
+    local summary
+    summary=$(dpkg-deb --field "$deb" Description | head -n 1)
+    ((${#summary} < 80)) || fail "$deb: the short description is ${#summary} characters (under 80): $summary"
     dpkg-deb --control "$deb" "$dir/ctrl"
     for script in postinst prerm postrm; do
         [[ -x "$dir/ctrl/$script" ]] || fail "$deb: no executable $script"

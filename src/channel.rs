@@ -9,6 +9,7 @@ use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
 use crate::secure::record::{self, CipherState, Sealer, TAG_LEN};
 use crate::secure::{noise, Security};
+use crate::takeover;
 use async_io::Async;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -302,8 +303,19 @@ pub struct Agreed {
     pub max_data: usize,
     /// Initial send credit per stream (the peer's window).
     pub peer_window: u32,
+    /// The peer's HELLO: its instance identity and label.
+    pub peer: Hello,
     /// Seals what this side sends, on an encrypted channel (the reader opens what arrives).
     pub sealer: Option<Sealer>,
+    /// DPU side: the frame that admits the host ([`admit`] sends it), once this side has
+    /// decided to serve it. Empty on the host side.
+    verdict: Vec<u8>,
+}
+
+/// DPU side: ends the handshake by admitting the host (its AUTH, or an empty AUTH without a
+/// key). Until then the host has not seen the DPU side's proof and sends nothing.
+pub async fn admit(t: &Transport, agreed: &Agreed) -> io::Result<()> {
+    t.write_all(&agreed.verdict).await
 }
 
 /// Why a handshake failed.
@@ -345,6 +357,8 @@ pub async fn handshake(
         window: STREAM_WINDOW,
         nonce: auth::nonce().map_err(HandshakeError::Io)?,
         service: cfg.cc_name.clone(),
+        instance: takeover::instance(),
+        label: takeover::label().to_string(),
     };
     let my_payload = mine.encode();
     let mut out = Vec::new();
@@ -363,7 +377,7 @@ pub async fn handshake(
     let peer = Hello::decode(&peer_payload).map_err(HandshakeError::Protocol)?;
     let problem = if peer.version != VERSION {
         Some(format!(
-            "protocol version mismatch: ours is {VERSION}, the peer's {}",
+            "protocol version mismatch: ours is {VERSION}, the peer's {} (run the same release on both sides)",
             peer.version
         ))
     } else if peer.service != cfg.cc_name {
@@ -393,75 +407,71 @@ pub async fn handshake(
     let mut agreed = Agreed {
         max_data: max_msg as usize - HEADER_LEN,
         peer_window: peer.window,
+        peer,
         sealer: None,
+        verdict: Vec::new(),
     };
-    match (security, &cfg.psk) {
-        (Security::Sealed(cipher), Some(key)) => {
-            let keys =
-                noise::handshake(t, reader, (cipher, key, cfg.role), host_hello, dpu_hello).await?;
-            // Whatever the peer sent after its handshake message is already sealed.
+    let verdict = &mut agreed.verdict;
+    match (security, &cfg.psk, cfg.role) {
+        (Security::Sealed(cipher), Some(key), role) => {
+            let keys = noise::handshake(t, reader, (cipher, key, role), (host_hello, dpu_hello), verdict)
+                .await?;
+            // Whatever the peer sends after its handshake message is sealed.
             reader.opener = Some(keys.recv);
             agreed.sealer = Some(Sealer::new(keys.send, max_msg as usize));
             agreed.max_data = record::max_run(max_msg as usize) - HEADER_LEN;
         }
-        (Security::Psk, Some(key)) => prove(t, reader, cfg, key, host_hello, dpu_hello).await?,
-        _ => {}
+        // The host proves itself first and the DPU answers only a host it has verified, so a
+        // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
+        (_, Some(key), Role::Host) => {
+            send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
+            match reader.next_frame().await? {
+                Frame::Auth(p) if auth::verify(key, Role::Dpu, host_hello, dpu_hello, p) => {}
+                Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
+                other => return Err(unexpected(other, "AUTH")),
+            }
+        }
+        (_, Some(key), Role::Dpu) => {
+            match reader.next_frame().await? {
+                Frame::Auth(p) if auth::verify(key, Role::Host, host_hello, dpu_hello, p) => {}
+                Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
+                other => return Err(unexpected(other, "AUTH")),
+            }
+            let proof = auth::proof(key, Role::Dpu, host_hello, dpu_hello);
+            Frame::Auth(&proof).encode(verdict);
+        }
+        // Without a key the DPU side's verdict is an empty AUTH.
+        (_, None, Role::Host) => match reader.next_frame().await? {
+            Frame::Auth([]) => {}
+            other => return Err(unexpected(other, "the DPU side's empty AUTH")),
+        },
+        (_, None, Role::Dpu) => Frame::Auth(&[]).encode(verdict),
     }
     // Message channels must pack frames to what both sides accept, not only this side.
     t.limit_max_msg(max_msg);
     Ok(agreed)
 }
 
-/// The reason a peer's security mode is refused, with what to change.
+/// The reason a peer's security mode is refused, naming what to change.
 fn security_mismatch(mine: Security, peer: u16) -> String {
-    let theirs = match Security::from_code(peer) {
-        Some(s) => s.to_string(),
-        None => format!("an unknown mode ({peer})"),
+    let theirs = Security::from_code(peer);
+    let what = match (mine, theirs) {
+        (Security::None, _) | (_, Some(Security::None)) => "authentication",
+        (Security::Sealed(_), Some(Security::Sealed(_))) => "cipher (--cipher)",
+        _ => "encryption (--encrypt/--no-encrypt)",
     };
-    format!(
-        "security mismatch: this side uses {mine}, the peer {theirs} \
-         (both sides need the same key setting, --encrypt/--no-encrypt and --cipher)"
-    )
+    let theirs = theirs.map_or_else(|| format!("an unknown mode ({peer})"), |s| s.to_string());
+    format!("{what} mismatch: this side uses {mine}, the peer {theirs}")
 }
 
-/// The plain mode's key proofs: AUTH both ways, the host first.
-async fn prove(
-    t: &Transport,
-    reader: &mut FrameReader,
-    cfg: &Config,
-    key: &crate::config::Psk,
-    host_hello: &[u8],
-    dpu_hello: &[u8],
-) -> Result<(), HandshakeError> {
-    // The host proves itself first and the DPU answers only a host it has verified, so a
-    // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
-    if cfg.role == Role::Host {
-        send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
+pub(crate) const AUTH_FAILED: &str = "authentication failed: the peer's pre-shared key differs";
+
+/// The peer's ERROR (it refused us) or any other frame where `expected` should have come.
+pub(crate) fn unexpected(frame: Frame<'_>, expected: &str) -> HandshakeError {
+    match frame {
+        Frame::Error(p) => HandshakeError::PeerRefused(lossy(p)),
+        other => HandshakeError::Protocol(format!("expected {expected}, got {other:?}")),
     }
-    let peer_role = match cfg.role {
-        Role::Host => Role::Dpu,
-        Role::Dpu => Role::Host,
-    };
-    match reader.next_frame().await? {
-        Frame::Auth(p) if auth::verify(key, peer_role, host_hello, dpu_hello, p) => {}
-        Frame::Auth(_) => {
-            return Err(refuse(
-                t,
-                "authentication failed: the peer's pre-shared key differs".into(),
-            )
-            .await)
-        }
-        Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
-        other => {
-            return Err(HandshakeError::Protocol(format!(
-                "expected AUTH, got {other:?}"
-            )))
-        }
-    }
-    if cfg.role == Role::Dpu {
-        send_proof(t, key, Role::Dpu, host_hello, dpu_hello).await?;
-    }
-    Ok(())
 }
 
 async fn send_proof(
@@ -477,14 +487,12 @@ async fn send_proof(
     t.write_all(&out).await.map_err(HandshakeError::Io)
 }
 
-pub(crate) async fn refuse(t: &Transport, msg: String) -> HandshakeError {
+/// Sends ERROR with `msg` and closes the channel.
+pub async fn refuse(t: &Transport, msg: String) -> HandshakeError {
     let mut out = Vec::new();
     // The peer rejects control payloads over the limit, which would lose the reason.
-    let mut end = msg.len().min(crate::protocol::MAX_CONTROL_PAYLOAD);
-    while !msg.is_char_boundary(end) {
-        end -= 1;
-    }
-    Frame::Error(&msg.as_bytes()[..end]).encode(&mut out);
+    let text = crate::protocol::cut(&msg, crate::protocol::MAX_CONTROL_PAYLOAD);
+    Frame::Error(text.as_bytes()).encode(&mut out);
     let _ = t.write_all(&out).await;
     t.close();
     HandshakeError::Refused(msg)

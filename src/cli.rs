@@ -15,6 +15,8 @@ pub enum Command {
     Version,
     /// Run the relay.
     Run(Box<Config>),
+    /// `--check`: validate the configuration and print what would run.
+    Check(Box<Config>),
 }
 
 /// The help text.
@@ -24,30 +26,45 @@ Usage: doca_socket_relay [DOCA Flags] [Program Flags]
 DOCA Flags:
   -h, --help                  Print a help synopsis
   -v, --version               Print program version information
-  -l, --log-level N           Set the (numeric) log level for the program <10=DISABLE, 20=CRITICAL,
-                              30=ERROR, 40=WARNING, 50=INFO, 60=DEBUG, 70=TRACE> (default 50)
-      --sdk-log-level N       Set the SDK (numeric) log level (accepted; the relay logs no SDK events)
-  -j, --json PATH             Parse all command flags from an input json file (must be the only flag)
+  -l, --log-level N           Set the log level for the program: 10=DISABLE, 20=CRITICAL, 30=ERROR,
+                              40=WARNING, 50=INFO, 60=DEBUG, 70=TRACE, or a name (disable,
+                              critical, error, warning or warn, info, debug, trace) (default 50)
+      --sdk-log-level N       Set the SDK log level (accepted; the relay logs no SDK events)
+  -j, --json PATH             Parse all command flags from an input json file (the only other flag
+                              allowed is --check)
 
 Program Flags:
-  -s, --socket PATH           Unix domain socket path, host side will bind to and DPU connect to
-  -n, --cc-name NAME          Comm Channel service name (both sides must agree)
-  -p, --pci-addr ADDR         DOCA Comm Channel device PCI address (BB:DD.F or DDDD:BB:DD.F)
-  -r, --rep-pci ADDR          DOCA Comm Channel device representor PCI address (needed only on DPU)
+  -s, --socket PATH           Mandatory. Unix domain socket path: the host side binds it for
+                              clients, the DPU side connects to the server application there
+  -n, --cc-name NAME          Mandatory. Comm Channel service name (both sides must agree)
+  -p, --pci-addr ADDR         DOCA device PCI address (BB:DD.F or DDDD:BB:DD.F); mandatory with a
+                              doca channel
+  -r, --rep-pci ADDR          DOCA device representor PCI address; mandatory on the DPU with a doca
+                              channel
       --role host|dpu         Which side this is (default: dpu when --rep-pci is given, else host)
-      --channel CHANNEL       doca | tcp:HOST:PORT | unix:PATH (default doca); the DPU side listens,
-                              the host side connects
+      --channel CHANNEL       doca (default: comch if installed, else comm-channel) | comch |
+                              comm-channel | tcp:HOST:PORT | unix:PATH; the DPU side listens, the
+                              host side connects
       --max-clients N         Most clients relayed at once, 1-65535 (default 512)
-      --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel
+      --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel;
+                              required on a tcp channel unless --no-auth
       --no-auth               Allow a tcp channel without authentication
       --encrypt               Encrypt the channel (Noise, keyed by --psk-file); the default on tcp
       --no-encrypt            Keep a keyed tcp channel in clear (a trusted point-to-point link)
       --cipher CIPHER         aes-gcm (default) | chacha-poly; both sides must agree
       --socket-mode OCTAL     Permission bits of the host socket (default 0660)
       --log-target TARGET     stderr (default) | syslog | syslog:PATH (facility daemon)
+      --check                 Check the configuration, key file and paths, print what would run,
+                              and exit: 0 when it would start, 2 when not
 
-Example (DPU side):
-  doca_socket_relay -s /tmp/sr_server.socket -n cc_channel -p 03:00.0 -r b1:00.0
+Signals: SIGTERM and SIGINT stop the relay; SIGUSR1 logs every open stream and the totals.
+
+Examples:
+  doca_socket_relay -s /tmp/sr_server.socket -n cc_channel -p 03:00.0 -r b1:00.0   (DPU side)
+  doca_socket_relay -s /tmp/sr_client.socket -n cc_channel -p 3b:00.0              (host side)
+  doca_socket_relay --check --json /etc/doca-socket-relay/myapp.json
+
+See doca_socket_relay(1).
 ";
 
 /// Flags that take a value, as (short, long).
@@ -78,21 +95,31 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
     if a.contains(["-v", "--version"]) {
         return Ok(Command::Version);
     }
+    let check = a.contains("--check");
+    let wrap = move |c: Config, in_file: bool| {
+        if check || in_file {
+            Command::Check(Box::new(c))
+        } else {
+            Command::Run(Box::new(c))
+        }
+    };
     let json: Option<PathBuf> = value(&mut a, "-j", "--json")?;
     if let Some(path) = json {
-        if args.len() != 2 {
+        if args.len() != 2 + usize::from(check) {
             return Err(Error::config(
-                "--json: must be the only flag (put the others in the file)",
+                "--json: must be the only flag besides --check (put the others in the file)",
             ));
         }
-        let file = FlagFile::load(&path)?;
+        let mut file = FlagFile::load(&path)?;
+        let in_file = file.doca_program_flags.check.take().unwrap_or(false);
         let section = |name: &str| match name {
             "log-level" | "sdk-log-level" => "doca_general_flags",
             _ => "doca_program_flags",
         };
-        let key = |name: &str| format!("{}: {}.{name}", path.display(), section(name));
+        // The same prefix as errors from reading the file: `--json FILE: section.key: problem`.
+        let key = |name: &str| format!("--json {}: {}.{name}", path.display(), section(name));
         return Config::validate(file.doca_general_flags, file.doca_program_flags, &key)
-            .map(|c| Command::Run(Box::new(c)));
+            .map(|c| wrap(c, in_file));
     }
     let general = GeneralFlags {
         log_level: value(&mut a, "-l", "--log-level")?,
@@ -113,6 +140,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         cipher: value(&mut a, "", "--cipher")?,
         socket_mode: value(&mut a, "", "--socket-mode")?,
         log_target: value(&mut a, "", "--log-target")?,
+        check: None,
     };
     if let Some(extra) = a.finish().first() {
         return Err(Error::config(format!(
@@ -120,8 +148,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
             extra.to_string_lossy()
         )));
     }
-    Config::validate(general, program, &|name| format!("--{name}"))
-        .map(|c| Command::Run(Box::new(c)))
+    Config::validate(general, program, &|name| format!("--{name}")).map(|c| wrap(c, false))
 }
 
 fn value<T>(
@@ -206,7 +233,7 @@ mod tests {
             ),
             (
                 &["-j", "/tmp/x.json", "-l", "50"],
-                "--json: must be the only flag",
+                "--json: must be the only flag besides --check",
             ),
             (&["--frobnicate"], "--frobnicate: unknown argument"),
             (&["-n", "x", "-p", "03:00.0"], "--socket: is mandatory"),

@@ -31,6 +31,15 @@ pub enum Role {
     Dpu,
 }
 
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Host => "host",
+            Role::Dpu => "dpu",
+        })
+    }
+}
+
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -219,6 +228,9 @@ pub struct ProgramFlags {
     /// `--log-target`
     #[serde(default, deserialize_with = "de_from_str")]
     pub log_target: Option<LogTarget>,
+    /// `--check`: only check the configuration (the command line decides; kept out of
+    /// [`Config`]).
+    pub check: Option<bool>,
 }
 
 /// General (DOCA) flags as given.
@@ -346,29 +358,15 @@ impl Config {
         key: &dyn Fn(&str) -> String,
     ) -> Result<Config, Error> {
         let err = |name: &str, msg: &str| Error::config(format!("{}: {msg}", key(name)));
-        let socket = p.socket.ok_or_else(|| err("socket", "is mandatory"))?;
-        check_socket_path(&socket).map_err(|m| err("socket", &m))?;
-        let cc_name = p.cc_name.ok_or_else(|| err("cc-name", "is mandatory"))?;
-        if cc_name.is_empty() || cc_name.len() > MAX_SERVICE_NAME || cc_name.contains('\0') {
-            return Err(err(
-                "cc-name",
-                &format!("must be 1 to {MAX_SERVICE_NAME} bytes without NUL"),
-            ));
+        // Values given are checked first; then every missing mandatory flag is named at once.
+        if let Some(socket) = &p.socket {
+            check_socket_path(socket).map_err(|m| err("socket", &m))?;
         }
-        let role = p.role.unwrap_or(if p.rep_pci.is_some() {
-            Role::Dpu
-        } else {
-            Role::Host
-        });
-        let channel = p.channel.unwrap_or(ChannelAddr::Doca);
-        if channel.is_doca() {
-            if p.pci_addr.is_none() {
-                return Err(err("pci-addr", "is mandatory with the doca channel"));
-            }
-            if role == Role::Dpu && p.rep_pci.is_none() {
+        if let Some(cc_name) = &p.cc_name {
+            if cc_name.is_empty() || cc_name.len() > MAX_SERVICE_NAME || cc_name.contains('\0') {
                 return Err(err(
-                    "rep-pci",
-                    "is mandatory on the DPU with the doca channel",
+                    "cc-name",
+                    &format!("must be 1 to {MAX_SERVICE_NAME} bytes without NUL"),
                 ));
             }
         }
@@ -379,6 +377,34 @@ impl Config {
                 &format!("must be from 1 to {MAX_MAX_CLIENTS}, got {max_clients}"),
             ));
         }
+        let role = p.role.unwrap_or(if p.rep_pci.is_some() {
+            Role::Dpu
+        } else {
+            Role::Host
+        });
+        let channel = p.channel.unwrap_or(ChannelAddr::Doca);
+        let doca = channel.is_doca();
+        let missing: Vec<(String, &str)> = [
+            ("socket", p.socket.is_none(), ""),
+            ("cc-name", p.cc_name.is_none(), ""),
+            (
+                "pci-addr",
+                doca && p.pci_addr.is_none(),
+                "with the doca channel",
+            ),
+            (
+                "rep-pci",
+                doca && role == Role::Dpu && p.rep_pci.is_none(),
+                "on the DPU with the doca channel",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, absent, _)| *absent)
+        .map(|(name, _, when)| (key(name), when))
+        .collect();
+        let (Some(socket), Some(cc_name), true) = (p.socket, p.cc_name, missing.is_empty()) else {
+            return Err(missing_error(&missing));
+        };
         let no_auth = p.no_auth.unwrap_or(false);
         let psk = match (&p.psk_file, no_auth) {
             (Some(_), true) => return Err(err("no-auth", "conflicts with psk-file")),
@@ -444,6 +470,22 @@ impl Config {
             (Some(_), Some(cipher)) => Security::Sealed(cipher),
         }
     }
+}
+
+/// One error naming every missing mandatory flag (or key), with when it is mandatory.
+fn missing_error(missing: &[(String, &str)]) -> Error {
+    let names: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
+    let when: Vec<String> = missing
+        .iter()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+    Error::config(match (names.as_slice(), missing) {
+        ([name], [(_, "")]) => format!("{name}: is mandatory"),
+        ([name], [(_, w)]) => format!("{name}: is mandatory {w}"),
+        _ if when.is_empty() => format!("{}: are mandatory", names.join(", ")),
+        _ => format!("{}: are mandatory ({})", names.join(", "), when.join("; ")),
+    })
 }
 
 fn read_psk(path: &Path) -> Result<Psk, String> {
@@ -601,5 +643,21 @@ mod tests {
         f.max_clients = Some(0);
         let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        // A bad value is reported before a missing DOCA prerequisite.
+        let mut f = flags("doca");
+        f.max_clients = Some(0);
+        let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
+        assert!(e.to_string().starts_with("--max-clients:"), "{e}");
+        // Every missing mandatory flag at once.
+        let f = ProgramFlags {
+            role: Some(Role::Dpu),
+            ..Default::default()
+        };
+        let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--socket, --cc-name, --pci-addr, --rep-pci: are mandatory \
+             (--pci-addr with the doca channel; --rep-pci on the DPU with the doca channel)"
+        );
     }
 }

@@ -27,6 +27,10 @@ pub const CHANNEL_WAIT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Back-off after the DPU side refused this host (wrong key or name, another host connected):
+/// nothing changes until an operator acts, so retry slowly.
+const REFUSED_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 struct Host {
     cfg: Config,
@@ -105,7 +109,11 @@ pub async fn run(
     let session = host.session.borrow().clone();
     if let Some(session) = session {
         let cut = session.drain(shutdown::GRACE).await;
-        log::info!("drained: {cut} open streams cut after the bytes already read");
+        log::info!(
+            "drained: {} cut after the bytes already read",
+            shutdown::count(cut, "open stream")
+        );
+        shutdown::announce(&session, "shutting down").await;
     }
     Ok(())
 }
@@ -127,7 +135,10 @@ impl Host {
         if let Some((id, end)) = end {
             match end {
                 End::Closed => log::debug!("stream {id}: closed"),
-                End::Reset(ResetReason::CHANNEL_LOST) => log::debug!("stream {id}: channel lost"),
+                // The session's end is logged once for all its streams.
+                End::Reset(why @ (ResetReason::CHANNEL_LOST | ResetReason::SHUTDOWN)) => {
+                    log::debug!("stream {id}: {why}")
+                }
                 End::Reset(why) => log::info!("stream {id}: client closed: {why}"),
             }
         }
@@ -179,6 +190,7 @@ impl Host {
         let mut backoff = BACKOFF_MIN;
         let mut quiet = false;
         while !self.stop.started() {
+            let mut refused = false;
             let attempt = future::or(connect(&self.cfg, self.doca.as_ref()), async {
                 self.stop.wait().await;
                 Err(ConnectError::Unreachable("shutting down".into()))
@@ -208,10 +220,22 @@ impl Host {
                     if self.stop.started() {
                         return;
                     }
-                    log::warn!("channel lost: {why}; {streams} open streams reset");
+                    crate::shutdown::log_session_end(
+                        &session,
+                        format_args!("channel"),
+                        &why,
+                        streams,
+                    );
                 }
                 Err(ConnectError::Refused(msg)) => {
-                    log::error!("channel to {} refused: {msg}", self.cfg.channel)
+                    // Refused means an operator must act: retry slowly, log once a while.
+                    crate::ratelimit::log(
+                        log::Level::Error,
+                        &crate::ratelimit::kind_of(&msg),
+                        format_args!("channel to {} refused: {msg}", self.cfg.channel),
+                    );
+                    backoff = backoff.max(REFUSED_BACKOFF_MIN);
+                    refused = true;
                 }
                 Err(ConnectError::Unreachable(msg)) if !quiet => {
                     log::warn!(
@@ -231,7 +255,12 @@ impl Host {
                 self.stop.wait(),
             )
             .await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            let max = if refused {
+                REFUSED_BACKOFF_MAX
+            } else {
+                BACKOFF_MAX
+            };
+            backoff = (backoff * 2).min(max);
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod check;
 pub mod cli;
 pub mod comch;
 pub mod config;
@@ -19,9 +20,12 @@ pub mod logging;
 pub mod mux;
 pub mod protocol;
 pub mod pump;
+pub mod ratelimit;
 pub mod secure;
 pub mod shutdown;
+pub mod stats_dump;
 pub mod systemd;
+pub mod takeover;
 pub mod unix;
 
 pub use error::Error;
@@ -93,7 +97,15 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(on_signal).detach();
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
+    ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
+    ex.spawn(ratelimit::flush_loop()).detach();
     let result = async_io::block_on(ex.run(main));
-    log::info!("stopped");
+    // A relay that never started says only why; one that ran says why it stopped, then that.
+    if stats.ready.get() {
+        if let Err(e) = &result {
+            logging::report_fatal(e);
+        }
+        log::info!("stopped");
+    }
     result
 }

@@ -1,6 +1,7 @@
 //! `doca_socket_relay`: parses the command line, sets up logging and runs the relay.
 
 use doca_socket_relay::cli::{self, Command};
+use doca_socket_relay::logging;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -22,20 +23,39 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Run(config) => config,
+        Command::Check(config) => return check(&config),
     };
-    doca_socket_relay::logging::init(config.log_level, &config.log_target);
-    let to_syslog = config.log_target != doca_socket_relay::config::LogTarget::Stderr;
+    let instance = format!("{}/{}", config.cc_name, config.role);
+    logging::init(config.log_level, &config.log_target, &instance);
     let code = match doca_socket_relay::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if to_syslog {
-                log::error!("{e}");
-            }
-            eprintln!("doca_socket_relay: error: {e}");
+            // Already reported (before `stopped`) when the relay had started.
+            logging::report_fatal(&e);
             ExitCode::from(e.exit_code() as u8)
         }
     };
     // The syslog writer runs on its own thread; let it hand over the last lines.
     log::logger().flush();
     code
+}
+
+/// `--check`: what would run on stdout, notes and problems on stderr; exit 0 or 2.
+fn check(config: &doca_socket_relay::config::Config) -> ExitCode {
+    let report = doca_socket_relay::check::check(config);
+    for line in &report.plan {
+        println!("{line}");
+    }
+    for note in &report.notes {
+        eprintln!("doca_socket_relay: note: {note}");
+    }
+    for problem in &report.problems {
+        eprintln!("doca_socket_relay: error: {problem}");
+    }
+    if report.problems.is_empty() {
+        println!("configuration OK");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }

@@ -1,15 +1,16 @@
 //! The wire protocol between the host and DPU sides: pure encode and decode, no I/O.
 //!
 //! Every frame starts with a 9-byte big-endian header `type u8 | stream u32 | value u32`. For
-//! frames that carry a payload (HELLO, AUTH, ERROR, DATA) `value` is the payload length; for the
+//! frames that carry a payload (HELLO, AUTH, ERROR, GOAWAY, DATA) `value` is the payload length; for the
 //! others it is the frame's one argument. See `docs/PROTOCOL.md` for the whole design.
 
 use std::fmt;
 
 /// Size of every frame header.
 pub const HEADER_LEN: usize = 9;
-/// Protocol version carried in HELLO. Version 3 added the security modes and the encrypted
-/// record layer; version 2 the STOP frame.
+/// Protocol version carried in HELLO. Version 2 added STOP, the instance identity in HELLO,
+/// the DPU side's verdict that ends every handshake, and GOAWAY; version 3 the security mode
+/// in HELLO and the encrypted channel (Noise handshake, SEALED records).
 pub const VERSION: u16 = 3;
 /// First bytes of every HELLO payload, so a stray peer is recognised at once.
 pub const MAGIC: [u8; 4] = *b"DSRL";
@@ -19,15 +20,20 @@ pub const NONCE_LEN: usize = 32;
 pub const PROOF_LEN: usize = 32;
 /// Largest AUTH payload: a proof, or a Noise handshake message (an ephemeral key and a tag).
 pub const MAX_AUTH_PAYLOAD: usize = 64;
-/// Largest payload of a frame that is not DATA (HELLO, ERROR).
+/// Largest payload of a frame that is not DATA (HELLO, ERROR, GOAWAY).
 pub const MAX_CONTROL_PAYLOAD: usize = 1024;
+/// Length of the per-process instance identity in HELLO.
+pub const INSTANCE_LEN: usize = 16;
+/// Longest label (host name and process id) carried in HELLO.
+pub const MAX_LABEL: usize = 100;
 
 const T_HELLO: u8 = 0x01;
 const T_AUTH: u8 = 0x02;
 const T_ERROR: u8 = 0x03;
+const T_GOAWAY: u8 = 0x04;
 /// An encrypted record (one Noise transport message) holding whole frames; see
 /// [`crate::secure`]. Never decoded by [`Frame::decode`].
-pub const T_SEALED: u8 = 0x04;
+pub const T_SEALED: u8 = 0x05;
 const T_OPEN: u8 = 0x10;
 const T_DATA: u8 = 0x11;
 const T_WINDOW: u8 = 0x12;
@@ -79,6 +85,8 @@ pub enum Frame<'a> {
     Auth(&'a [u8]),
     /// Fatal session error with a human-readable reason; the sender closes the channel.
     Error(&'a [u8]),
+    /// The sender is shutting down cleanly (UTF-8 reason); it closes the channel next.
+    GoAway(&'a [u8]),
     /// A new stream (host to DPU only).
     Open(u32),
     /// Stream bytes.
@@ -145,7 +153,7 @@ pub fn fill_data_header(slot: &mut [u8], stream: u32, len: u32) {
 pub fn frame_len(buf: &[u8]) -> usize {
     let value = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
     match buf[0] {
-        T_DATA | T_HELLO | T_AUTH | T_ERROR | T_SEALED => HEADER_LEN + value,
+        T_DATA | T_HELLO | T_AUTH | T_ERROR | T_GOAWAY | T_SEALED => HEADER_LEN + value,
         _ => HEADER_LEN,
     }
 }
@@ -194,6 +202,7 @@ impl Frame<'_> {
             Frame::Hello(p) => payload(out, T_HELLO, 0, p),
             Frame::Auth(p) => payload(out, T_AUTH, 0, p),
             Frame::Error(p) => payload(out, T_ERROR, 0, p),
+            Frame::GoAway(p) => payload(out, T_GOAWAY, 0, p),
             Frame::Data(s, p) => payload(out, T_DATA, s, p),
             Frame::Open(s) => put_header(out, T_OPEN, s, 0),
             Frame::Window(s, n) => put_header(out, T_WINDOW, s, n),
@@ -217,12 +226,12 @@ impl Frame<'_> {
         let value = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
         let limit = match ty {
             T_DATA => max_data,
-            T_HELLO | T_ERROR => MAX_CONTROL_PAYLOAD,
+            T_HELLO | T_ERROR | T_GOAWAY => MAX_CONTROL_PAYLOAD,
             T_AUTH => MAX_AUTH_PAYLOAD,
             T_OPEN | T_WINDOW | T_CLOSE | T_RESET | T_STOP | T_PING | T_PONG => 0,
             _ => return Err(DecodeError::UnknownType(ty)),
         };
-        let session_level = matches!(ty, T_HELLO | T_AUTH | T_ERROR | T_PING | T_PONG);
+        let session_level = matches!(ty, T_HELLO | T_AUTH | T_ERROR | T_GOAWAY | T_PING | T_PONG);
         if session_level != (stream == 0) {
             return Err(DecodeError::BadStream(ty, stream));
         }
@@ -239,6 +248,7 @@ impl Frame<'_> {
             T_HELLO => Frame::Hello(p),
             T_AUTH => Frame::Auth(p),
             T_ERROR => Frame::Error(p),
+            T_GOAWAY => Frame::GoAway(p),
             T_DATA => Frame::Data(stream, p),
             T_OPEN => Frame::Open(stream),
             T_WINDOW => Frame::Window(stream, value),
@@ -257,8 +267,9 @@ impl Frame<'_> {
 pub struct Hello {
     /// Protocol version; both sides must send the same.
     pub version: u16,
-    /// How the sender protects the channel: a [`crate::secure::Security`] code, kept raw so that a peer of
-    /// another version is still told about the version first.
+    /// How the sender protects the channel: a [`crate::secure::Security`] code, kept raw so
+    /// that a peer of another version is still told about the version first. (Versions 1
+    /// and 2 sent 1 with a key and 0 without.)
     pub security: u16,
     /// Largest message the sender can receive, header included.
     pub max_msg: u32,
@@ -268,12 +279,17 @@ pub struct Hello {
     pub nonce: [u8; NONCE_LEN],
     /// The service (`--cc-name`) the sender serves.
     pub service: String,
+    /// Random per process: tells two host processes apart, and a host that reconnects from
+    /// one that restarted (version 2; zero when decoding an older peer's HELLO).
+    pub instance: [u8; INSTANCE_LEN],
+    /// Host name and process id of the sender, for log lines only (version 2).
+    pub label: String,
 }
 
 impl Hello {
     /// Encodes the HELLO payload (not the frame header).
     pub fn encode(&self) -> Vec<u8> {
-        let mut p = Vec::with_capacity(48 + self.service.len());
+        let mut p = Vec::with_capacity(66 + self.service.len() + self.label.len());
         p.extend_from_slice(&MAGIC);
         p.extend_from_slice(&self.version.to_be_bytes());
         p.extend_from_slice(&self.security.to_be_bytes());
@@ -282,10 +298,16 @@ impl Hello {
         p.extend_from_slice(&self.nonce);
         p.push(self.service.len() as u8);
         p.extend_from_slice(self.service.as_bytes());
+        p.extend_from_slice(&self.instance);
+        let label = cut(&self.label, MAX_LABEL);
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
         p
     }
 
-    /// Decodes a HELLO payload.
+    /// Decodes a HELLO payload. A HELLO of another version is decoded as far as version 1
+    /// defined it (everything up to the service name), so that the caller can refuse the
+    /// peer with a clear "version mismatch" instead of a parse error.
     pub fn decode(p: &[u8]) -> Result<Hello, String> {
         const FIXED: usize = 4 + 2 + 2 + 4 + 4 + NONCE_LEN + 1;
         if p.len() < FIXED || p[..4] != MAGIC {
@@ -293,23 +315,47 @@ impl Hello {
         }
         let u16_at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
         let u32_at = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
-        let name_len = p[FIXED - 1] as usize;
-        if p.len() != FIXED + name_len {
+        let version = u16_at(4);
+        let name_end = FIXED + p[FIXED - 1] as usize;
+        if p.len() < name_end || (version == 1 && p.len() != name_end) {
             return Err("malformed HELLO (service name length)".into());
         }
-        let service = std::str::from_utf8(&p[FIXED..])
+        let service = std::str::from_utf8(&p[FIXED..name_end])
             .map_err(|_| "malformed HELLO (service name is not UTF-8)".to_string())?;
+        let mut instance = [0u8; INSTANCE_LEN];
+        let mut label = String::new();
+        if version == VERSION {
+            let rest = &p[name_end..];
+            if rest.len() < INSTANCE_LEN + 1
+                || rest.len() != INSTANCE_LEN + 1 + rest[INSTANCE_LEN] as usize
+            {
+                return Err("malformed HELLO (instance or label length)".into());
+            }
+            instance.copy_from_slice(&rest[..INSTANCE_LEN]);
+            label = String::from_utf8_lossy(&rest[INSTANCE_LEN + 1..]).into_owned();
+        }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&p[16..16 + NONCE_LEN]);
         Ok(Hello {
-            version: u16_at(4),
+            version,
             security: u16_at(6),
             max_msg: u32_at(8),
             window: u32_at(12),
             nonce,
             service: service.to_string(),
+            instance,
+            label,
         })
     }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 #[cfg(test)]
@@ -332,6 +378,7 @@ mod tests {
         roundtrip(Frame::Hello(b"hello"));
         roundtrip(Frame::Auth(&[7; PROOF_LEN]));
         roundtrip(Frame::Error(b"bad"));
+        roundtrip(Frame::GoAway(b"shutting down"));
         roundtrip(Frame::Open(1));
         roundtrip(Frame::Data(7, b"payload"));
         roundtrip(Frame::Data(7, b""));
@@ -414,8 +461,13 @@ mod tests {
             window: 1 << 19,
             nonce: [9; NONCE_LEN],
             service: "cc_channel".into(),
+            instance: [3; INSTANCE_LEN],
+            label: "hostname pid 42".into(),
         };
         assert_eq!(Hello::decode(&h.encode()), Ok(h.clone()));
+        let mut p = h.encode();
+        p.pop();
+        assert!(Hello::decode(&p).is_err(), "a truncated label");
         let mut p = h.encode();
         p.push(0);
         assert!(Hello::decode(&p).is_err());
@@ -423,5 +475,35 @@ mod tests {
         let mut p = h.encode();
         p[0] = b'X';
         assert!(Hello::decode(&p).is_err());
+    }
+
+    /// A version 1 HELLO (no instance, no label) decodes far enough to be refused by version.
+    #[test]
+    fn version_1_hello_decodes_for_the_mismatch_message() {
+        let h = Hello {
+            version: 1,
+            security: 0,
+            max_msg: 4080,
+            window: 1 << 20,
+            nonce: [1; NONCE_LEN],
+            service: "svc".into(),
+            instance: [0; INSTANCE_LEN],
+            label: String::new(),
+        };
+        let mut p = h.encode();
+        p.truncate(p.len() - INSTANCE_LEN - 1);
+        assert_eq!(Hello::decode(&p), Ok(h));
+    }
+
+    #[test]
+    fn goaway_is_a_session_frame() {
+        let mut buf = Vec::new();
+        Frame::GoAway(b"bye").encode(&mut buf);
+        assert_eq!(frame_len(&buf), HEADER_LEN + 3);
+        buf[4] = 1;
+        assert_eq!(
+            Frame::decode(&buf, 100),
+            Err(DecodeError::BadStream(T_GOAWAY, 1))
+        );
     }
 }

@@ -181,6 +181,7 @@ fn upstream(
                 fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, n as u32);
                 inner.wake_writer();
                 st.credit -= n as u32;
+                st.sent += n as u64;
                 session
                     .stats
                     .bytes_out

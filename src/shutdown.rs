@@ -1,9 +1,17 @@
-//! The shutdown signal shared by a process's tasks: set once on SIGTERM or SIGINT, after which
-//! listeners stop accepting and sessions drain (see [`crate::mux::Session::drain`]).
+//! Shutting down: the signal shared by a process's tasks (set once on SIGTERM or SIGINT, after
+//! which listeners stop accepting and sessions drain, see [`crate::mux::Session::drain`]), the
+//! GOAWAY that tells the peer, and how a session's end is logged: at INFO when the peer
+//! announced it, at WARN when the channel failed.
 
+use crate::mux::Session;
+use async_io::Timer;
 use event_listener::Event;
 use std::cell::Cell;
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Longest wait for GOAWAY to be written before the process goes on exiting.
+pub const ANNOUNCE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long a draining relay waits for the bytes it has read to reach the other side.
 pub const GRACE: Duration = Duration::from_secs(3);
@@ -36,5 +44,54 @@ impl Shutdown {
             }
             listener.await;
         }
+    }
+}
+
+/// Sends GOAWAY with `reason` on `session` and waits, at most [`ANNOUNCE_TIMEOUT`], until the
+/// frame has been handed to the channel. The peer then logs the shutdown at INFO and resets
+/// what is left with "relay shutting down". Called at the end of the drain.
+pub async fn announce(session: &Session, reason: &str) {
+    if session.is_dead() {
+        return;
+    }
+    let asked = Instant::now();
+    session.go_away(reason);
+    while asked.elapsed() < ANNOUNCE_TIMEOUT && !session.is_dead() && !session.flushed_since(asked)
+    {
+        Timer::after(Duration::from_millis(5)).await;
+    }
+}
+
+/// "1 stream" or "2 streams".
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Logs the end of `session` (`what`: "channel", "host channel from ADDR"): INFO when the peer
+/// announced its shutdown or this side did, WARN otherwise.
+pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, streams: usize) {
+    let reset = count(streams, "open stream");
+    match session.peer_goaway() {
+        Some(reason) => {
+            log::info!("{what} closed: the peer is shutting down ({reason}); {reset} reset")
+        }
+        None if session.is_going_away() => log::info!("{what} closed; {reset} reset"),
+        None => log::warn!("{what} lost: {why}; {reset} reset"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_agree_in_number() {
+        assert_eq!(count(1, "open stream"), "1 open stream");
+        assert_eq!(count(0, "client"), "0 clients");
+        assert_eq!(count(7, "client"), "7 clients");
     }
 }

@@ -27,9 +27,9 @@ pub fn stopping() {
 /// The `STATUS=` text: channel state, clients, bytes each way.
 pub fn status_line(stats: &Stats) -> String {
     format!(
-        "channel {}; {} clients; {} bytes sent, {} bytes received",
+        "channel {}; {}; {} bytes sent, {} bytes received",
         if stats.channel_up.get() { "up" } else { "down" },
-        stats.clients.get(),
+        crate::shutdown::count(stats.clients.get() as usize, "client"),
         stats.bytes_out.get(),
         stats.bytes_in.get()
     )

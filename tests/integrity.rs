@@ -8,11 +8,11 @@ mod common;
 
 use common::*;
 use doca_socket_relay::channel::{STREAM_MAX_MSG, STREAM_WINDOW};
-use doca_socket_relay::protocol::{Frame, Hello, ResetReason, NONCE_LEN, VERSION};
+use doca_socket_relay::protocol::{Frame, Hello, ResetReason, INSTANCE_LEN, NONCE_LEN, VERSION};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -216,6 +216,8 @@ fn hello_frame() -> Vec<u8> {
     hello_for(SERVICE)
 }
 
+static RAW_HOSTS: AtomicU8 = AtomicU8::new(1);
+
 fn hello_for(service: &str) -> Vec<u8> {
     let hello = Hello {
         version: VERSION,
@@ -224,6 +226,9 @@ fn hello_for(service: &str) -> Vec<u8> {
         window: STREAM_WINDOW,
         nonce: [5; NONCE_LEN],
         service: service.into(),
+        // Each raw host is its own process to the DPU side.
+        instance: [RAW_HOSTS.fetch_add(1, Ordering::SeqCst); INSTANCE_LEN],
+        label: "raw test host".into(),
     };
     let mut out = Vec::new();
     Frame::Hello(&hello.encode()).encode(&mut out);
@@ -239,6 +244,14 @@ fn raw_host(addr: &str, dpu: &mut Relay) -> (TcpStream, FrameBuf) {
             c.write_all(&hello_frame()).unwrap();
             let mut fb = FrameBuf::default();
             if let Some(Frame::Hello(_)) = fb.next(&mut c).as_ref().map(|f| f.as_frame()) {
+                // The DPU side's verdict ends the handshake: an empty AUTH without a key.
+                let verdict = fb.next(&mut c);
+                assert_eq!(
+                    verdict,
+                    Some(Owned::Other("Auth([])".into())),
+                    "{}",
+                    dpu.report()
+                );
                 return (c, fb);
             }
         }
@@ -459,7 +472,8 @@ fn vm_kib(pid: u32, key: &str) -> u64 {
 }
 
 /// A session whose writer is blocked on a channel that reads nothing is replaced by a newer
-/// host session: the old channel is closed at once, not after the 20 s keepalive.
+/// host session: the old channel, which does not answer the DPU side's liveness PING within
+/// 2 s, is closed then, not after the 20 s keepalive.
 #[test]
 fn a_replaced_session_ends_at_once_even_with_its_writer_blocked() {
     // A server app that writes as fast as it can (up to 1 GiB) until its client goes away.

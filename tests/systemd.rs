@@ -267,6 +267,10 @@ fn syslog_target_survives_a_syslogd_restart() {
         "no program name: {start:?}"
     );
     assert!(
+        start.contains(&format!("[{SERVICE}/host] host side")),
+        "no instance: {start:?}"
+    );
+    assert!(
         !host.stderr().contains("host side: clients on"),
         "syslog target also wrote to stderr"
     );

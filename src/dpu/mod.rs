@@ -14,6 +14,7 @@ use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
+use crate::takeover::{self, Verdict};
 use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
@@ -41,6 +42,8 @@ struct Dpu {
     gate: gate::Gate,
     /// When a handshake warning was last logged, and how many were held back since.
     warned: Cell<(Option<Instant>, u32)>,
+    /// Which host is served, to refuse a second live one.
+    hosts: takeover::Hosts,
 }
 
 enum Listener {
@@ -103,6 +106,7 @@ pub async fn run(
         ex: ex.clone(),
         gate: gate::Gate::default(),
         warned: Cell::new((None, 0)),
+        hosts: takeover::Hosts::default(),
     });
     loop {
         let accept = async { Some(accept_one(&listener).await) };
@@ -139,7 +143,11 @@ pub async fn run(
     let session = dpu.session.borrow().clone();
     if let Some(session) = session {
         let cut = session.drain(shutdown::GRACE).await;
-        log::info!("drained: {cut} open streams cut after the bytes already read");
+        log::info!(
+            "drained: {} cut after the bytes already read",
+            shutdown::count(cut, "open stream")
+        );
+        shutdown::announce(&session, "shutting down").await;
     }
     Ok(())
 }
@@ -221,10 +229,12 @@ impl Dpu {
             self.warned.set((last, held + 1));
             return;
         }
+        // Past the flood guard, repeats of one kind (a host with the wrong key retrying) are
+        // held back for longer, as on the host side.
         if held > 0 {
-            log::warn!("{msg} ({held} more like it held back)");
+            crate::ratelimit::warn(format_args!("{msg} ({held} more like it held back)"));
         } else {
-            log::warn!("{msg}");
+            crate::ratelimit::warn(msg);
         }
         self.warned.set((Some(Instant::now()), 0));
     }
@@ -291,7 +301,16 @@ impl Dpu {
         )
         .await;
         match handshake {
-            Ok(a) => Some((a, reader)),
+            Ok(a) => match self.hosts.decide(&a.peer, peer).await {
+                Verdict::Admit => channel::admit(transport, &a)
+                    .await
+                    .ok()
+                    .map(|()| (a, reader)),
+                Verdict::Refuse(why) => {
+                    channel::refuse(transport, why).await;
+                    None
+                }
+            },
             Err(e) => {
                 self.warn(format_args!("handshake with host {peer} failed: {e}"));
                 None
@@ -314,10 +333,14 @@ impl Dpu {
             true,
             self.stats.clone(),
         );
+        self.hosts.serve(&session, &agreed.peer, &peer);
         if let Some(old) = self.session.replace(Some(session.clone())) {
             // `kill` also ends its run at once, even with its writer blocked on a full channel.
             let n = old.kill();
-            log::warn!("a new host session from {peer} replaces the old one; {n} streams reset");
+            log::warn!(
+                "a new host session from {peer} replaces the old one; {} reset",
+                crate::shutdown::count(n, "stream")
+            );
         }
         self.stats.channel_up.set(true);
         log::info!("host connected from {peer}");
@@ -336,7 +359,12 @@ impl Dpu {
         if current {
             *self.session.borrow_mut() = None;
             self.stats.channel_up.set(false);
-            log::warn!("host channel from {peer} lost: {why}; {streams} open streams reset");
+            crate::shutdown::log_session_end(
+                &session,
+                format_args!("host channel from {peer}"),
+                &why,
+                streams,
+            );
         }
     }
 
@@ -364,10 +392,10 @@ impl Dpu {
         let sock = match connected {
             Ok(s) => Rc::new(s),
             Err(e) => {
-                log::warn!(
+                crate::ratelimit::warn(format_args!(
                     "stream {id}: cannot connect to the server application at {}: {e}; closing the client",
                     self.cfg.socket.display()
-                );
+                ));
                 let mut st = stream.st.borrow_mut();
                 session.reset_stream(&stream, &mut st, ResetReason::SERVER_UNAVAILABLE);
                 return;

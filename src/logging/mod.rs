@@ -8,7 +8,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+mod stderr;
 mod syslog_writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+pub use stderr::{priority, stderr_is_journal, timestamp};
 
 /// A DOCA log level: 10=DISABLE 20=CRITICAL 30=ERROR 40=WARNING 50=INFO 60=DEBUG 70=TRACE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,41 +108,47 @@ fn level_tag(level: log::Level) -> &'static str {
     }
 }
 
-struct StderrLogger;
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+static JOURNAL: AtomicBool = AtomicBool::new(false);
+static FATAL_REPORTED: AtomicBool = AtomicBool::new(false);
 
-impl log::Log for StderrLogger {
-    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        meta.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        // One write per line keeps lines whole when several processes share a terminal.
-        let line = format!(
-            "[doca_socket_relay][{}] {}\n",
-            level_tag(record.level()),
-            record.args()
-        );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    }
-
-    fn flush(&self) {}
-}
-
-/// Installs the logger for `target` at `level`. Calling it twice keeps the first logger.
-pub fn init(level: LogLevel, target: &LogTarget) {
+/// Installs the logger for `target` at `level`; `instance` (`service/role`) tags every stderr
+/// line. Calling it twice keeps the first logger.
+pub fn init(level: LogLevel, target: &LogTarget, instance: &str) {
+    let journal = stderr::stderr_is_journal();
+    JOURNAL.store(journal, Ordering::Relaxed);
     let logger: Box<dyn log::Log> = match target {
-        LogTarget::Stderr => Box::new(StderrLogger),
+        LogTarget::Stderr => Box::new(stderr::StderrLogger {
+            instance: instance.to_string(),
+            journal,
+        }),
         LogTarget::Syslog(path) => {
+            SYSLOG.store(true, Ordering::Relaxed);
             let path = path.clone().unwrap_or_else(|| PathBuf::from("/dev/log"));
-            Box::new(syslog_writer::SyslogLogger::start(path))
+            Box::new(syslog_writer::SyslogLogger::start(path, instance))
         }
     };
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(level.filter());
     }
+}
+
+/// Reports the error that stops the relay, once: on stderr (with the `<3>` priority under
+/// the journal) and, with a syslog target, to syslog too.
+pub fn report_fatal(e: &dyn fmt::Display) {
+    if FATAL_REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if SYSLOG.load(Ordering::Relaxed) {
+        log::error!("{e}");
+    }
+    let prio = if JOURNAL.load(Ordering::Relaxed) {
+        "<3>"
+    } else {
+        ""
+    };
+    let line = format!("{prio}doca_socket_relay: error: {e}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 #[cfg(test)]

@@ -32,11 +32,14 @@ pub(super) struct SyslogLogger {
     tx: SyncSender<Msg>,
     /// Lines lost because the queue was full; the writer reports the count once it can.
     dropped: Arc<AtomicU64>,
+    instance: String,
 }
 
 impl SyslogLogger {
     /// Starts the writer thread for the daemon socket at `path` (usually `/dev/log`).
-    pub(super) fn start(path: PathBuf) -> Self {
+    /// Every line starts with `[instance] ` (service and role), as on stderr, so that the
+    /// instances of one machine can be told apart in the syslog.
+    pub(super) fn start(path: PathBuf, instance: &str) -> Self {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
@@ -54,7 +57,11 @@ impl SyslogLogger {
         if let Err(e) = spawned {
             eprintln!("doca_socket_relay: cannot start the syslog writer: {e}");
         }
-        SyslogLogger { tx, dropped }
+        SyslogLogger {
+            tx,
+            dropped,
+            instance: instance.to_string(),
+        }
     }
 }
 
@@ -67,7 +74,8 @@ impl log::Log for SyslogLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = Msg::Line(record.level(), record.args().to_string());
+        let text = format!("[{}] {}", self.instance, record.args());
+        let line = Msg::Line(record.level(), text);
         if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -156,7 +156,12 @@ impl Session {
             future::or(self.keepalive_loop(), self.killed()),
         )
         .await;
-        let streams = self.kill();
+        let reason = if self.peer_goaway().is_some() {
+            ResetReason::SHUTDOWN
+        } else {
+            ResetReason::CHANNEL_LOST
+        };
+        let streams = self.kill_with(reason);
         transport.close();
         (why, streams)
     }

@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -39,6 +39,8 @@ pub struct Stats {
     pub bytes_out: Cell<u64>,
     /// Bytes received on the channel and written to local sockets.
     pub bytes_in: Cell<u64>,
+    /// Every session of the process, for the shutdown announcement and the SIGUSR1 dump.
+    pub sessions: RefCell<Vec<Weak<Session>>>,
 }
 
 /// A channel session shared by its reader, writer and stream tasks.
@@ -58,6 +60,10 @@ pub struct Session {
     last_tx: Cell<Instant>,
     /// Notified by [`Session::kill`], so that a writer blocked on a full channel stops at once.
     ended: Event,
+    /// The peer's GOAWAY reason, once it said it is shutting down.
+    goaway: RefCell<Option<String>>,
+    /// This side sent GOAWAY: the channel closing next is expected.
+    going_away: Cell<bool>,
 }
 
 pub(crate) struct Inner {
@@ -109,6 +115,12 @@ pub(crate) struct StreamState {
     pub(crate) waker: Option<Waker>,
     /// The local socket, once connected, so the reader can write to it directly.
     pub(crate) socket: Option<Rc<Async<UnixStream>>>,
+    /// When the stream was opened (for the SIGUSR1 dump).
+    pub(crate) opened: Option<Instant>,
+    /// Bytes read from the local socket and sent on the channel.
+    pub(crate) sent: u64,
+    /// Bytes received on the channel and written to the local socket.
+    pub(crate) received: u64,
 }
 
 impl StreamState {
@@ -129,7 +141,7 @@ impl Session {
         accept_opens: bool,
         stats: Rc<Stats>,
     ) -> Rc<Self> {
-        Rc::new(Session {
+        let session = Rc::new(Session {
             inner: RefCell::new(Inner {
                 streams: HashMap::new(),
                 out: Vec::with_capacity(64 * 1024),
@@ -145,11 +157,18 @@ impl Session {
             window,
             max_streams: max_streams as usize,
             accept_opens,
-            stats,
             last_rx: Cell::new(Instant::now()),
             last_tx: Cell::new(Instant::now()),
             ended: Event::new(),
-        })
+            goaway: RefCell::new(None),
+            going_away: Cell::new(false),
+            stats: stats.clone(),
+        });
+        let mut all = stats.sessions.borrow_mut();
+        all.retain(|s| s.strong_count() > 0);
+        all.push(Rc::downgrade(&session));
+        drop(all);
+        session
     }
 
     /// Whether the session has ended.
@@ -193,6 +212,7 @@ impl Session {
             st: RefCell::new(StreamState {
                 credit: self.peer_window,
                 socket,
+                opened: Some(Instant::now()),
                 ..Default::default()
             }),
         })
@@ -250,6 +270,11 @@ impl Session {
     /// Ends the session: every stream is reset and every task waiting on it wakes up.
     /// Returns how many streams were open.
     pub fn kill(&self) -> usize {
+        self.kill_with(ResetReason::CHANNEL_LOST)
+    }
+
+    /// [`Session::kill`] with the reason the streams are reset with.
+    pub fn kill_with(&self, why: ResetReason) -> usize {
         let (streams, waiters, writer) = {
             let mut inner = self.inner.borrow_mut();
             inner.dead = true;
@@ -261,7 +286,7 @@ impl Session {
         };
         for stream in streams.values() {
             let mut st = stream.st.borrow_mut();
-            st.reset.get_or_insert(ResetReason::CHANNEL_LOST);
+            st.reset.get_or_insert(why);
             st.wake();
         }
         waiters.into_iter().chain(writer).for_each(Waker::wake);
@@ -279,6 +304,7 @@ impl Session {
             return; // the peer no longer sends on this stream
         }
         st.unacked += n as u32;
+        st.received += n as u64;
         if st.unacked >= self.window / 2 {
             self.queue(Frame::Window(id, st.unacked));
             st.recv_outstanding -= st.unacked;
@@ -399,11 +425,48 @@ impl Session {
                     crate::channel::lossy(msg)
                 ))
             }
+            Frame::GoAway(msg) => {
+                let why = crate::channel::lossy(msg);
+                *self.goaway.borrow_mut() = Some(why.clone());
+                return Err(format!("the peer is shutting down: {why}"));
+            }
             Frame::Hello(_) | Frame::Auth(_) => {
                 return Err("handshake frame after the handshake".into())
             }
         }
         Ok(())
+    }
+    /// Tells the peer this side is shutting down; the channel closing next is then expected.
+    pub fn go_away(&self, reason: &str) {
+        self.going_away.set(true);
+        let text = crate::protocol::cut(reason, crate::protocol::MAX_CONTROL_PAYLOAD);
+        self.queue(Frame::GoAway(text.as_bytes()));
+    }
+
+    /// Whether this side sent GOAWAY.
+    pub fn is_going_away(&self) -> bool {
+        self.going_away.get()
+    }
+
+    /// The reason the peer gave in GOAWAY, if it announced a clean shutdown.
+    pub fn peer_goaway(&self) -> Option<String> {
+        self.goaway.borrow().clone()
+    }
+
+    /// Open streams, in no particular order.
+    pub(crate) fn streams(&self) -> Vec<Rc<Stream>> {
+        self.inner.borrow().streams.values().cloned().collect()
+    }
+
+    /// When a frame last arrived from the peer.
+    pub(crate) fn last_heard(&self) -> Instant {
+        self.last_rx.get()
+    }
+
+    /// Whether every queued frame has been handed to the transport since `t`.
+    pub(crate) fn flushed_since(&self, t: Instant) -> bool {
+        let inner = self.inner.borrow();
+        inner.out.is_empty() && !inner.writing && self.last_tx.get() >= t
     }
 }
 

@@ -12,7 +12,7 @@
 
 use super::record::CipherState;
 use super::Cipher;
-use crate::channel::{lossy, refuse, FrameReader, HandshakeError, Transport};
+use crate::channel::{refuse, unexpected, FrameReader, HandshakeError, Transport, AUTH_FAILED};
 use crate::config::{Psk, Role};
 use crate::protocol::Frame;
 use hmac::{Hmac, Mac};
@@ -87,14 +87,14 @@ pub fn split(mut hs: snow::HandshakeState, cipher: Cipher, role: Role) -> Keys {
     }
 }
 
-async fn send(t: &Transport, hs: &mut snow::HandshakeState) -> Result<(), HandshakeError> {
+/// Appends an AUTH frame holding the next handshake message to `out`.
+fn write(hs: &mut snow::HandshakeState, out: &mut Vec<u8>) -> Result<(), HandshakeError> {
     let mut msg = [0u8; MSG_LEN];
     let n = hs
         .write_message(&[], &mut msg)
         .map_err(|e| HandshakeError::Protocol(format!("Noise handshake: {e}")))?;
-    let mut out = Vec::new();
-    Frame::Auth(&msg[..n]).encode(&mut out);
-    t.write_all(&out).await.map_err(HandshakeError::Io)
+    Frame::Auth(&msg[..n]).encode(out);
+    Ok(())
 }
 
 async fn receive(
@@ -106,40 +106,36 @@ async fn receive(
         Frame::Auth(p) => {
             let mut payload = [0u8; MSG_LEN];
             if hs.read_message(p, &mut payload).is_err() {
-                return Err(refuse(
-                    t,
-                    "authentication failed: the peer's pre-shared key differs".into(),
-                )
-                .await);
+                return Err(refuse(t, AUTH_FAILED.into()).await);
             }
             Ok(())
         }
-        Frame::Error(p) => Err(HandshakeError::PeerRefused(lossy(p))),
-        other => Err(HandshakeError::Protocol(format!(
-            "expected a Noise handshake message, got {other:?}"
-        ))),
+        other => Err(unexpected(other, "a Noise handshake message")),
     }
 }
 
-/// Runs the handshake over AUTH frames after the HELLO exchange.
+/// Runs the handshake over AUTH frames after the HELLO exchange. The DPU side's answer is
+/// its verdict: it goes into `verdict`, sent once the DPU side has decided to serve the host.
 pub async fn handshake(
     t: &Transport,
     reader: &mut FrameReader,
     (cipher, key, role): (Cipher, &Psk, Role),
-    host_hello: &[u8],
-    dpu_hello: &[u8],
+    (host_hello, dpu_hello): (&[u8], &[u8]),
+    verdict: &mut Vec<u8>,
 ) -> Result<Keys, HandshakeError> {
     let mut hs = start(cipher, key, role, &prologue(host_hello, dpu_hello))
         .map_err(|e| HandshakeError::Protocol(format!("Noise handshake: {e}")))?;
     match role {
         Role::Host => {
-            send(t, &mut hs).await?;
+            let mut out = Vec::new();
+            write(&mut hs, &mut out)?;
+            t.write_all(&out).await.map_err(HandshakeError::Io)?;
             receive(t, reader, &mut hs).await?;
         }
         Role::Dpu => {
             // Answer only a first message that verified: a stranger gets nothing to work on.
             receive(t, reader, &mut hs).await?;
-            send(t, &mut hs).await?;
+            write(&mut hs, verdict)?;
         }
     }
     Ok(split(hs, cipher, role))

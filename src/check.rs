@@ -1,0 +1,241 @@
+//! `--check`: validates a configuration without running it, as `nginx -t` and `sshd -t` do.
+//!
+//! The flags (or JSON file) and the key file have been validated by the time this runs. Here
+//! the paths are checked as far as possible without binding or connecting anything: the
+//! directories exist and are writable where the relay would create a socket, an existing path
+//! is a socket, the server application's socket can be opened for writing, a tcp address
+//! resolves, and a DOCA channel has its library. Then what would run is printed.
+
+use crate::config::{ChannelAddr, Config, LogTarget, Role};
+use rustix::fs::{Access, FileType};
+use std::path::Path;
+
+/// The outcome: lines describing what would run, and the problems found (none: exit 0).
+pub struct Report {
+    /// What would run, one line each.
+    pub plan: Vec<String>,
+    /// Notes that do not stop a start (e.g. the server application is not up yet).
+    pub notes: Vec<String>,
+    /// Problems that would stop or break a start.
+    pub problems: Vec<String>,
+}
+
+/// Checks `cfg` without binding or connecting anything.
+pub fn check(cfg: &Config) -> Report {
+    let mut r = Report {
+        plan: plan(cfg),
+        notes: Vec::new(),
+        problems: Vec::new(),
+    };
+    let socket = cfg.socket.as_path();
+    match cfg.role {
+        Role::Host if std::env::var_os("LISTEN_FDS").is_some() => r
+            .notes
+            .push("--socket: systemd passes the listening socket; the path is not checked".into()),
+        Role::Host => check_bind_path(&mut r, "--socket", socket),
+        Role::Dpu => check_server_socket(&mut r, socket),
+    }
+    match &cfg.channel {
+        ChannelAddr::Unix(path) if cfg.role == Role::Dpu => {
+            check_bind_path(&mut r, "--channel", path)
+        }
+        ChannelAddr::Unix(_) => {}
+        ChannelAddr::Tcp(host, port) => {
+            use std::net::ToSocketAddrs;
+            match (host.as_str(), *port).to_socket_addrs().map(|a| a.count()) {
+                Ok(n) if n > 0 => {}
+                Ok(_) => r
+                    .problems
+                    .push(format!("--channel: {host} resolves to no address")),
+                Err(e) => r
+                    .problems
+                    .push(format!("--channel: cannot resolve {host}: {e}")),
+            }
+        }
+        ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
+            let found = crate::doca::installed();
+            if found.starts_with("no DOCA") {
+                r.problems
+                    .push(format!("--channel {}: {found}", cfg.channel));
+            } else {
+                r.notes
+                    .push(format!("--channel {}: found {found}", cfg.channel));
+            }
+        }
+    }
+    if let LogTarget::Syslog(Some(path)) = &cfg.log_target {
+        if !is_socket(path) {
+            r.notes.push(format!(
+                "--log-target: {} is not a socket yet; lines wait in a queue until it is",
+                path.display()
+            ));
+        }
+    }
+    r
+}
+
+fn plan(cfg: &Config) -> Vec<String> {
+    let mut plan = vec![format!(
+        "role {}, service {:?}, channel {} ({})",
+        cfg.role,
+        cfg.cc_name,
+        cfg.channel,
+        match cfg.role {
+            Role::Host => "connects to the DPU side",
+            Role::Dpu => "listens for the host side",
+        }
+    )];
+    plan.push(match cfg.role {
+        Role::Host => format!(
+            "clients connect to {} (mode {:04o}), up to {} at once",
+            cfg.socket.display(),
+            cfg.socket_mode,
+            cfg.max_clients
+        ),
+        Role::Dpu => format!(
+            "streams connect to the server application at {}, up to {} at once",
+            cfg.socket.display(),
+            cfg.max_clients
+        ),
+    });
+    plan.push(match &cfg.psk {
+        Some(k) => format!(
+            "channel authenticated with a {}-byte pre-shared key",
+            k.0.len()
+        ),
+        None => "channel not authenticated (no pre-shared key)".into(),
+    });
+    if let Some(p) = &cfg.pci_addr {
+        plan.push(format!(
+            "DOCA device {}{}",
+            p.0,
+            cfg.rep_pci
+                .as_ref()
+                .map_or(String::new(), |r| format!(", representor {}", r.0))
+        ));
+    }
+    plan.push(format!(
+        "log level {}, to {}",
+        cfg.log_level.0,
+        match &cfg.log_target {
+            LogTarget::Stderr => "stderr".to_string(),
+            LogTarget::Syslog(p) => format!(
+                "syslog at {}",
+                p.as_deref().unwrap_or(Path::new("/dev/log")).display()
+            ),
+        }
+    ));
+    plan
+}
+
+fn is_socket(path: &Path) -> bool {
+    rustix::fs::stat(path).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Socket)
+}
+
+/// A path the relay would bind: its directory must exist and be writable, and an existing
+/// file there must be a socket (a stale one is replaced, anything else is refused at start).
+fn check_bind_path(r: &mut Report, flag: &str, path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match rustix::fs::stat(dir) {
+        Err(e) => {
+            r.problems.push(format!(
+                "{flag}: the directory {} is missing ({e}); create it (under systemd, \
+                 RuntimeDirectory= does)",
+                dir.display()
+            ));
+            return;
+        }
+        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => {
+            r.problems
+                .push(format!("{flag}: {} is not a directory", dir.display()));
+            return;
+        }
+        Ok(_) => {}
+    }
+    if let Err(e) = rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK) {
+        r.problems.push(format!(
+            "{flag}: cannot create a socket in {} ({e}) as this user",
+            dir.display()
+        ));
+    }
+    match rustix::fs::lstat(path) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Socket => r.problems.push(
+            format!("{flag}: {} exists and is not a socket", path.display()),
+        ),
+        Ok(_) => r.notes.push(format!(
+            "{flag}: {} exists; a stale socket is replaced at start, a live one stops it",
+            path.display()
+        )),
+        Err(_) => {}
+    }
+}
+
+/// The server application's socket (DPU side): connecting needs write permission on it.
+fn check_server_socket(r: &mut Report, path: &Path) {
+    match rustix::fs::stat(path) {
+        Err(e) => r.notes.push(format!(
+            "--socket: the server application's socket {} is not there yet ({e}); each \
+             client is refused until it is",
+            path.display()
+        )),
+        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Socket => r
+            .problems
+            .push(format!("--socket: {} is not a socket", path.display())),
+        Ok(_) => {
+            if let Err(e) = rustix::fs::access(path, Access::WRITE_OK) {
+                r.problems.push(format!(
+                    "--socket: cannot connect to {} as this user ({e}); give the relay the \
+                     application's group (SupplementaryGroups=)",
+                    path.display()
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GeneralFlags, ProgramFlags};
+
+    fn cfg(role: &str, socket: &Path) -> Config {
+        let p = ProgramFlags {
+            socket: Some(socket.to_path_buf()),
+            cc_name: Some("svc".into()),
+            role: Some(role.parse().unwrap()),
+            channel: Some("unix:/tmp/dsr-check-chan.sock".parse().unwrap()),
+            ..Default::default()
+        };
+        Config::validate(GeneralFlags::default(), p, &|n| format!("--{n}")).unwrap()
+    }
+
+    #[test]
+    fn missing_directory_and_wrong_file_type_are_problems() {
+        let dir = std::env::temp_dir().join(format!("dsr-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = check(&cfg("host", &dir.join("no/such/h.sock")));
+        assert!(r.problems[0].contains("is missing"), "{:?}", r.problems);
+        let file = dir.join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let r = check(&cfg("host", &file));
+        assert!(
+            r.problems[0].contains("is not a socket"),
+            "{:?}",
+            r.problems
+        );
+        let r = check(&cfg("host", &dir.join("fresh.sock")));
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.plan[1].contains("fresh.sock"), "{:?}", r.plan);
+        // The DPU side only notes a server application that is not up yet.
+        let r = check(&cfg("dpu", &dir.join("app.sock")));
+        assert!(
+            r.problems.is_empty() && !r.notes.is_empty(),
+            "{:?}",
+            r.notes
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

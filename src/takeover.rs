@@ -1,0 +1,217 @@
+//! Which host the DPU side serves when a second one arrives.
+//!
+//! Every process sends a random instance identity and a label (host name, process id) in its
+//! HELLO. The DPU side serves one host session at a time; when an authenticated host completes
+//! its handshake while another session is up:
+//!
+//! - the same instance (a host that reconnects, e.g. after it gave up on a channel the DPU
+//!   side still believed up) replaces its old session at once;
+//! - a different instance replaces the old session only if that session is dead: the DPU side
+//!   PINGs it and waits up to [`PROBE_TIMEOUT`] for any frame. A restarted host leaves behind
+//!   either a closed connection (its process ended) or a half-dead one (its machine rebooted:
+//!   no answer, or a reset from the new kernel), so it gets in within that bound;
+//! - a live different host keeps the channel, and the newcomer is refused with an ERROR
+//!   saying another host is connected and from where. It backs off and retries.
+
+use crate::mux::Session;
+use crate::protocol::{Frame, Hello, INSTANCE_LEN};
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long an old session has to prove it is alive when another host arrives.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Me {
+    instance: [u8; INSTANCE_LEN],
+    label: String,
+}
+
+fn me() -> &'static Me {
+    static ME: OnceLock<Me> = OnceLock::new();
+    ME.get_or_init(|| {
+        let mut instance = [0u8; INSTANCE_LEN];
+        // Without randomness two processes could look alike; the pid and time still differ.
+        if getrandom::getrandom(&mut instance).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            instance[..8].copy_from_slice(&(t as u64).to_be_bytes());
+            instance[8..12].copy_from_slice(&std::process::id().to_be_bytes());
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let host = if host.is_empty() { "unknown" } else { &host };
+        Me {
+            instance,
+            label: format!("{host} pid {}", std::process::id()),
+        }
+    })
+}
+
+/// This process's instance identity, random per process.
+pub fn instance() -> [u8; INSTANCE_LEN] {
+    me().instance
+}
+
+/// This process's label: host name and process id.
+pub fn label() -> &'static str {
+    &me().label
+}
+
+struct Current {
+    session: Weak<Session>,
+    instance: [u8; INSTANCE_LEN],
+    label: String,
+    peer: String,
+    since: Instant,
+}
+
+/// The DPU side's record of the host it serves.
+#[derive(Default)]
+pub struct Hosts {
+    current: RefCell<Option<Current>>,
+}
+
+/// What to do with a host that completed its handshake.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Serve it (replacing the old session, if any).
+    Admit,
+    /// Refuse it with this reason.
+    Refuse(String),
+}
+
+impl Hosts {
+    /// Decides about `hello`'s sender, which connected from `peer`. May wait up to
+    /// [`PROBE_TIMEOUT`] for the current session to answer a PING.
+    pub async fn decide(&self, hello: &Hello, peer: &str) -> Verdict {
+        let (session, same, who) = {
+            let current = self.current.borrow();
+            let Some(c) = current.as_ref() else {
+                return Verdict::Admit;
+            };
+            let Some(session) = c.session.upgrade().filter(|s| !s.is_dead()) else {
+                return Verdict::Admit;
+            };
+            let who = format!(
+                "another host is connected (from {}, {}, for {} s); this one is refused until it goes away",
+                c.peer,
+                c.label,
+                c.since.elapsed().as_secs()
+            );
+            (session, c.instance == hello.instance, who)
+        };
+        if same {
+            log::info!("the host reconnected from {peer}; its old session is replaced");
+            return Verdict::Admit;
+        }
+        if alive(&session).await {
+            crate::ratelimit::log(
+                log::Level::Warn,
+                "another host refused",
+                format_args!(
+                    "host {peer} ({}) refused: {who}",
+                    crate::channel::lossy(hello.label.as_bytes())
+                ),
+            );
+            Verdict::Refuse(who)
+        } else {
+            log::info!(
+                "host {peer} replaces a session that did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            );
+            Verdict::Admit
+        }
+    }
+
+    /// Records `session` as the one now served.
+    pub fn serve(&self, session: &Rc<Session>, hello: &Hello, peer: &str) {
+        *self.current.borrow_mut() = Some(Current {
+            session: Rc::downgrade(session),
+            instance: hello.instance,
+            label: crate::protocol::cut(&hello.label, crate::protocol::MAX_LABEL)
+                .escape_debug()
+                .to_string(),
+            peer: peer.to_string(),
+            since: Instant::now(),
+        });
+    }
+}
+
+/// Whether `session` hears from its peer within [`PROBE_TIMEOUT`] after a PING.
+async fn alive(session: &Session) -> bool {
+    let asked = Instant::now();
+    session.queue(Frame::Ping(0x7a6b_0001));
+    while asked.elapsed() < PROBE_TIMEOUT {
+        if session.is_dead() {
+            return false;
+        }
+        if session.last_heard() >= asked {
+            return true;
+        }
+        async_io::Timer::after(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mux::Stats;
+    use crate::protocol::NONCE_LEN;
+    use futures_lite::future::block_on;
+
+    fn hello(instance: u8) -> Hello {
+        Hello {
+            version: crate::protocol::VERSION,
+            security: crate::secure::Security::Psk.code(),
+            max_msg: 4096,
+            window: 1 << 20,
+            nonce: [0; NONCE_LEN],
+            service: "svc".into(),
+            instance: [instance; INSTANCE_LEN],
+            label: format!("host{instance} pid 1"),
+        }
+    }
+
+    fn session() -> Rc<Session> {
+        Session::new(4000, 1 << 20, 1 << 20, 8, true, Rc::new(Stats::default()))
+    }
+
+    #[test]
+    fn first_host_and_dead_sessions_are_admitted() {
+        let hosts = Hosts::default();
+        assert_eq!(block_on(hosts.decide(&hello(1), "a")), Verdict::Admit);
+        let s = session();
+        hosts.serve(&s, &hello(1), "a");
+        s.kill();
+        assert_eq!(block_on(hosts.decide(&hello(2), "b")), Verdict::Admit);
+        drop(s);
+        assert_eq!(block_on(hosts.decide(&hello(2), "b")), Verdict::Admit);
+    }
+
+    /// The same process reconnecting replaces its session without a probe.
+    #[test]
+    fn the_same_instance_is_admitted_at_once() {
+        let hosts = Hosts::default();
+        let s = session();
+        hosts.serve(&s, &hello(1), "a");
+        let asked = Instant::now();
+        assert_eq!(block_on(hosts.decide(&hello(1), "a")), Verdict::Admit);
+        assert!(asked.elapsed() < PROBE_TIMEOUT);
+    }
+
+    /// Another instance while the old session stays silent: admitted once the probe times out
+    /// (nothing here answers the PING).
+    #[test]
+    fn a_silent_session_is_replaced_after_the_probe() {
+        let hosts = Hosts::default();
+        let s = session();
+        hosts.serve(&s, &hello(1), "a");
+        assert_eq!(block_on(hosts.decide(&hello(2), "b")), Verdict::Admit);
+    }
+}
