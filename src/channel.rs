@@ -209,6 +209,11 @@ impl FrameReader {
         self.end += bytes.len();
     }
 
+    /// From now on, opens sealed records with `cs` and decodes frames only from inside them.
+    pub(crate) fn set_opener(&mut self, cs: CipherState) {
+        self.opener = Some(cs);
+    }
+
     /// Whether no received bytes are waiting to be decoded.
     pub fn is_empty(&self) -> bool {
         self.start == self.end
@@ -417,7 +422,7 @@ pub async fn handshake(
             let keys = noise::handshake(t, reader, (cipher, key, role), (host_hello, dpu_hello), verdict)
                 .await?;
             // Whatever the peer sends after its handshake message is sealed.
-            reader.opener = Some(keys.recv);
+            reader.set_opener(keys.recv);
             agreed.sealer = Some(Sealer::new(keys.send, max_msg as usize));
             agreed.max_data = record::max_run(max_msg as usize) - HEADER_LEN;
         }
@@ -455,13 +460,18 @@ pub async fn handshake(
 /// The reason a peer's security mode is refused, naming what to change.
 fn security_mismatch(mine: Security, peer: u16) -> String {
     let theirs = Security::from_code(peer);
-    let what = match (mine, theirs) {
-        (Security::None, _) | (_, Some(Security::None)) => "authentication",
-        (Security::Sealed(_), Some(Security::Sealed(_))) => "cipher (--cipher)",
-        _ => "encryption (--encrypt/--no-encrypt)",
+    let (what, hint) = match (mine, theirs) {
+        (Security::None, _) | (_, Some(Security::None)) => ("authentication", ""),
+        (Security::Sealed(_), Some(Security::Sealed(_))) => {
+            ("cipher", " (give both sides the same --cipher)")
+        }
+        _ => (
+            "encryption",
+            " (give --no-encrypt, or --encrypt, to both sides or to neither)",
+        ),
     };
     let theirs = theirs.map_or_else(|| format!("an unknown mode ({peer})"), |s| s.to_string());
-    format!("{what} mismatch: this side uses {mine}, the peer {theirs}")
+    format!("{what} mismatch: this side uses {mine}, the peer {theirs}{hint}")
 }
 
 pub(crate) const AUTH_FAILED: &str = "authentication failed: the peer's pre-shared key differs";
