@@ -328,7 +328,13 @@ mod tests {
             }
             assert_eq!(read_all(&wire, &key, cipher), (plain.clone(), false));
             let mut bad = wire.clone();
-            match rng.below(4) {
+            match rng.below(5) {
+                4 => {
+                    // A clear frame slipped in front: a reader must not take it.
+                    let mut clear = Vec::new();
+                    Frame::Data(1, b"injected").encode(&mut clear);
+                    bad.splice(0..0, clear);
+                }
                 0 => {
                     let i = rng.below(bad.len());
                     bad[i] ^= 1 << rng.below(8);
