@@ -620,6 +620,31 @@ mod tests {
     }
 
     #[test]
+    fn encryption_is_on_by_default_over_tcp_with_a_key_only() {
+        let tcp: ChannelAddr = "tcp:127.0.0.1:1".parse().unwrap();
+        let unix: ChannelAddr = "unix:/tmp/c".parse().unwrap();
+        let on = |e, n, c| encryption((e, n, c), &tcp, true);
+        assert_eq!(on(None, None, None), Ok(Some(DEFAULT_CIPHER)));
+        assert_eq!(on(None, Some(true), None), Ok(None));
+        let chacha = Some(Cipher::ChaChaPoly);
+        assert_eq!(on(None, None, chacha), Ok(chacha));
+        assert_eq!(on(Some(true), Some(true), None).unwrap_err().0, "no-encrypt");
+        assert_eq!(on(None, Some(true), chacha).unwrap_err().0, "cipher");
+        assert_eq!(encryption((None, None, None), &tcp, false), Ok(None));
+        assert_eq!(encryption((None, None, None), &unix, true), Ok(None));
+        assert_eq!(
+            encryption((Some(true), None, None), &unix, true),
+            Ok(Some(DEFAULT_CIPHER))
+        );
+        let e = encryption((Some(true), None, None), &unix, false).unwrap_err();
+        assert_eq!(e.0, "encrypt");
+        let f = FlagFile::parse(br#"{"doca_program_flags": {"no-encrypt": true, "cipher": "chacha-poly"}}"#)
+            .unwrap();
+        assert_eq!(f.doca_program_flags.cipher, chacha);
+        assert!(FlagFile::parse(br#"{"doca_program_flags": {"cipher": "des"}}"#).is_err());
+    }
+
+    #[test]
     fn validation_rules() {
         let key = |n: &str| format!("--{n}");
         let e =
