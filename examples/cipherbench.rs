@@ -64,6 +64,9 @@ fn main() {
     for cipher in [Cipher::AesGcm, Cipher::ChaChaPoly] {
         let hs = handshake_us(cipher, 200);
         let (seal, open) = records(cipher, mib);
-        println!("{:<12} {hs:>12.0} {seal:>10.0} {open:>10.0}", cipher.to_string());
+        println!(
+            "{:<12} {hs:>12.0} {seal:>10.0} {open:>10.0}",
+            cipher.to_string()
+        );
     }
 }

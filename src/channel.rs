@@ -419,8 +419,14 @@ pub async fn handshake(
     let verdict = &mut agreed.verdict;
     match (security, &cfg.psk, cfg.role) {
         (Security::Sealed(cipher), Some(key), role) => {
-            let keys = noise::handshake(t, reader, (cipher, key, role), (host_hello, dpu_hello), verdict)
-                .await?;
+            let keys = noise::handshake(
+                t,
+                reader,
+                (cipher, key, role),
+                (host_hello, dpu_hello),
+                verdict,
+            )
+            .await?;
             // Whatever the peer sends after its handshake message is sealed.
             reader.set_opener(keys.recv);
             agreed.sealer = Some(Sealer::new(keys.send, max_msg as usize));

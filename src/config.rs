@@ -628,7 +628,10 @@ mod tests {
         assert_eq!(on(None, Some(true), None), Ok(None));
         let chacha = Some(Cipher::ChaChaPoly);
         assert_eq!(on(None, None, chacha), Ok(chacha));
-        assert_eq!(on(Some(true), Some(true), None).unwrap_err().0, "no-encrypt");
+        assert_eq!(
+            on(Some(true), Some(true), None).unwrap_err().0,
+            "no-encrypt"
+        );
         assert_eq!(on(None, Some(true), chacha).unwrap_err().0, "cipher");
         assert_eq!(encryption((None, None, None), &tcp, false), Ok(None));
         assert_eq!(encryption((None, None, None), &unix, true), Ok(None));
@@ -638,8 +641,10 @@ mod tests {
         );
         let e = encryption((Some(true), None, None), &unix, false).unwrap_err();
         assert_eq!(e.0, "encrypt");
-        let f = FlagFile::parse(br#"{"doca_program_flags": {"no-encrypt": true, "cipher": "chacha-poly"}}"#)
-            .unwrap();
+        let f = FlagFile::parse(
+            br#"{"doca_program_flags": {"no-encrypt": true, "cipher": "chacha-poly"}}"#,
+        )
+        .unwrap();
         assert_eq!(f.doca_program_flags.cipher, chacha);
         assert!(FlagFile::parse(br#"{"doca_program_flags": {"cipher": "des"}}"#).is_err());
     }

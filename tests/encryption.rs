@@ -151,14 +151,17 @@ impl Tampered {
         };
         let mut dpu = relay("dpu", "dpu", &dpu_addr, &server_sock);
         assert!(
-            wait_until(Duration::from_secs(15), || TcpStream::connect(&dpu_addr).is_ok()),
+            wait_until(Duration::from_secs(15), || TcpStream::connect(&dpu_addr)
+                .is_ok()),
             "the DPU side never listened\n{}",
             dpu.report()
         );
         let host_sock = dir.path().join("h.sock");
         let mut host = relay("host", "host", &proxy_addr, &host_sock);
         assert!(
-            wait_until(Duration::from_secs(15), || host.stderr().contains("channel up")),
+            wait_until(Duration::from_secs(15), || host
+                .stderr()
+                .contains("channel up")),
             "the channel never came up through the proxy\n{}\n{}",
             host.report(),
             dpu.report()
@@ -259,7 +262,10 @@ fn client_bytes_are_not_on_the_wire() {
         assert_eq!(got, sent, "{extra:?}: the server app got other bytes");
         let wire = t.wire.lock().unwrap().clone();
         let found = wire.windows(64).any(|w| w == &sent[1000..1064]);
-        assert_eq!(found, visible, "{extra:?}: client bytes on the wire: {found}");
+        assert_eq!(
+            found, visible,
+            "{extra:?}: client bytes on the wire: {found}"
+        );
         drop(t.dir);
     }
 }
@@ -375,10 +381,6 @@ fn both_ciphers_carry_bytes_exactly() {
             panic!("{args:?}: {e}\n{}", env.logs());
         }
         let host = env.host();
-        assert!(
-            !host.stderr().contains("channel lost"),
-            "{}",
-            host.report()
-        );
+        assert!(!host.stderr().contains("channel lost"), "{}", host.report());
     }
 }

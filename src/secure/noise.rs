@@ -67,7 +67,9 @@ pub fn start(
 ) -> Result<snow::HandshakeState, snow::Error> {
     let psk = noise_psk(key);
     let params = protocol_name(cipher).parse()?;
-    let builder = snow::Builder::new(params).psk(0, &psk)?.prologue(prologue)?;
+    let builder = snow::Builder::new(params)
+        .psk(0, &psk)?
+        .prologue(prologue)?;
     match role {
         Role::Host => builder.build_initiator(),
         Role::Dpu => builder.build_responder(),

@@ -12,9 +12,7 @@
 
 use super::Cipher;
 use crate::protocol::{pack_ranges, HEADER_LEN, T_SEALED};
-use ring::aead::{
-    Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, CHACHA20_POLY1305,
-};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use std::fmt;
 use std::io::{self, IoSlice};
 
@@ -91,11 +89,11 @@ impl CipherState {
     }
 
     /// Decrypts `buf` in place if `tag` authenticates it under the next nonce.
-    pub fn open(&mut self, buf: &mut [u8], tag: &[u8]) -> Result<(), ()> {
-        let tag = Tag::try_from(tag).map_err(|_| ())?;
+    pub fn open(&mut self, buf: &mut [u8], tag: &[u8]) -> Result<(), RecordError> {
+        let tag = Tag::try_from(tag).map_err(|_| RecordError::Forged)?;
         self.aead
             .open_in_place_separate_tag(self.nonce(self.n), Aad::empty(), tag, buf, 0..)
-            .map_err(|_| ())?;
+            .map_err(|_| RecordError::Forged)?;
         self.advance();
         Ok(())
     }
@@ -131,7 +129,10 @@ impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecordError::NotSealed(t) => {
-                write!(f, "a frame of type 0x{t:02x} in clear on an encrypted channel")
+                write!(
+                    f,
+                    "a frame of type 0x{t:02x} in clear on an encrypted channel"
+                )
             }
             RecordError::BadLength(n) => write!(
                 f,
@@ -163,7 +164,7 @@ pub fn open_record(cs: &mut CipherState, buf: &mut [u8]) -> Result<Option<usize>
         return Ok(None);
     }
     let (run, tag) = buf[HEADER_LEN..HEADER_LEN + len].split_at_mut(len - TAG_LEN);
-    cs.open(run, tag).map_err(|()| RecordError::Forged)?;
+    cs.open(run, tag)?;
     Ok(Some(len - TAG_LEN))
 }
 
@@ -259,7 +260,9 @@ mod tests {
                 let mut rec = msg;
                 let tag = ours.send.seal(&mut rec);
                 let sealed = [&rec[..], &tag[..]].concat();
-                let n = snow.read_message(&sealed, &mut out).expect("snow opens ours");
+                let n = snow
+                    .read_message(&sealed, &mut out)
+                    .expect("snow opens ours");
                 assert_eq!(&out[..n], &msg);
                 let n = snow.write_message(&msg, &mut out).unwrap();
                 let (body, tag) = out[..n].split_at_mut(msg.len());
@@ -347,7 +350,10 @@ mod tests {
                 _ => bad = (0..rng.below(2000)).map(|_| rng.next() as u8).collect(),
             }
             let (got, _) = read_all(&bad, &key, cipher);
-            assert!(plain.starts_with(&got), "round {round}: a frame that was never sent");
+            assert!(
+                plain.starts_with(&got),
+                "round {round}: a frame that was never sent"
+            );
         }
     }
 }
