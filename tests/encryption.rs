@@ -384,3 +384,20 @@ fn both_ciphers_carry_bytes_exactly() {
         assert!(!host.stderr().contains("channel lost"), "{}", host.report());
     }
 }
+
+/// `--encrypt` over the DOCA channels (fake libraries): records are packed into the channel's
+/// small messages and still carry every byte.
+#[test]
+fn doca_channels_carry_bytes_encrypted() {
+    for chan in [Chan::Doca(Api::V22), Chan::Comch(ComchApi::V29)] {
+        let mut env = Setup::new(chan)
+            .same_keys()
+            .host_args(&["--encrypt"])
+            .dpu_args(&["--encrypt"])
+            .start();
+        let c = env.client();
+        if let Err(e) = echo_check(&c, &pattern(21, 1024 * 1024)) {
+            panic!("{chan:?}: {e}\n{}", env.logs());
+        }
+    }
+}
