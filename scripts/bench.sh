@@ -370,7 +370,7 @@ Failed measurements: $FAILURES.
 ## Commands
 
 \`\`\`sh
-head -c 32 /dev/urandom > psk.key
+head -c 32 /dev/urandom > psk.key && chmod 0600 psk.key
 $CMD_ECHO
 $CMD_SOCAT_DPU
 $CMD_SOCAT_HOST

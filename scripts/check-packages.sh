@@ -177,6 +177,7 @@ install_test() {
     # The shipped examples pass the relay's own validation: exit code 2 means a config error.
     # (Exit 1 is expected here: the socket directory or the DPU address does not exist.)
     head -c 32 /dev/urandom >"$tmp/check.key"
+    chmod 0600 "$tmp/check.key"
     for example in example.json example-dpu.json; do
         sed "s#/etc/$PKG/myapp.key#$tmp/check.key#" "/usr/share/doc/$PKG/examples/$example" >"$tmp/$example"
         out=$(timeout 5 "$BIN" --json "$tmp/$example" 2>&1) && rc=0 || rc=$?

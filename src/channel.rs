@@ -161,7 +161,7 @@ impl Transport {
     /// Largest message this transport carries, header included.
     pub fn max_msg(&self) -> u32 {
         match self {
-            Transport::Doca(l) => l.ep.max_msg,
+            Transport::Doca(l) => l.max_msg.get(),
             Transport::Comch(l) => l.max_msg.get(),
             _ => STREAM_MAX_MSG,
         }
@@ -210,7 +210,8 @@ impl FrameReader {
     }
 
     /// From now on, opens sealed records with `cs` and decodes frames only from inside them.
-    pub(crate) fn set_opener(&mut self, cs: CipherState) {
+    /// The handshake calls it; public for the fuzz targets.
+    pub fn set_opener(&mut self, cs: CipherState) {
         self.opener = Some(cs);
     }
 

@@ -408,7 +408,9 @@ impl Config {
         let no_auth = p.no_auth.unwrap_or(false);
         let psk = match (&p.psk_file, no_auth) {
             (Some(_), true) => return Err(err("no-auth", "conflicts with psk-file")),
-            (Some(path), false) => Some(read_psk(path).map_err(|m| err("psk-file", &m))?),
+            (Some(path), false) => {
+                Some(crate::keyfile::read_psk(path).map_err(|m| err("psk-file", &m))?)
+            }
             (None, _) => None,
         };
         if matches!(channel, ChannelAddr::Tcp(..)) && psk.is_none() && !no_auth {
@@ -486,18 +488,6 @@ fn missing_error(missing: &[(String, &str)]) -> Error {
         _ if when.is_empty() => format!("{}: are mandatory", names.join(", ")),
         _ => format!("{}: are mandatory ({})", names.join(", "), when.join("; ")),
     })
-}
-
-fn read_psk(path: &Path) -> Result<Psk, String> {
-    let key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if key.len() < MIN_PSK_LEN {
-        return Err(format!(
-            "{} holds {} bytes, at least {MIN_PSK_LEN} are needed (e.g. head -c 32 /dev/urandom)",
-            path.display(),
-            key.len()
-        ));
-    }
-    Ok(Psk(key))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Inside the data path plain `io::Result` is used; a failing client connection or channel is
 //! an ordinary event there, not a daemon error.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::io;
 use std::path::PathBuf;
 
@@ -50,12 +50,22 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Config(msg) => write!(f, "{msg}"),
-            Error::Io { what, source } => write!(f, "{what}: {source}"),
-            Error::SocketInUse(path, why) => write!(f, "{}: {why}", path.display()),
-            Error::Doca(msg) => write!(f, "--channel doca: {msg}"),
+        let text = match self {
+            Error::Config(msg) => msg.clone(),
+            Error::Io { what, source } => format!("{what}: {source}"),
+            Error::SocketInUse(path, why) => format!("{}: {why}", path.display()),
+            Error::Doca(msg) => format!("--channel doca: {msg}"),
+        };
+        // Arguments, paths and JSON values are quoted into the message as given: a line break
+        // or terminal escape in them must not split the one-line error or forge a log line.
+        for c in text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
         }
+        Ok(())
     }
 }
 

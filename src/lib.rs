@@ -1,10 +1,12 @@
 //! doca-socket-relay: carries AF_UNIX stream connections from clients on a host to a server
 //! application on a BlueField DPU over one multiplexed channel.
 //!
-//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`protocol`] is the pure
-//! wire format; [`auth`] the pre-shared-key proofs; [`secure`] the encrypted channel (Noise
-//! handshake, sealed records); [`channel`] the transports and the handshake; [`mux`] one session's streams, flow control and frame I/O; [`pump`] the
-//! per-connection task; [`host`] and [`dpu`] the two roles; [`unix`] binding AF_UNIX listeners.
+//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
+//! checks the key file; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
+//! proofs; [`secure`] the encrypted channel (Noise handshake, sealed records);
+//! [`channel`] the transports and the handshake; [`mux`] one session's streams, flow
+//! control and frame I/O; [`pump`] the per-connection task; [`host`] and [`dpu`] the two roles;
+//! [`unix`] binding AF_UNIX listeners.
 
 pub mod auth;
 pub mod channel;
@@ -16,6 +18,7 @@ pub mod doca;
 pub mod dpu;
 pub mod error;
 pub mod host;
+pub mod keyfile;
 pub mod logging;
 pub mod mux;
 pub mod protocol;
@@ -100,6 +103,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
     ex.spawn(ratelimit::flush_loop()).detach();
     let result = async_io::block_on(ex.run(main));
+    // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
+    // inside a DOCA call when the libraries unload at exit.
+    let stuck = doca::bridge::stop_all(std::time::Duration::from_secs(3));
+    if stuck > 0 {
+        log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
+    }
     // A relay that never started says only why; one that ran says why it stopped, then that.
     if stats.ready.get() {
         if let Err(e) = &result {

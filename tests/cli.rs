@@ -3,55 +3,13 @@
 
 mod common;
 
+use common::config_errors::*;
 use common::*;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const PREFIX: &str = "doca_socket_relay: error: ";
-
-/// Runs the relay, expecting it to exit by itself within 10 s.
-fn run(dir: &Path, args: &[String]) -> (i32, String, String) {
-    let (st, out, err) = run_relay(dir, args, Duration::from_secs(10));
-    let st = st.unwrap_or_else(|| panic!("{args:?}: still running after 10 s; stderr:\n{err}"));
-    let code = st
-        .code()
-        .unwrap_or_else(|| panic!("{args:?}: killed by a signal ({st}); stderr:\n{err}"));
-    (code, out, err)
-}
-
-/// Asserts a configuration error: exit 2, exactly one stderr line with the prefix that
-/// contains `want`, nothing on stdout, and `sock` not created.
-fn expect_config_error(dir: &Path, args: &[String], want: &str, sock: &Path) {
-    let (code, out, err) = run(dir, args);
-    assert_eq!(code, 2, "{args:?}: exit code; stderr:\n{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{args:?}: one stderr line expected, got:\n{err}"
-    );
-    assert!(
-        lines[0].starts_with(PREFIX),
-        "{args:?}: stderr should start with {PREFIX:?}:\n{err}"
-    );
-    assert!(
-        lines[0].contains(want),
-        "{args:?}: stderr should contain {want:?}:\n{err}"
-    );
-    assert!(out.is_empty(), "{args:?}: unexpected stdout:\n{out}");
-    assert!(
-        !sock.exists(),
-        "{args:?}: {} was created on a config error",
-        sock.display()
-    );
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -121,6 +79,7 @@ fn bad_flags_exit_2_naming_the_flag() {
     let psk = write_psk(d.path(), "good.key").display().to_string();
     let short_key = d.s("short.key");
     fs::write(&short_key, [7u8; 31]).unwrap();
+    fs::set_permissions(&short_key, fs::Permissions::from_mode(0o600)).unwrap();
     let missing_key = d.s("missing.key");
     let chan = format!("unix:{}", d.s("c.sock"));
     let tcp = "tcp:127.0.0.1:9".to_string();
@@ -541,4 +500,42 @@ fn dpu_channel_address_in_use() {
         line.is_some_and(|l| l.contains(&port.to_string())),
         "the error should name the address:\n{err}"
     );
+}
+
+/// Found by fuzz/fuzz_targets/command_line.rs: a line break in an argument, a path or a JSON
+/// value used to split the error over several lines (and could forge a log line).
+#[test]
+fn control_characters_in_input_keep_the_error_on_one_line() {
+    let d = Dir::new();
+    let sock = d.sock();
+    let s = sock.display().to_string();
+    let chan = format!("unix:{}", d.s("c.sock"));
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v = strings(&["-s", &s, "-n", "svc", "--channel", &chan]);
+        v.extend(strings(extra));
+        v
+    };
+    let json = json_file(
+        &d,
+        &format!(
+            r#"{{"doca_program_flags": {{"socket": "{s}", "cc-name": "svc", "channel": "{chan}", "role": "x\ny"}}}}"#
+        ),
+    );
+    // Found by fuzz/fuzz_targets/flag_file.rs: a JSON key with an escaped line break.
+    let key_json = d.s("key.json");
+    fs::write(&key_json, r#"{"doca_program_flags": {"a\nb": 1}}"#).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (base(&["\n"]), "\\n: unknown argument"),
+        (base(&["--max-clients", "1\n2"]), "--max-clients:"),
+        (base(&["--psk-file", &d.s("k\nkey")]), "k\\nkey"),
+        (
+            strings(&["-j", &d.s("a\r\u{1b}[2J.json")]),
+            "a\\r\\u{1b}[2J.json",
+        ),
+        (strings(&["-j", &json]), "x\\ny"),
+        (strings(&["-j", &key_json]), "unknown field `a\\nb`"),
+    ];
+    for (args, want) in &cases {
+        expect_config_error(d.path(), args, want, &sock);
+    }
 }

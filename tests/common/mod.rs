@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod config_errors;
 #[path = "../support/fake_comch.rs"]
 pub mod fake_comch;
 #[path = "../support/fake_doca.rs"]
@@ -66,7 +67,8 @@ pub fn free_tcp_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Writes a 48-byte pre-shared key derived from `name` to `dir/name` and returns its path.
+/// Writes a 48-byte pre-shared key derived from `name` to `dir/name` (mode 0600, as the relay
+/// requires) and returns its path.
 pub fn write_psk(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let mut key = vec![0u8; 48];
@@ -75,6 +77,8 @@ pub fn write_psk(dir: &Path, name: &str) -> PathBuf {
     });
     Pattern::new(seed).fill(&mut key);
     fs::write(&path, &key).expect("writing the psk file");
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod 0600 on the psk file");
     path
 }
 

@@ -1,0 +1,59 @@
+//! The frame decoder fed as a byte stream: the relay's FrameReader reads the fuzz input from a
+//! stream socket in chunks of fuzzer-chosen sizes and must yield exactly the frames (and the
+//! error, if any) that decoding the whole input at once yields.
+
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use common::*;
+use doca_socket_relay::channel::{FrameReader, MIN_MAX_MSG, STREAM_MAX_MSG};
+use doca_socket_relay::protocol::HEADER_LEN;
+use libfuzzer_sys::fuzz_target;
+use rustix::net::SocketType;
+use std::net::Shutdown;
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Input(data);
+    // Any message size the relay can end up with, from the smallest to the stream default.
+    let max_msg = MIN_MAX_MSG + u32::from(input.u16()) * 4 % (STREAM_MAX_MSG - MIN_MAX_MSG + 1);
+    let chunk_seed = input.byte();
+    let stream = input.0;
+    let (want, want_err) = reference(stream, max_msg as usize - HEADER_LEN);
+
+    let (transport, peer) = pair(SocketType::STREAM);
+    let mut reader = FrameReader::new(transport, max_msg);
+    let mut got = Vec::new();
+    let mut bad = false;
+    async_io::block_on(async {
+        let mut rest = stream;
+        let mut i = 0usize;
+        while !rest.is_empty() && !bad {
+            // Chunks of 1 to 256 bytes, or larger ones, as the seed's bits say.
+            let n = match (chunk_seed >> (i % 8)) & 1 {
+                0 => 1 + (i * 7 + usize::from(chunk_seed)) % 256,
+                _ => 1 + (i * 4099) % 70_000,
+            }
+            .min(rest.len());
+            rest = &rest[send(&peer, &rest[..n])..];
+            i += 1;
+            if reader.fill().await.is_err() {
+                panic!("the reader failed while data was still coming");
+            }
+            bad = drain(&mut reader, &mut got).is_err();
+        }
+        peer.shutdown(Shutdown::Write).unwrap();
+        if !bad {
+            bad = read_to_end(&mut reader, &mut got).await;
+        }
+    });
+    assert_eq!(
+        got, want,
+        "streamed frames differ from decoding in one piece"
+    );
+    assert_eq!(
+        bad, want_err,
+        "streamed error differs from decoding in one piece"
+    );
+});
