@@ -16,7 +16,6 @@ use doca_socket_relay::secure::record::{max_run, CipherState, Sealer};
 use doca_socket_relay::secure::Cipher;
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
-use std::net::Shutdown;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -48,24 +47,8 @@ fuzz_target!(|data: &[u8]| {
     let (transport, peer) = pair(SocketType::STREAM);
     let mut reader = FrameReader::new(transport, max_msg);
     reader.set_opener(CipherState::new(cipher, &key));
-    let mut got = Vec::new();
-    let mut bad = false;
-    async_io::block_on(async {
-        let mut rest = &wire[..];
-        let mut i = 0usize;
-        while !rest.is_empty() && !bad {
-            let n = (1 + (i * 7919 + usize::from(flags)) % 70_000).min(rest.len());
-            rest = &rest[send(&peer, &rest[..n])..];
-            i += 1;
-            if reader.fill().await.is_err() {
-                panic!("the reader failed while data was still coming");
-            }
-            bad = drain(&mut reader, &mut got).is_err();
-        }
-        peer.shutdown(Shutdown::Write).unwrap();
-        if !bad {
-            bad = read_to_end(&mut reader, &mut got).await;
-        }
+    let (got, bad) = stream_through(&mut reader, &peer, &wire, |i| {
+        1 + (i * 7919 + usize::from(flags)) % 70_000
     });
     if damaged {
         assert!(frames.starts_with(&got), "a frame that was never sealed");
