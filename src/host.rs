@@ -214,7 +214,8 @@ impl Host {
                     );
                     self.set_session(Some(session.clone()));
                     self.stats.channel_up.set(true);
-                    let (why, streams) = session.run(transport, reader, |_| {}).await;
+                    let (why, streams) =
+                        session.run(transport, reader, agreed.sealer, |_| {}).await;
                     self.set_session(None);
                     self.stats.channel_up.set(false);
                     if self.stop.started() {
@@ -296,17 +297,14 @@ async fn connect(
                 };
                 match &backend.api {
                     doca::Api::CommChannel(cc) => {
-                        let (ep, peer) =
-                            doca::Endpoint::start(&backend.dev, cc, Role::Host, &cfg.cc_name)
-                                .map_err(ConnectError::Unreachable)?;
-                        // DOCA completes the connection in the background; ask until it settles.
-                        while !ep.connected(peer).map_err(absent)? {
-                            Timer::after(Duration::from_millis(2)).await;
-                        }
-                        Transport::Doca(Rc::new(doca::Link::connected(ep, peer)))
+                        let ch = doca::start(&backend.dev, cc, Role::Host, &cfg.cc_name)
+                            .await
+                            .map_err(ConnectError::Unreachable)?;
+                        // The thread completes the connection in the background.
+                        Transport::Doca(Rc::new(ch.accept().await.map_err(absent)?))
                     }
                     doca::Api::Comch(lib) => {
-                        let ch = comch::Channel::start(&backend.dev, lib, Role::Host, &cfg.cc_name)
+                        let ch = comch::start(&backend.dev, lib, Role::Host, &cfg.cc_name)
                             .await
                             .map_err(ConnectError::Unreachable)?;
                         Transport::Comch(Rc::new(

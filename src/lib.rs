@@ -3,7 +3,8 @@
 //!
 //! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
 //! checks the key file; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
-//! proofs; [`channel`] the transports and the handshake; [`mux`] one session's streams, flow
+//! proofs; [`secure`] the encrypted channel (Noise handshake, sealed records);
+//! [`channel`] the transports and the handshake; [`mux`] one session's streams, flow
 //! control and frame I/O; [`pump`] the per-connection task; [`host`] and [`dpu`] the two roles;
 //! [`unix`] binding AF_UNIX listeners.
 
@@ -23,6 +24,7 @@ pub mod mux;
 pub mod protocol;
 pub mod pump;
 pub mod ratelimit;
+pub mod secure;
 pub mod shutdown;
 pub mod stats_dump;
 pub mod systemd;
@@ -101,6 +103,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
     ex.spawn(ratelimit::flush_loop()).detach();
     let result = async_io::block_on(ex.run(main));
+    // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
+    // inside a DOCA call when the libraries unload at exit.
+    let stuck = doca::bridge::stop_all(std::time::Duration::from_secs(3));
+    if stuck > 0 {
+        log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
+    }
     // A relay that never started says only why; one that ran says why it stopped, then that.
     if stats.ready.get() {
         if let Err(e) = &result {

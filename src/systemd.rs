@@ -53,13 +53,27 @@ pub async fn status_loop(stats: Rc<Stats>) {
 
 /// Pets the watchdog at half its period once the relay is ready (start-up has its own
 /// timeout). It runs on the relay's own executor, so a wedged event loop stops the pings and
-/// systemd restarts the service.
+/// systemd restarts the service; so does a DOCA worker thread stuck inside a DOCA call (its
+/// heartbeat older than half the period).
 pub async fn watchdog_loop(stats: Rc<Stats>) {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };
+    let mut stuck = false;
     loop {
         Timer::after(period / 2).await;
+        let fresh = crate::doca::bridge::workers_fresh(period / 2);
+        if fresh == stuck {
+            stuck = !fresh;
+            if stuck {
+                log::warn!("a DOCA thread is stuck inside a DOCA call; not pinging the watchdog");
+            } else {
+                log::info!("the DOCA thread is back; pinging the watchdog again");
+            }
+        }
+        if stuck {
+            continue;
+        }
         if stats.ready.get() {
             let _ = sd_notify::notify(&[NotifyState::Watchdog]);
         }

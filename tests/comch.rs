@@ -1,12 +1,15 @@
 //! The DOCA Comch backend against the fake Comch libraries (tests/fake_comch): backend choice,
-//! both connection-event names, start-up failures, a tiny send-task pool, a second host, and a
-//! host whose death the server only learns from a failed send. The scenarios shared with the
-//! other channels are in tests/relay.rs (the `*_comch` tests).
+//! both connection-event names, start-up failures, a tiny send-task pool, a second host, a host
+//! whose death the server only learns from a failed send, a server context that stops by itself,
+//! a message before RUNNING, a stuck progress call and the watchdog, and the shutdown order. The
+//! scenarios shared with the other channels are in tests/relay.rs (the `*_comch` tests).
 
 mod common;
 
 use common::*;
 use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
 
 const MIB: usize = 1024 * 1024;
 
@@ -109,13 +112,9 @@ fn different_message_sizes_on_the_two_sides() {
     check_different_message_sizes(Chan::Comch(ComchApi::V29), "FAKE_COMCH_MAX_MSG");
 }
 
-/// With lazy disconnect detection the server learns that a host died only when a send to it
-/// fails (the keepalive provides one); a new host is then served.
-#[test]
-fn dead_host_noticed_on_the_next_send() {
-    let mut env = Setup::new(Chan::Comch(ComchApi::V29))
-        .env("FAKE_COMCH_LAZY_DISCONNECT", "1")
-        .start();
+/// Kills the host side behind a working session and starts a new one with the same arguments;
+/// returns the new host once a 1 MiB echo through it came back exact.
+fn replace_the_host(env: &mut Env) -> Relay {
     let mut s = env.client();
     s.write_all(b"ping").unwrap();
     let mut buf = [0u8; 4];
@@ -146,5 +145,121 @@ fn dead_host_noticed_on_the_next_send() {
     wait_for_relay(&host_sock, echo_probe, &mut relays);
     let c = try_client(&host_sock).unwrap();
     let res = echo_check(&c, &pattern(11, MIB));
-    assert!(res.is_ok(), "the new host: {res:?}\n{}", new_host.stderr());
+    assert!(
+        res.is_ok(),
+        "the new host: {res:?}\n{}\n{}",
+        new_host.stderr(),
+        env.logs()
+    );
+    new_host
+}
+
+/// With lazy disconnect detection the server learns that a host died only when a send to it
+/// fails (the keepalive provides one); a new host is then served.
+#[test]
+fn dead_host_noticed_on_the_next_send() {
+    let mut env = Setup::new(Chan::Comch(ComchApi::V29))
+        .env("FAKE_COMCH_LAZY_DISCONNECT", "1")
+        .start();
+    replace_the_host(&mut env);
+}
+
+/// A send to a host that died stops the server context (DOCA: "may enter stopping state if a
+/// fatal error occurs"). The DPU side starts it again and serves the next host.
+#[test]
+fn stopped_server_context_is_restarted() {
+    let mut env = Setup::new(Chan::Comch(ComchApi::V29))
+        .env("FAKE_COMCH_LAZY_DISCONNECT", "1")
+        .env("FAKE_COMCH_STOP_ON_DEAD_SEND", "1")
+        .start();
+    replace_the_host(&mut env);
+    assert!(env.dpu().is_running(), "{}", env.logs());
+    assert!(
+        env.dpu()
+            .stderr()
+            .contains("server context stopped; starting it again"),
+        "the context never stopped, so nothing was shown\n{}",
+        env.logs()
+    );
+}
+
+/// The DPU's HELLO may arrive in the same progress call as the client's RUNNING state change,
+/// but before it: the host keeps it (it has one connection) and the handshake completes.
+#[test]
+fn message_before_running_is_kept() {
+    let mut env = Setup::new(Chan::Comch(ComchApi::V29))
+        .env("FAKE_COMCH_MSG_BEFORE_RUNNING", "1")
+        .start();
+    let s = env.client();
+    let res = echo_check(&s, &pattern(12, MIB));
+    assert!(res.is_ok(), "echo: {res:?}\n{}", env.logs());
+}
+
+/// At SIGTERM, with a session and its streams still open, the DPU side stops its Comch server
+/// (the fake removes the service's socket file only when the context stops) before it exits.
+#[test]
+fn sigterm_stops_the_comch_server_before_exit() {
+    let mut env = Setup::new(Chan::Comch(ComchApi::V29)).start();
+    let s = env.client();
+    assert!(echo_check(&s, &pattern(13, 4096)).is_ok(), "{}", env.logs());
+    let service = env.dir.path().join("doca").join(SERVICE);
+    assert!(
+        service.exists(),
+        "no service socket at {}",
+        service.display()
+    );
+    env.dpu().signal("TERM");
+    let status = env.dpu().wait_exit(Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", env.logs());
+    assert!(
+        !service.exists(),
+        "the server context was never stopped\n{}",
+        env.logs()
+    );
+}
+
+/// The watchdog is pinged only while the Comch thread's heartbeat is fresh: a thread stuck in
+/// `doca_pe_progress` stops the pings (systemd would restart the relay), and they resume once
+/// it returns.
+#[test]
+fn watchdog_stops_while_the_comch_thread_is_stuck() {
+    let probe_dir = tempdir();
+    let stuck = probe_dir.path().join("stuck");
+    let notify_path = probe_dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut env = Setup::new(Chan::Comch(ComchApi::V29))
+        .dpu_env("FAKE_COMCH_PROGRESS_BLOCK_FILE", stuck.to_str().unwrap())
+        .dpu_env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
+        .dpu_env("WATCHDOG_USEC", "600000")
+        .start();
+    let pings = |secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut n = 0;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(len) = notify.recv(&mut buf) {
+                n += String::from_utf8_lossy(&buf[..len]).contains("WATCHDOG=1") as usize;
+            }
+        }
+        n
+    };
+    assert!(
+        pings(2) >= 2,
+        "no watchdog pings while healthy\n{}",
+        env.logs()
+    );
+    std::fs::write(&stuck, b"").unwrap();
+    pings(1); // pings sent before the thread got stuck
+    let while_stuck = pings(3);
+    std::fs::remove_file(&stuck).unwrap();
+    assert_eq!(
+        while_stuck,
+        0,
+        "the watchdog was pinged while the Comch thread was stuck\n{}",
+        env.logs()
+    );
+    assert!(pings(3) >= 2, "pings never resumed\n{}", env.logs());
 }

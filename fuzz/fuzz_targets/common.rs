@@ -8,6 +8,7 @@ use doca_socket_relay::channel::{FrameReader, Transport};
 use doca_socket_relay::protocol::Frame;
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use std::io::Write;
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -98,4 +99,35 @@ impl Input<'_> {
     pub fn u16(&mut self) -> u16 {
         u16::from_be_bytes([self.byte(), self.byte()])
     }
+}
+
+/// Streams `bytes` from `peer` to the reader in chunks of `chunk(i)` bytes for the i-th write,
+/// taking the frames after each, then ends the peer's side and reads to the end. Returns the
+/// frames and whether a bad frame stopped the reader.
+pub fn stream_through(
+    reader: &mut FrameReader,
+    peer: &UnixStream,
+    bytes: &[u8],
+    chunk: impl Fn(usize) -> usize,
+) -> (Vec<Vec<u8>>, bool) {
+    let mut got = Vec::new();
+    let mut bad = false;
+    async_io::block_on(async {
+        let mut rest = bytes;
+        let mut i = 0usize;
+        while !rest.is_empty() && !bad {
+            let n = chunk(i).min(rest.len());
+            rest = &rest[send(peer, &rest[..n])..];
+            i += 1;
+            if reader.fill().await.is_err() {
+                panic!("the reader failed while data was still coming");
+            }
+            bad = drain(reader, &mut got).is_err();
+        }
+        peer.shutdown(Shutdown::Write).unwrap();
+        if !bad {
+            bad = read_to_end(reader, &mut got).await;
+        }
+    });
+    (got, bad)
 }

@@ -2,7 +2,8 @@
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
 use crate::doca::ffi::{
-    describe_with, opaque, open, runtime_version, sym, Dev, DevInfo, DevRep, DocaError,
+    describe_with, opaque, open, open_common_of, runtime_version, sym, Dev, DevInfo, DevRep,
+    DocaError,
 };
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
@@ -111,6 +112,8 @@ pub struct ComchLib {
 
     /// The Comch library file that was loaded.
     pub file: String,
+    /// The `libdoca_common` it links against.
+    pub common: String,
     /// Which connection-event name the library has: "2.9+" or "2.7/2.8".
     pub generation: &'static str,
     /// The DOCA version the common library reports, if it says.
@@ -136,7 +139,7 @@ impl ComchLib {
     /// function the relay uses.
     pub fn load() -> Result<ComchLib, String> {
         let (comch, file) = open(COMCH_LIBS)?;
-        let (common, cfile) = open(crate::doca::ffi::COMMON_LIBS)?;
+        let (common, cfile) = open_common_of(&file)?;
         let new_name = "doca_comch_server_event_connection_status_changed_register";
         let generation = if sym::<unsafe extern "C" fn()>(&comch, &file, &[new_name]).is_ok() {
             "2.9+"
@@ -201,6 +204,7 @@ impl ComchLib {
             client_get_connection: get!(comch, file, "doca_comch_client_get_connection"),
             task_send_as_task: get!(comch, file, "doca_comch_task_send_as_task"),
             file,
+            common: cfile,
             generation,
             version: runtime_version(&common),
             _comch: comch,

@@ -1,12 +1,13 @@
 //! The Comch thread: owns the progress engine, the server or client context and every Comch
 //! call. Callbacks only record what happened; the loop acts on it between progress calls.
 
-use super::callbacks::{
-    on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state, Event, EVENTS,
-};
+mod setup;
+
+use super::callbacks::{Event, EVENTS};
 use super::ffi::{self, state, ComchLib, Conn, Ctx, TaskSend};
-use super::{drain, signal, RawDev, Shared, State};
 use crate::config::Role;
+use crate::doca::bridge::{drain, Shared, State};
+use crate::doca::device::RawDev;
 use crate::doca::ffi::DocaError;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::collections::HashMap;
@@ -29,23 +30,9 @@ pub(super) fn thread_main(
     shared: &Shared,
 ) {
     let mut w = Worker::new(lib, role, name, shared);
-    let why = w
-        .setup(raw, name)
-        .and_then(|()| w.run())
-        .err()
-        .unwrap_or_else(|| "stopped".into());
+    // The teardown below takes up to two seconds.
+    shared.finish(w.setup(raw, name).and_then(|()| w.run()));
     w.teardown();
-    let mut st = shared.lock();
-    st.closed.get_or_insert(why);
-    st.connected = false;
-    drop(st);
-    for fd in [
-        &shared.wake_reader,
-        &shared.wake_writer,
-        &shared.wake_accept,
-    ] {
-        signal(fd);
-    }
 }
 
 /// The Comch thread's state: every DOCA object lives here and is used only here.
@@ -66,11 +53,23 @@ struct Worker<'a> {
     /// saying why, typically) are out, or after a second.
     closing: Option<Instant>,
     refuse: Vec<*mut Conn>,
+    /// Host: messages that came before the RUNNING state change in the same burst. The host
+    /// has one connection, so they are its own.
+    early: Vec<Vec<u8>>,
+    /// DPU: when the server context last had to be restarted, and how often since.
+    restarts: (Option<Instant>, u32),
+    /// The thread is ending: a context reaching IDLE is not restarted.
+    stopping: bool,
 }
 
 fn chk(lib: &ComchLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok()
-        .map_err(|e| format!("Comch: {what}: {}", lib.describe(e)))
+    r.ok().map_err(|e| {
+        format!(
+            "Comch: {what}: {}{}",
+            lib.describe(e),
+            crate::doca::hints::for_error(e)
+        )
+    })
 }
 
 impl<'a> Worker<'a> {
@@ -88,127 +87,16 @@ impl<'a> Worker<'a> {
             in_flight: HashMap::new(),
             closing: None,
             refuse: Vec::new(),
+            early: Vec::new(),
+            restarts: (None, 0),
+            stopping: false,
         }
-    }
-
-    /// Creates the engine and the server or client, configures it and starts it.
-    fn setup(&mut self, raw: RawDev, name: &CString) -> Result<(), String> {
-        let (l, role, shared) = (self.lib, self.role, self.shared);
-        let w = self;
-        // SAFETY: every call gets valid out-pointers and objects created just before; the
-        // device pointers stay valid for the thread's life (see `RawDev`).
-        unsafe {
-            chk(l, "creating the progress engine", (l.pe_create)(&mut w.pe))?;
-            let info = (l.dev_as_devinfo)(raw.0);
-            let mut cap = 0u32;
-            chk(
-                l,
-                "reading the message size limit",
-                (l.cap_get_max_msg_size)(info, &mut cap),
-            )?;
-            let mut tasks = SEND_TASKS;
-            if (l.cap_get_max_send_tasks)(info, &mut tasks) != DocaError::SUCCESS || tasks == 0 {
-                tasks = SEND_TASKS;
-            }
-            let tasks = tasks.min(SEND_TASKS);
-            let mut max_msg = 0u32;
-            match role {
-                Role::Dpu => {
-                    chk(
-                        l,
-                        "creating the server",
-                        (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server),
-                    )?;
-                    w.ctx = (l.server_as_ctx)(w.server);
-                    chk(
-                        l,
-                        "setting the message size",
-                        (l.server_set_max_msg_size)(w.server, cap),
-                    )?;
-                    chk(
-                        l,
-                        "connecting the progress engine",
-                        (l.pe_connect_ctx)(w.pe, w.ctx),
-                    )?;
-                    chk(
-                        l,
-                        "configuring send tasks",
-                        (l.server_task_send_set_conf)(w.server, on_sent, on_send_error, tasks),
-                    )?;
-                    chk(
-                        l,
-                        "registering for messages",
-                        (l.server_event_msg_recv_register)(w.server, on_recv),
-                    )?;
-                    chk(
-                        l,
-                        "registering for connections",
-                        (l.server_event_connection_register)(w.server, on_connect, on_disconnect),
-                    )?;
-                    chk(
-                        l,
-                        "reading the message size",
-                        (l.server_get_max_msg_size)(w.server, &mut max_msg),
-                    )?;
-                }
-                Role::Host => {
-                    chk(
-                        l,
-                        "creating the client",
-                        (l.client_create)(raw.0, name.as_ptr(), &mut w.client),
-                    )?;
-                    w.ctx = (l.client_as_ctx)(w.client);
-                    chk(
-                        l,
-                        "setting the message size",
-                        (l.client_set_max_msg_size)(w.client, cap),
-                    )?;
-                    chk(
-                        l,
-                        "connecting the progress engine",
-                        (l.pe_connect_ctx)(w.pe, w.ctx),
-                    )?;
-                    chk(
-                        l,
-                        "configuring send tasks",
-                        (l.client_task_send_set_conf)(w.client, on_sent, on_send_error, tasks),
-                    )?;
-                    chk(
-                        l,
-                        "registering for messages",
-                        (l.client_event_msg_recv_register)(w.client, on_recv),
-                    )?;
-                    chk(
-                        l,
-                        "reading the message size",
-                        (l.client_get_max_msg_size)(w.client, &mut max_msg),
-                    )?;
-                }
-            }
-            chk(
-                l,
-                "registering for state changes",
-                (l.ctx_set_state_changed_cb)(w.ctx, on_state),
-            )?;
-            match ((l.ctx_start)(w.ctx), role) {
-                (DocaError::SUCCESS, _) | (ffi::IN_PROGRESS, Role::Host) => {}
-                (e, _) => chk(l, "starting", e)?,
-            }
-            if max_msg < crate::channel::MIN_MAX_MSG {
-                return Err(format!(
-                    "Comch: the message size ({max_msg} bytes) is below the {} the relay needs",
-                    crate::channel::MIN_MAX_MSG
-                ));
-            }
-            shared.lock().max_msg = max_msg;
-        }
-        signal(&shared.wake_accept);
-        Ok(())
     }
 
     fn run(&mut self) -> Result<(), String> {
         let mut idle = Duration::ZERO;
         loop {
+            self.shared.beat();
             let mut active = false;
             for _ in 0..PROGRESS_BURST {
                 // SAFETY: the engine is ours and no callback calls progress.
@@ -248,9 +136,10 @@ impl<'a> Worker<'a> {
         // library may report a newcomer before the departure of the host it replaces.
         let mut waiting: Vec<(*mut Conn, Vec<Vec<u8>>)> = Vec::new();
         let mut failed = None;
-        // The context stopped: the thread ends once the whole burst is handled (send buffers
-        // freed, messages that came first left in the inbox for the reader to drain).
+        // The context stopped or failed: the thread ends once the whole burst is handled (send
+        // buffers freed, messages that came first left in the inbox for the reader to drain).
         let mut end: Option<String> = None;
+        let mut restart = false;
         let mut got = false;
         for event in events {
             match event {
@@ -261,6 +150,8 @@ impl<'a> Worker<'a> {
                         got = true;
                     } else if let Some((_, early)) = waiting.iter_mut().find(|w| w.0 == conn) {
                         early.push(data);
+                    } else if self.role == Role::Host && self.current.is_none() {
+                        self.early.push(data);
                     }
                 }
                 Event::Done(task, ok) => {
@@ -281,13 +172,13 @@ impl<'a> Worker<'a> {
                         self.current = None;
                         self.closing = None;
                         failed = None;
-                        self.disconnect(&mut st, "the host disconnected");
+                        self.shared.disconnect(&mut st, "the host disconnected");
                     }
                     waiting.retain(|w| w.0 != conn);
                 }
                 Event::Connected(conn) if self.current.is_none() => {
                     self.current = Some(conn);
-                    self.connect(&mut st);
+                    self.shared.connect(&mut st);
                 }
                 Event::Connected(conn) => waiting.push((conn, Vec::new())),
                 Event::State(prev, next) => match (self.role, next) {
@@ -295,9 +186,18 @@ impl<'a> Worker<'a> {
                         let mut conn = ptr::null_mut();
                         // SAFETY: the client is running, so it has its connection.
                         let r = unsafe { (self.lib.client_get_connection)(self.client, &mut conn) };
-                        chk(self.lib, "getting the connection", r)?;
+                        // A failure ends the thread, but only after the rest of the burst (send
+                        // completions to free, above all) has been handled.
+                        if let Err(e) = chk(self.lib, "getting the connection", r) {
+                            end.get_or_insert(e);
+                            continue;
+                        }
                         self.current = Some(conn);
-                        self.connect(&mut st);
+                        self.shared.connect(&mut st);
+                        let generation = st.generation;
+                        got |= !self.early.is_empty();
+                        st.inbox
+                            .extend(self.early.drain(..).map(|data| (generation, data)));
                     }
                     (Role::Host, state::IDLE) if prev == state::STARTING => {
                         end.get_or_insert(format!(
@@ -305,6 +205,7 @@ impl<'a> Worker<'a> {
                             self.name
                         ));
                     }
+                    (Role::Dpu, state::IDLE) if !self.stopping => restart = true,
                     (_, state::IDLE) => {
                         end.get_or_insert("the Comch context stopped".into());
                     }
@@ -315,7 +216,7 @@ impl<'a> Worker<'a> {
         for (conn, early) in waiting {
             if self.current.is_none() {
                 self.current = Some(conn);
-                self.connect(&mut st);
+                self.shared.connect(&mut st);
                 let generation = st.generation;
                 got |= !early.is_empty();
                 st.inbox
@@ -326,10 +227,14 @@ impl<'a> Worker<'a> {
             }
         }
         if got {
-            signal(&self.shared.wake_reader);
+            self.shared.wake_reader();
         }
         if let Some(why) = end {
             return Err(why);
+        }
+        if restart {
+            self.restart(&mut st)?;
+            return Ok(true);
         }
         if let Some(why) = failed {
             self.end_current(&mut st, &format!("a Comch send failed: {why}"))?;
@@ -347,40 +252,43 @@ impl<'a> Worker<'a> {
             self.refuse.push(conn);
         }
         self.closing = None;
-        self.disconnect(st, why);
+        self.shared.disconnect(st, why);
         Ok(())
     }
 
-    fn connect(&self, st: &mut State) {
-        st.generation += 1;
-        st.connected = true;
-        st.outbox.clear();
-        signal(&self.shared.wake_accept);
-    }
-
-    fn disconnect(&self, st: &mut State, why: &str) {
-        log::debug!("Comch: {why}");
-        st.connected = false;
-        st.outbox.clear();
-        for fd in [
-            &self.shared.wake_reader,
-            &self.shared.wake_writer,
-            &self.shared.wake_accept,
-        ] {
-            signal(fd);
+    /// DPU: the server context stopped by itself (DOCA stops it after a fatal error, such as a
+    /// send to a host that died). Its connections are gone; start it again and keep serving.
+    /// A context that keeps stopping ends the thread, so systemd restarts the relay.
+    fn restart(&mut self, st: &mut State) -> Result<(), String> {
+        let (since, n) = self.restarts;
+        let n = match since {
+            Some(t) if t.elapsed() < Duration::from_secs(60) => n + 1,
+            _ => 1,
+        };
+        self.restarts = (since.filter(|_| n > 1).or(Some(Instant::now())), n);
+        if n > 5 {
+            return Err("the Comch server context stopped 5 times within a minute".into());
         }
+        log::warn!("Comch: the server context stopped; starting it again");
+        if self.current.take().is_some() {
+            self.shared
+                .disconnect(st, "the server context stopped under the host");
+        }
+        self.refuse.clear();
+        self.closing = None;
+        // Stopping flushed every task through its callback, so none is still DOCA's.
+        self.in_flight.clear();
+        // SAFETY: our context, IDLE now, configured as before.
+        chk(self.lib, "restarting the server", unsafe {
+            (self.lib.ctx_start)(self.ctx)
+        })
     }
 
     /// Stop requests and released connections. Returns true when the thread should end.
     fn handle_commands(&mut self) -> Result<bool, String> {
         let mut st = self.shared.lock();
-        if st.stop {
+        if st.stop_or_release(&mut self.closing) {
             return Ok(true);
-        }
-        if let Some(generation) = st.release.take() {
-            if generation == st.generation && st.connected {
-                self.closing = Some(Instant::now());
-            }
         }
         if let Some(since) = self.closing {
             let pending = self
@@ -458,7 +366,7 @@ impl<'a> Worker<'a> {
         }
         if sent {
             // The queue shrank: a writer waiting for room may go on.
-            signal(&self.shared.wake_writer);
+            self.shared.wake_writer();
         }
         Ok(sent)
     }
@@ -468,6 +376,7 @@ impl<'a> Worker<'a> {
     fn teardown(&mut self) {
         let l = self.lib;
         // SAFETY: our own objects, each destroyed once, after the context reached IDLE.
+        self.stopping = true;
         unsafe {
             if !self.ctx.is_null() {
                 let _ = (l.ctx_stop)(self.ctx);

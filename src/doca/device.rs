@@ -18,13 +18,21 @@ pub struct Device {
 }
 
 pub(crate) fn check(lib: &DevLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok().map_err(|e| format!("{what}: {}", lib.describe(e)))
+    r.ok()
+        .map_err(|e| format!("{what}: {}{}", lib.describe(e), super::hints::for_error(e)))
 }
 
+/// The device pointers, for a worker thread. The channel that owns the thread keeps the
+/// [`Device`] open until the thread has ended.
+pub(crate) struct RawDev(pub *mut Dev, pub *mut DevRep);
+// SAFETY: the pointers are used only by the one worker thread, and the device outlives it.
+unsafe impl Send for RawDev {}
+
 impl Device {
-    /// Loads DOCA and opens the device at `-p` (and on the DPU the representor at `-r`).
-    pub fn open(cfg: &Config) -> Result<Rc<Device>, String> {
-        let lib = DevLib::load()?;
+    /// Opens the device at `-p` (and on the DPU the representor at `-r`) through the
+    /// `libdoca_common` at `common` (the one the channel library belongs with).
+    pub fn open(cfg: &Config, common: &str) -> Result<Rc<Device>, String> {
+        let lib = DevLib::load(common)?;
         let pci = cfg
             .pci_addr
             .as_ref()
@@ -49,6 +57,10 @@ impl Device {
             device.lib.generation
         );
         Ok(Rc::new(device))
+    }
+
+    pub(crate) fn raw(&self) -> RawDev {
+        RawDev(self.dev, self.rep)
     }
 
     fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, String> {

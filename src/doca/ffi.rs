@@ -1,8 +1,10 @@
-//! Hand-written declarations of the DOCA Comm Channel C API (DOCA 1.5 to 2.8), resolved at run
-//! time from `libdoca_common.so.2` and `libdoca_comm_channel.so.2`.
+//! Hand-written declarations of the DOCA Comm Channel C API (DOCA 2.2 to 2.8), resolved at run
+//! time from `libdoca_comm_channel.so.2` and the `libdoca_common` it links against.
 //!
 //! Written from the published function signatures; no NVIDIA header is used. Device lookup
-//! functions were renamed between DOCA 2.2 and 2.7, so each is looked up under both names.
+//! functions were renamed in DOCA 2.5 (2.2 has the old names, 2.5 and later the new ones), so
+//! each is looked up under both names. DOCA 1.5 and 2.0 are not supported: their libraries are
+//! version 1 and their device lookup compares PCI addresses as structs.
 
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -61,12 +63,12 @@ macro_rules! opaque {
 }
 pub(crate) use opaque;
 
-/// The DOCA version the common library reports (`doca_version_runtime` in 3.x,
-/// `doca_version` in 2.x), when it exports either.
+/// The DOCA version the common library reports through `doca_version_runtime`, when it
+/// exports it (`doca_version` is an inline function of the 2.x headers, never exported).
 pub(crate) fn runtime_version(common: &Library) -> Option<String> {
     let f: unsafe extern "C" fn() -> *const c_char =
-        sym(common, "", &["doca_version_runtime", "doca_version"]).ok()?;
-    // SAFETY: both functions take nothing and return a static version string.
+        sym(common, "", &["doca_version_runtime"]).ok()?;
+    // SAFETY: the function takes nothing and returns a static version string.
     let p = unsafe { f() };
     // SAFETY: non-NULL results are NUL-terminated static strings.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
@@ -123,7 +125,7 @@ pub struct DevLib {
     pub dev_rep_open: unsafe extern "C" fn(*mut DevInfoRep, *mut *mut DevRep) -> Err,
     pub dev_rep_close: unsafe extern "C" fn(*mut DevRep) -> Err,
     pub error_descr: unsafe extern "C" fn(Err) -> *const c_char,
-    /// Which naming generation the library uses: "2.2" or "2.7".
+    /// Which naming generation the library uses: "2.2" or "2.5+".
     pub generation: &'static str,
     /// The file that was loaded.
     pub file: String,
@@ -132,9 +134,10 @@ pub struct DevLib {
     _lib: Library,
 }
 
-/// The DOCA Comm Channel functions (`libdoca_comm_channel`, DOCA 1.5 to 2.8).
+/// The DOCA Comm Channel functions (`libdoca_comm_channel`, DOCA 2.2 to 2.8).
 #[allow(missing_docs)]
 pub struct CcLib {
+    pub dev_as_devinfo: unsafe extern "C" fn(*const Dev) -> *mut DevInfo,
     pub get_max_message_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
     pub get_max_send_queue_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
     pub get_max_recv_queue_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
@@ -158,14 +161,25 @@ pub struct CcLib {
     pub ep_destroy: unsafe extern "C" fn(*mut Ep) -> Err,
     pub peer_get_user_data: unsafe extern "C" fn(*mut Addr, *mut u64) -> Err,
     pub peer_set_user_data: unsafe extern "C" fn(*mut Addr, u64) -> Err,
+    /// Service side: reports `CONNECTION_RESET` once the service is in an unrecoverable state.
+    pub update_service_state: Option<unsafe extern "C" fn(*mut Ep) -> Err>,
     /// The file that was loaded.
     pub file: String,
+    /// The `libdoca_common` this library links against.
+    pub common: String,
     _lib: Library,
+    _common: Library,
 }
+
+// SAFETY: function pointers and a library handle, never mutated after loading; the endpoint they
+// act on is used by one thread only (the Comm Channel thread).
+unsafe impl Send for CcLib {}
+// SAFETY: as above.
+unsafe impl Sync for CcLib {}
 
 /// SONAMEs of the common library, newest first (DOCA 3.x, then 2.x).
 pub const COMMON_LIBS: &[&str] = &["libdoca_common.so.3", "libdoca_common.so.2"];
-/// SONAME of the Comm Channel library (it only exists in DOCA 2.x).
+/// SONAME of the Comm Channel library (DOCA 2.x; 1.5's was version 1 and is not supported).
 pub const CC_LIBS: &[&str] = &["libdoca_comm_channel.so.2"];
 
 /// Loads the first of `names` that the dynamic loader or DOCA's install directory has.
@@ -199,6 +213,52 @@ pub fn open(names: &[&str]) -> Result<(Library, String), String> {
     ))
 }
 
+/// The file of a mapped library whose name starts with `prefix`, from `/proc/self/maps`.
+fn mapped(prefix: &str) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with(prefix))
+        })
+        .map(str::to_string)
+}
+
+/// Loads the `libdoca_common` that `channel` (already loaded) belongs with: the one its
+/// dynamic dependencies pulled in, else one in the same directory. Two DOCA versions installed
+/// side by side are never mixed.
+pub fn open_common_of(channel: &str) -> Result<(Library, String), String> {
+    let dir = mapped(
+        std::path::Path::new(channel)
+            .file_name()
+            .map_or(channel.into(), |f| f.to_string_lossy())
+            .split(".so")
+            .next()
+            .unwrap_or(channel),
+    )
+    .and_then(|p| {
+        std::path::Path::new(&p)
+            .parent()
+            .map(|d| d.display().to_string())
+    });
+    let candidates = mapped("libdoca_common.so").into_iter().chain(
+        dir.iter()
+            .flat_map(|d| COMMON_LIBS.iter().map(move |n| format!("{d}/{n}"))),
+    );
+    for path in candidates {
+        // SAFETY: as in `open`.
+        if let Ok(lib) = unsafe { Library::new(&path) } {
+            return Ok((lib, path));
+        }
+    }
+    Err(format!(
+        "cannot find the libdoca_common that {channel} belongs with (looked in {})",
+        dir.unwrap_or_else(|| "its directory".into())
+    ))
+}
+
 /// Copies one function pointer out of `lib`, trying each name in turn.
 pub(crate) fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Result<T, String> {
     for name in names {
@@ -219,13 +279,15 @@ macro_rules! get {
 }
 
 impl DevLib {
-    /// Loads `libdoca_common` and resolves the device and error functions, under either the
-    /// DOCA 2.2 or the 2.7+ names.
-    pub fn load() -> Result<DevLib, String> {
-        let (lib, file) = open(COMMON_LIBS)?;
+    /// Loads `libdoca_common` (the file `path`, the one the channel library belongs with) and
+    /// resolves the device and error functions, under either the DOCA 2.2 or the 2.5+ names.
+    pub fn load(path: &str) -> Result<DevLib, String> {
+        // SAFETY: as in `open`.
+        let lib = unsafe { Library::new(path) }.map_err(|e| format!("cannot load {path}: {e}"))?;
+        let file = path.to_string();
         let generation =
             if sym::<unsafe extern "C" fn()>(&lib, &file, &["doca_devinfo_create_list"]).is_ok() {
-                "2.7"
+                "2.5+"
             } else {
                 "2.2"
             };
@@ -289,7 +351,9 @@ impl CcLib {
     /// Loads `libdoca_comm_channel` and resolves every function the relay uses.
     pub fn load() -> Result<CcLib, String> {
         let (lib, file) = open(CC_LIBS)?;
+        let (common_lib, common) = open_common_of(&file)?;
         Ok(CcLib {
+            dev_as_devinfo: get!(common_lib, common, "doca_dev_as_devinfo"),
             get_max_message_size: get!(lib, file, "doca_comm_channel_get_max_message_size"),
             get_max_send_queue_size: get!(lib, file, "doca_comm_channel_get_max_send_queue_size"),
             get_max_recv_queue_size: get!(lib, file, "doca_comm_channel_get_max_recv_queue_size"),
@@ -312,8 +376,16 @@ impl CcLib {
             ep_destroy: get!(lib, file, "doca_comm_channel_ep_destroy"),
             peer_get_user_data: get!(lib, file, "doca_comm_channel_peer_addr_get_user_data"),
             peer_set_user_data: get!(lib, file, "doca_comm_channel_peer_addr_set_user_data"),
+            update_service_state: sym(
+                &lib,
+                &file,
+                &["doca_comm_channel_ep_update_service_state_info"],
+            )
+            .ok(),
             file,
+            common,
             _lib: lib,
+            _common: common_lib,
         })
     }
 }

@@ -79,13 +79,13 @@ pub async fn run(
         ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
             let backend = device.expect("opened at start-up with --channel doca");
             match &backend.api {
-                doca::Api::CommChannel(cc) => {
-                    let (ep, _) = doca::Endpoint::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
-                        .map_err(Error::Doca)?;
-                    Listener::Doca(doca::Listener::new(ep))
-                }
+                doca::Api::CommChannel(cc) => Listener::Doca(
+                    doca::start(&backend.dev, cc, Role::Dpu, &cfg.cc_name)
+                        .await
+                        .map_err(Error::Doca)?,
+                ),
                 doca::Api::Comch(lib) => Listener::Comch(
-                    comch::Channel::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
+                    comch::start(&backend.dev, lib, Role::Dpu, &cfg.cc_name)
                         .await
                         .map_err(Error::Doca)?,
                 ),
@@ -182,15 +182,12 @@ async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> 
             None,
             Vec::new(),
         )),
-        Listener::Doca(l) => {
-            let (link, first) = l.accept().await.map_err(Error::Doca)?;
-            Ok((
-                Transport::Doca(Rc::new(link)),
-                "DOCA Comm Channel".to_string(),
-                None,
-                first,
-            ))
-        }
+        Listener::Doca(ch) => Ok((
+            Transport::Doca(Rc::new(ch.accept().await.map_err(Error::Doca)?)),
+            "DOCA Comm Channel".to_string(),
+            None,
+            Vec::new(),
+        )),
     })
 }
 
@@ -345,7 +342,7 @@ impl Dpu {
         self.stats.channel_up.set(true);
         log::info!("host connected from {peer}");
         let (why, streams) = session
-            .run(transport, reader, |stream| {
+            .run(transport, reader, agreed.sealer, |stream| {
                 self.ex
                     .spawn(self.clone().serve(session.clone(), stream))
                     .detach();

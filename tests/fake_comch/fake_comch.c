@@ -22,11 +22,23 @@
  *   FAKE_COMCH_DISCONNECT_AGAIN=1  the first doca_comch_server_disconnect() of each connection
  *                                returns AGAIN
  *   FAKE_COMCH_NO_SERVER_CAP=1   cap_server_is_supported / server_create: NOT_SUPPORTED
+ *   FAKE_COMCH_STOP_ON_DEAD_SEND=1  a send to a client that has gone stops the server context
+ *                                (RUNNING -> STOPPING -> IDLE, tasks flushed with
+ *                                CONNECTION_RESET), as DOCA may after a fatal error
+ *   FAKE_COMCH_PROGRESS_BLOCK_FILE  while this file exists, doca_pe_progress does not return
+ *                                (a thread stuck inside DOCA)
+ *   FAKE_COMCH_MSG_BEFORE_RUNNING=1  the client delivers the server's first message (waiting
+ *                                up to a second for it) in the progress call that reports
+ *                                RUNNING, before the state change
+ *
+ * Locked memory: doca_ctx_start pins (send tasks + receive queue) * FAKE_PIN_PER_ENTRY bytes
+ * against RLIMIT_MEMLOCK and fails with NO_MEMORY past it (see fake_devices.h).
  */
 #include "fake_comch.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -103,6 +115,8 @@ struct fake_comch {
 	uint32_t rbuf_size;
 
 	int busy; /* inside this context's progress round */
+	uint64_t pinned;  /* bytes charged against RLIMIT_MEMLOCK while started */
+	int stop_pending; /* FAKE_COMCH_STOP_ON_DEAD_SEND: a send hit a dead client */
 
 	/* server */
 	doca_comch_event_connection_status_changed_cb_t conn_cb, disconn_cb;
@@ -379,6 +393,8 @@ static void teardown(struct fake_comch *c)
 {
 	struct doca_comch_connection *conn;
 
+	fake_unpin(c->pinned);
+	c->pinned = 0;
 	if (c->side == SIDE_SERVER) {
 		struct stat st;
 
@@ -454,6 +470,8 @@ static uint8_t send_round(struct fake_comch *c)
 		} else if (conn->peer_gone || conn->fd < 0) {
 			status = DOCA_ERROR_CONNECTION_RESET;
 			conn->send_failed = 1;
+			if (c->side == SIDE_SERVER && fake_env_flag("FAKE_COMCH_STOP_ON_DEAD_SEND"))
+				c->stop_pending = 1;
 		} else if (conn->blocked) {
 			prev = t;
 			continue;
@@ -471,6 +489,9 @@ static uint8_t send_round(struct fake_comch *c)
 				conn->peer_gone = 1;
 				conn->send_failed = 1;
 				status = DOCA_ERROR_CONNECTION_RESET;
+				if (c->side == SIDE_SERVER &&
+				    fake_env_flag("FAKE_COMCH_STOP_ON_DEAD_SEND"))
+					c->stop_pending = 1;
 			} else {
 				status = DOCA_ERROR_IO_FAILED;
 			}
@@ -607,6 +628,13 @@ static uint8_t server_round(struct fake_comch *c)
 		did |= server_receive(c);
 	if (c->ctx.state == DOCA_CTX_STATE_RUNNING)
 		did |= send_round(c);
+	if (c->ctx.state == DOCA_CTX_STATE_RUNNING && c->stop_pending) {
+		/* a fatal send error: the context stops by itself */
+		c->stop_pending = 0;
+		c->flush_status = DOCA_ERROR_CONNECTION_RESET;
+		fake_ctx_set_state(&c->ctx, DOCA_CTX_STATE_STOPPING);
+		did = 1;
+	}
 	if (c->ctx.state == DOCA_CTX_STATE_RUNNING)
 		did |= server_report(c);
 	did |= fake_ctx_fire_pending(&c->ctx);
@@ -647,6 +675,13 @@ static uint8_t client_connecting(struct fake_comch *c)
 	if (r == 0)
 		return did;
 	if (r == 1 && tag == TAG_ACCEPT) {
+		if (fake_env_flag("FAKE_COMCH_MSG_BEFORE_RUNNING")) {
+			struct pollfd pfd = { .fd = conn->fd, .events = POLLIN };
+
+			if (poll(&pfd, 1, 1000) > 0 && read_packet(c, conn->fd, &tag, &len) == 1 &&
+			    tag == TAG_MSG)
+				deliver(c, conn, len);
+		}
 		fake_ctx_set_state(&c->ctx, DOCA_CTX_STATE_RUNNING);
 		(void)fake_ctx_fire_pending(&c->ctx);
 		return 1;
@@ -714,6 +749,13 @@ static uint8_t op_progress(struct doca_ctx *ctx)
 	struct fake_comch *c = (struct fake_comch *)ctx;
 	uint8_t did;
 
+	{
+		const char *stuck = getenv("FAKE_COMCH_PROGRESS_BLOCK_FILE");
+		struct stat st;
+
+		while (stuck != NULL && *stuck != '\0' && stat(stuck, &st) == 0)
+			fake_block_ms(20);
+	}
 	c->busy++;
 	did = fake_ctx_fire_pending(ctx);
 	if (c->side == SIDE_SERVER)
@@ -742,7 +784,13 @@ static doca_error_t op_start(struct doca_ctx *ctx)
 		err = rbuf_prepare(c);
 	if (err != DOCA_SUCCESS)
 		return err;
+	c->pinned = ((uint64_t)c->pool_size + c->recv_queue) * FAKE_PIN_PER_ENTRY;
+	if (fake_pin(c->pinned) != DOCA_SUCCESS) {
+		c->pinned = 0;
+		return DOCA_ERROR_NO_MEMORY;
+	}
 	c->flush_status = DOCA_ERROR_CONNECTION_ABORTED;
+	c->stop_pending = 0;
 
 	if (c->side == SIDE_CLIENT) {
 		reset_conn(&c->cconn, c);
@@ -751,12 +799,13 @@ static doca_error_t op_start(struct doca_ctx *ctx)
 	}
 
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return DOCA_ERROR_INITIALIZATION;
 	(void)unlink(c->addr.sun_path); /* a stale socket or file from an earlier run */
-	if (bind(fd, (const struct sockaddr *)&c->addr, sizeof(c->addr)) != 0 ||
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&c->addr, sizeof(c->addr)) != 0 ||
 	    listen(fd, 128) != 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
+		fake_unpin(c->pinned);
+		c->pinned = 0;
 		return DOCA_ERROR_INITIALIZATION;
 	}
 	c->listen_fd = fd;

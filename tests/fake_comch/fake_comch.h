@@ -116,17 +116,6 @@ struct doca_pe {
 
 /* ---- helpers shared by both libraries (static, not exported) ---- */
 
-/* Whether a boolean environment knob is on: set, non-empty and not starting with 0, n or f
- * ("1", "yes", "true" are on; "0", "no", "false" are off). */
-static inline int fake_env_flag(const char *name)
-{
-	const char *s = getenv(name);
-
-	if (s == NULL || *s == '\0')
-		return 0;
-	return !(s[0] == '0' || s[0] == 'n' || s[0] == 'N' || s[0] == 'f' || s[0] == 'F');
-}
-
 /* A misuse that would be memory corruption with the real library: report and abort. */
 #define FAKE_FATAL(...)                                                                          \
 	do {                                                                                     \

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #if !defined(FAKE_DEVICE_API) || (FAKE_DEVICE_API != 22 && FAKE_DEVICE_API != 27)
 #error "define FAKE_DEVICE_API as 22 or 27 before including fake_devices.h"
@@ -127,6 +129,56 @@ static inline uint64_t fake_env_u64(const char *name, uint64_t def)
 	if (end == s || *end != '\0')
 		return def;
 	return (uint64_t)v;
+}
+
+/* Whether a boolean environment knob is on: set, non-empty and not starting with 0, n or f
+ * ("1", "yes", "true" are on; "0", "no", "false" are off). */
+static inline int fake_env_flag(const char *name)
+{
+	const char *s = getenv(name);
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	return !(s[0] == '0' || s[0] == 'n' || s[0] == 'N' || s[0] == 'f' || s[0] == 'F');
+}
+
+/*
+ * Locked memory. RDMA pins the memory of queues and buffers, and ib_uverbs charges it against
+ * RLIMIT_MEMLOCK for a process without CAP_IPC_LOCK (the service user). The fakes charge
+ * FAKE_PIN_PER_ENTRY bytes per queue entry or send task (an estimate; the real figure is not
+ * published) to a per-library total and refuse with NO_MEMORY past the soft limit, as the real
+ * libraries do when ibv_create_cq or the uverbs mmap fail with ENOMEM. They enforce the limit
+ * even for root, so that tests running as root see what the service user would.
+ */
+#define FAKE_PIN_PER_ENTRY 1024u
+
+static uint64_t fake_pinned_total;
+
+static inline doca_error_t fake_pin(uint64_t bytes)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+	    fake_pinned_total + bytes > (uint64_t)lim.rlim_cur)
+		return DOCA_ERROR_NO_MEMORY;
+	fake_pinned_total += bytes;
+	return DOCA_SUCCESS;
+}
+
+static inline void fake_unpin(uint64_t bytes)
+{
+	fake_pinned_total -= bytes < fake_pinned_total ? bytes : fake_pinned_total;
+}
+
+/* Sleeps `ms` milliseconds: the fakes' stand-in for a DOCA call that blocks. */
+static inline void fake_block_ms(uint64_t ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000u);
+	ts.tv_nsec = (long)(ms % 1000u) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0)
+		;
 }
 
 /* ---- exported API: libdoca_common (devices and error strings) ---- */

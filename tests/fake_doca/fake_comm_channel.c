@@ -12,6 +12,22 @@
  *   FAKE_DOCA_SNDBUF         SO_SNDBUF in bytes for every connection socket, overriding
  *                            send_queue_size * (max_msg_size + 1); raised to at least
  *                            max_msg_size + 64 so one message of the maximal size always fits
+ *   FAKE_DOCA_DISCONNECT_MS  ep_disconnect blocks this long (and ep_destroy, which disconnects
+ *                            too, once when a peer is still connected), as the real call
+ *                            blocks "until all resources related to peer address are freed"
+ *   FAKE_DOCA_SAME_EVENT_FD=1  get_event_channel hands out one fd for both directions
+ *   FAKE_DOCA_STICKY_EVENT=1   the receive event fd stays readable whether or not anything
+ *                            arrived (an event nobody consumes)
+ *   FAKE_DOCA_LISTEN_NOT_PERMITTED=1  ep_listen fails with NOT_PERMITTED (a card refusing an
+ *                            unprivileged user)
+ *   FAKE_DOCA_ARM_FAIL=1     arming either event channel fails with DRIVER
+ *   FAKE_DOCA_NO_SEND_EVENT=1  arming the send channel never makes its fd readable (a missed
+ *                            send event: only trying again finds the room)
+ *   FAKE_DOCA_SERVICE_ERROR_FILE  while this file exists, update_service_state_info reports
+ *                            the service in an unrecoverable state (CONNECTION_RESET)
+ *
+ * Locked memory: listen/connect pin (send + receive queue entries) * FAKE_PIN_PER_ENTRY bytes
+ * against RLIMIT_MEMLOCK and fail with NO_MEMORY past it (see fake_devices.h).
  *
  * Event channels: each endpoint owns two epoll fds (send, receive) that it hands out as its
  * event channels. Disarmed, a set watches nothing but an internal eventfd ("kick") that is kept
@@ -22,7 +38,7 @@
  * succeeding) disarms its channel; one that returns AGAIN leaves the arming in place, so the
  * sequence "AGAIN -> arm -> retry -> AGAIN -> wait" never loses a wake-up.
  *
- * Not thread-safe; nothing blocks or sleeps.
+ * Not thread-safe; nothing blocks or sleeps except disconnect and destroy (see above).
  */
 #include "fake_doca.h"
 
@@ -84,6 +100,9 @@ struct doca_comm_channel_ep_t {
 	ino_t sock_ino;
 	int have_sock_id;
 
+	uint64_t pinned;            /* bytes charged against RLIMIT_MEMLOCK */
+	int sticky;                 /* FAKE_DOCA_STICKY_EVENT: the receive kick is never cleared */
+	int both_epfd;              /* FAKE_DOCA_SAME_EVENT_FD: one set holding both */
 	int recv_epfd, send_epfd;   /* the event channels handed to the user */
 	int recv_kick, send_kick;   /* eventfds inside them */
 	int recv_armed, send_armed;
@@ -127,6 +146,12 @@ static void unkick(int efd)
 	ssize_t r = read(efd, &v, sizeof(v)); /* non-blocking eventfd: EAGAIN when zero */
 
 	(void)r;
+}
+
+static void unkick_recv(struct doca_comm_channel_ep_t *ep)
+{
+	if (!ep->sticky)
+		unkick(ep->recv_kick);
 }
 
 static int is_active(const struct doca_comm_channel_ep_t *ep)
@@ -191,13 +216,17 @@ static doca_error_t service_path(const char *name, struct sockaddr_un *sun)
 	return DOCA_SUCCESS;
 }
 
-/* Fixes the sizes at activation. */
+/* Fixes the sizes at activation and pins the queues. */
 static doca_error_t activate_sizes(struct doca_comm_channel_ep_t *ep)
 {
 	uint32_t m = effective_msg(ep);
+	uint64_t pin = ((uint64_t)ep->sq + ep->rq) * FAKE_PIN_PER_ENTRY;
 
 	if (m > dev_max_msg(ep))
 		return DOCA_ERROR_INVALID_VALUE;
+	if (fake_pin(pin) != DOCA_SUCCESS)
+		return DOCA_ERROR_NO_MEMORY;
+	ep->pinned = pin;
 	ep->msg = (uint16_t)m;
 	return DOCA_SUCCESS;
 }
@@ -261,7 +290,7 @@ static void recv_disarm(struct doca_comm_channel_ep_t *ep)
 		set_del(ep->recv_epfd, ep->listen_fd);
 		ep->listen_in_rset = 0;
 	}
-	unkick(ep->recv_kick);
+	unkick_recv(ep);
 	ep->recv_armed = 0;
 }
 
@@ -269,7 +298,7 @@ static void recv_arm(struct doca_comm_channel_ep_t *ep)
 {
 	struct doca_comm_channel_addr_t *p;
 
-	unkick(ep->recv_kick);
+	unkick_recv(ep);
 	ep->recv_armed = 1;
 	if (ep->listen_fd >= 0 && !ep->listen_in_rset) {
 		set_add(ep->recv_epfd, ep->listen_fd, EPOLLIN);
@@ -359,6 +388,7 @@ doca_error_t doca_comm_channel_ep_create(struct doca_comm_channel_ep_t **ep_out)
 	if (ep == NULL)
 		return DOCA_ERROR_NO_MEMORY;
 	ep->listen_fd = -1;
+	ep->both_epfd = -1;
 	ep->sq = round_queue(FAKE_DEFAULT_QUEUE);
 	ep->rq = round_queue(FAKE_DEFAULT_QUEUE);
 	ep->recv_epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -379,6 +409,15 @@ doca_error_t doca_comm_channel_ep_create(struct doca_comm_channel_ep_t **ep_out)
 	}
 	set_add(ep->recv_epfd, ep->recv_kick, EPOLLIN);
 	set_add(ep->send_epfd, ep->send_kick, EPOLLIN);
+	if (fake_env_flag("FAKE_DOCA_SAME_EVENT_FD")) {
+		ep->both_epfd = epoll_create1(EPOLL_CLOEXEC);
+		set_add(ep->both_epfd, ep->recv_epfd, EPOLLIN);
+		set_add(ep->both_epfd, ep->send_epfd, EPOLLIN);
+	}
+	if (fake_env_flag("FAKE_DOCA_STICKY_EVENT")) {
+		ep->sticky = 1;
+		kick(ep->recv_kick);
+	}
 	*ep_out = ep;
 	return DOCA_SUCCESS;
 }
@@ -390,6 +429,12 @@ doca_error_t doca_comm_channel_ep_destroy(struct doca_comm_channel_ep_t *ep)
 
 	if (ep == NULL)
 		return DOCA_ERROR_INVALID_VALUE;
+	for (p = ep->peers; p; p = p->next) {
+		if (p->state != PEER_CLOSED) {
+			fake_block_ms(fake_env_u64("FAKE_DOCA_DISCONNECT_MS", 0));
+			break;
+		}
+	}
 	for (p = ep->peers; p; p = next) {
 		next = p->next;
 		if (p->fd >= 0)
@@ -403,6 +448,9 @@ doca_error_t doca_comm_channel_ep_destroy(struct doca_comm_channel_ep_t *ep)
 		    st.st_ino == ep->sock_ino)
 			(void)unlink(ep->path);
 	}
+	fake_unpin(ep->pinned);
+	if (ep->both_epfd >= 0)
+		close(ep->both_epfd);
 	close(ep->recv_epfd);
 	close(ep->send_epfd);
 	close(ep->recv_kick);
@@ -509,6 +557,8 @@ doca_error_t doca_comm_channel_ep_listen(struct doca_comm_channel_ep_t *ep, cons
 		return DOCA_ERROR_NOT_PERMITTED;
 	if (ep->dev == NULL || ep->rep == NULL)
 		return DOCA_ERROR_BAD_STATE;
+	if (fake_env_flag("FAKE_DOCA_LISTEN_NOT_PERMITTED"))
+		return DOCA_ERROR_NOT_PERMITTED;
 	r = service_path(name, &sun);
 	if (r != DOCA_SUCCESS)
 		return r;
@@ -644,9 +694,9 @@ doca_error_t doca_comm_channel_ep_get_event_channel(struct doca_comm_channel_ep_
 	if (!is_active(ep))
 		return DOCA_ERROR_BAD_STATE;
 	if (send_fd)
-		*send_fd = ep->send_epfd;
+		*send_fd = ep->both_epfd >= 0 ? ep->both_epfd : ep->send_epfd;
 	if (recv_fd)
-		*recv_fd = ep->recv_epfd;
+		*recv_fd = ep->both_epfd >= 0 ? ep->both_epfd : ep->recv_epfd;
 	return DOCA_SUCCESS;
 }
 
@@ -656,6 +706,10 @@ doca_error_t doca_comm_channel_ep_event_handle_arm_send(struct doca_comm_channel
 		return DOCA_ERROR_INVALID_VALUE;
 	if (!is_active(ep))
 		return DOCA_ERROR_BAD_STATE;
+	if (fake_env_flag("FAKE_DOCA_ARM_FAIL"))
+		return DOCA_ERROR_DRIVER;
+	if (fake_env_flag("FAKE_DOCA_NO_SEND_EVENT"))
+		return DOCA_SUCCESS;
 	send_arm(ep);
 	return DOCA_SUCCESS;
 }
@@ -666,6 +720,8 @@ doca_error_t doca_comm_channel_ep_event_handle_arm_recv(struct doca_comm_channel
 		return DOCA_ERROR_INVALID_VALUE;
 	if (!is_active(ep))
 		return DOCA_ERROR_BAD_STATE;
+	if (fake_env_flag("FAKE_DOCA_ARM_FAIL"))
+		return DOCA_ERROR_DRIVER;
 	recv_arm(ep);
 	return DOCA_SUCCESS;
 }
@@ -892,6 +948,7 @@ doca_error_t doca_comm_channel_ep_disconnect(struct doca_comm_channel_ep_t *ep,
 	if (peer->ep != ep || peer->state == PEER_CLOSED)
 		return DOCA_ERROR_NOT_CONNECTED;
 	/* the address stays valid (and owned by the endpoint) until ep_destroy */
+	fake_block_ms(fake_env_u64("FAKE_DOCA_DISCONNECT_MS", 0));
 	peer_close_fd(ep, peer);
 	peer->state = PEER_CLOSED;
 	peer->blocked = 0;
@@ -913,5 +970,19 @@ doca_error_t doca_comm_channel_peer_addr_set_user_data(struct doca_comm_channel_
 	if (peer == NULL)
 		return DOCA_ERROR_INVALID_VALUE;
 	peer->user_data = user_data;
+	return DOCA_SUCCESS;
+}
+
+doca_error_t doca_comm_channel_ep_update_service_state_info(struct doca_comm_channel_ep_t *ep)
+{
+	const char *path = getenv("FAKE_DOCA_SERVICE_ERROR_FILE");
+	struct stat st;
+
+	if (ep == NULL)
+		return DOCA_ERROR_INVALID_VALUE;
+	if (ep->mode != EP_SERVICE)
+		return DOCA_ERROR_NOT_CONNECTED;
+	if (path != NULL && *path != '\0' && stat(path, &st) == 0)
+		return DOCA_ERROR_CONNECTION_RESET;
 	return DOCA_SUCCESS;
 }

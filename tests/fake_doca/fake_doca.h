@@ -75,5 +75,6 @@ doca_error_t doca_comm_channel_peer_addr_get_user_data(struct doca_comm_channel_
 						       uint64_t *user_data);
 doca_error_t doca_comm_channel_peer_addr_set_user_data(struct doca_comm_channel_addr_t *peer_addr,
 						       uint64_t user_data);
+doca_error_t doca_comm_channel_ep_update_service_state_info(struct doca_comm_channel_ep_t *ep);
 
 #endif /* FAKE_DOCA_H */
