@@ -135,6 +135,8 @@ SYSTEMDV=$(systemd-socket-activate --version 2>/dev/null | awk 'NR == 1 { print 
 
 mkdir -p "$(dirname "$OUT")" "$(dirname "$SVG")"
 chart >"$SVG"
+# bench/encryption.sh's section is pasted in by hand: keep it.
+KEPT=$(sed -n '/^## Encryption/,$p' "$OUT" 2>/dev/null || true)
 {
     cat <<EOF
 # Benchmark: doca_socket_relay against socat, systemd-socket-proxyd and a direct connection
@@ -182,6 +184,7 @@ $(raw_table)
 
 Failed measurements: $FAILURES.
 EOF
+    if [[ -n $KEPT ]]; then printf '\n%s\n' "$KEPT"; fi
 } >"$OUT"
 log "==> wrote $OUT and $SVG"
 sed -n '/^## Results/,/^## Memory/p' "$OUT" >&2

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in fuzz/ for a bounded time (FUZZ_SECONDS each, default 50): the frame
-# decoder as a byte stream and as DOCA-sized messages, the handshake on both roles, the JSON
-# flag file and the command line. Each run starts from the committed seeds in fuzz/seeds/TARGET
+# decoder as a byte stream and as DOCA-sized messages, the encrypted channel's reader, the
+# handshake on both roles, the JSON flag file and the command line. Each run starts from the committed seeds in fuzz/seeds/TARGET
 # plus what earlier runs found (kept in target/fuzz-corpus/, never in the repository).
 #
-#   bash scripts/fuzz.sh                 # all targets, 50 s each (~5 min with the build)
+#   bash scripts/fuzz.sh                 # all targets, 50 s each (~6 min with the build)
 #   bash scripts/fuzz.sh handshake 600   # one target, longer
 #
 # Needs cargo-fuzz (cargo install --locked cargo-fuzz@0.13.1) and a C++ compiler (libFuzzer is
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(frame_stream frame_messages handshake flag_file command_line)
+targets=(frame_stream frame_messages sealed_stream handshake flag_file command_line)
 [[ $# -ge 1 ]] && targets=("$1")
 seconds=${2:-${FUZZ_SECONDS:-50}}
 

@@ -8,10 +8,12 @@ use crate::config::{Config, Role};
 use crate::doca;
 use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
 use crate::reactor::Io;
+use crate::secure::record::{self, CipherState, Sealer, TAG_LEN};
+use crate::secure::{noise, Security};
 use crate::takeover;
 use async_io::Async;
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
@@ -59,6 +61,20 @@ impl Transport {
         Ok(Transport::Tcp(own(s.into())?))
     }
 
+    /// An AF_UNIX socket of any type as a channel (a SEQPACKET one stands in for a DOCA
+    /// channel's message boundaries in tests and fuzz targets). Must be used on the thread
+    /// that runs [`crate::reactor::block_on`].
+    pub fn unix_socket(s: UnixStream) -> io::Result<Transport> {
+        use rustix::net::{sockopt, SocketType};
+        s.set_nonblocking(true)?;
+        let io = if sockopt::socket_type(&s)? == SocketType::STREAM {
+            Io::new(s)?
+        } else {
+            Io::with_messages(s)?
+        };
+        Ok(Transport::Unix(Rc::new(io)))
+    }
+
     /// An AF_UNIX channel connection, with the send buffer of the relay's own AF_UNIX sockets.
     pub fn unix(s: async_net::unix::UnixStream) -> io::Result<Transport> {
         crate::unix::tune(&s);
@@ -86,6 +102,20 @@ impl Transport {
             Transport::Unix(s) => s.write_all(buf).await,
             Transport::Doca(l) => l.write_frames(buf).await,
             Transport::Comch(l) => l.write_frames(buf).await,
+        }
+    }
+
+    /// Writes all of `bufs`, in order: the sealed records of an encrypted channel, written
+    /// where they lie. A DOCA channel copies each message into its own buffers anyway, so it
+    /// gets them joined.
+    pub async fn write_all_vectored(&self, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.write_all_vectored(bufs).await,
+            Transport::Unix(s) => s.write_all_vectored(bufs).await,
+            Transport::Doca(_) | Transport::Comch(_) => {
+                let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                self.write_all(&joined).await
+            }
         }
     }
 
@@ -129,6 +159,10 @@ pub struct FrameReader {
     drained: bool,
     /// Largest DATA payload accepted.
     pub max_data: usize,
+    /// An encrypted channel's receiving direction, once its handshake is done.
+    opener: Option<CipherState>,
+    /// Bytes of frames left in the record being decoded; its tag follows them.
+    record_left: usize,
 }
 
 impl FrameReader {
@@ -144,6 +178,8 @@ impl FrameReader {
             max_msg,
             drained: false,
             max_data: max_msg - HEADER_LEN,
+            opener: None,
+            record_left: 0,
         }
     }
 
@@ -151,6 +187,12 @@ impl FrameReader {
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
         self.end += bytes.len();
+    }
+
+    /// From now on, opens sealed records with `cs` and decodes frames only from inside them.
+    /// The handshake calls it; public for the fuzz targets.
+    pub fn set_opener(&mut self, cs: CipherState) {
+        self.opener = Some(cs);
     }
 
     /// Whether no received bytes are waiting to be decoded.
@@ -184,6 +226,34 @@ impl FrameReader {
 
     /// The next whole frame in the buffer, if any.
     pub fn take_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
+        if let Some(cs) = &mut self.opener {
+            while self.record_left == 0 {
+                match record::open_record(cs, &mut self.buf[self.start..self.end]) {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(len)) => {
+                        self.start += HEADER_LEN;
+                        self.record_left = len;
+                        if len == 0 {
+                            self.start += TAG_LEN;
+                        }
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            let run = &self.buf[self.start..self.start + self.record_left];
+            return match Frame::decode(run, self.max_data) {
+                Ok(Some((frame, used))) => {
+                    self.start += used;
+                    self.record_left -= used;
+                    if self.record_left == 0 {
+                        self.start += TAG_LEN;
+                    }
+                    Ok(Some(frame))
+                }
+                Ok(None) => Err("a frame runs past the end of its record".into()),
+                Err(e) => Err(e.to_string()),
+            };
+        }
         match Frame::decode(&self.buf[self.start..self.end], self.max_data) {
             Ok(Some((frame, used))) => {
                 self.start += used;
@@ -195,7 +265,7 @@ impl FrameReader {
     }
 
     /// Reads until a whole frame is available and returns it.
-    async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
+    pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
         loop {
             // Decode twice to keep the borrow checker happy about returning the frame.
             if Frame::decode(&self.buf[self.start..self.end], self.max_data)
@@ -221,6 +291,8 @@ pub struct Agreed {
     pub peer_window: u32,
     /// The peer's HELLO: its instance identity and label.
     pub peer: Hello,
+    /// Seals what this side sends, on an encrypted channel (the reader opens what arrives).
+    pub sealer: Option<Sealer>,
     /// DPU side: the frame that admits the host ([`admit`] sends it), once this side has
     /// decided to serve it. Empty on the host side.
     verdict: Vec<u8>,
@@ -263,9 +335,10 @@ pub async fn handshake(
     reader: &mut FrameReader,
     cfg: &Config,
 ) -> Result<Agreed, HandshakeError> {
+    let security = cfg.security();
     let mine = Hello {
         version: VERSION,
-        auth: cfg.psk.is_some(),
+        security: security.code(),
         max_msg: t.max_msg(),
         window: STREAM_WINDOW,
         nonce: auth::nonce().map_err(HandshakeError::Io)?,
@@ -298,16 +371,8 @@ pub async fn handshake(
             "service name mismatch: this side serves {:?}, the peer {:?}",
             cfg.cc_name, peer.service
         ))
-    } else if peer.auth != mine.auth {
-        Some(format!(
-            "authentication mismatch: this side {}, the peer {}",
-            if mine.auth {
-                "uses a pre-shared key"
-            } else {
-                "has no pre-shared key"
-            },
-            if peer.auth { "uses one" } else { "has none" }
-        ))
+    } else if peer.security != mine.security {
+        Some(security_mismatch(security, peer.security))
     } else if peer.max_msg < MIN_MAX_MSG || peer.window < peer.max_msg {
         Some(format!(
             "unusable peer limits (message size {}, window {})",
@@ -324,11 +389,33 @@ pub async fn handshake(
         Role::Host => (&my_payload, &peer_payload),
         Role::Dpu => (&peer_payload, &my_payload),
     };
-    let mut verdict = Vec::new();
-    match (&cfg.psk, cfg.role) {
+    let max_msg = peer.max_msg.min(mine.max_msg);
+    let mut agreed = Agreed {
+        max_data: max_msg as usize - HEADER_LEN,
+        peer_window: peer.window,
+        peer,
+        sealer: None,
+        verdict: Vec::new(),
+    };
+    let verdict = &mut agreed.verdict;
+    match (security, &cfg.psk, cfg.role) {
+        (Security::Sealed(cipher), Some(key), role) => {
+            let keys = noise::handshake(
+                t,
+                reader,
+                (cipher, key, role),
+                (host_hello, dpu_hello),
+                verdict,
+            )
+            .await?;
+            // Whatever the peer sends after its handshake message is sealed.
+            reader.set_opener(keys.recv);
+            agreed.sealer = Some(Sealer::new(keys.send, max_msg as usize));
+            agreed.max_data = record::max_run(max_msg as usize) - HEADER_LEN;
+        }
         // The host proves itself first and the DPU answers only a host it has verified, so a
         // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
-        (Some(key), Role::Host) => {
+        (_, Some(key), Role::Host) => {
             send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
             match reader.next_frame().await? {
                 Frame::Auth(p) if auth::verify(key, Role::Dpu, host_hello, dpu_hello, p) => {}
@@ -336,38 +423,48 @@ pub async fn handshake(
                 other => return Err(unexpected(other, "AUTH")),
             }
         }
-        (Some(key), Role::Dpu) => {
+        (_, Some(key), Role::Dpu) => {
             match reader.next_frame().await? {
                 Frame::Auth(p) if auth::verify(key, Role::Host, host_hello, dpu_hello, p) => {}
                 Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
                 other => return Err(unexpected(other, "AUTH")),
             }
             let proof = auth::proof(key, Role::Dpu, host_hello, dpu_hello);
-            Frame::Auth(&proof).encode(&mut verdict);
+            Frame::Auth(&proof).encode(verdict);
         }
         // Without a key the DPU side's verdict is an empty AUTH.
-        (None, Role::Host) => match reader.next_frame().await? {
+        (_, None, Role::Host) => match reader.next_frame().await? {
             Frame::Auth([]) => {}
             other => return Err(unexpected(other, "the DPU side's empty AUTH")),
         },
-        (None, Role::Dpu) => Frame::Auth(&[]).encode(&mut verdict),
+        (_, None, Role::Dpu) => Frame::Auth(&[]).encode(verdict),
     }
-    let max_msg = peer.max_msg.min(mine.max_msg);
     // Message channels must pack frames to what both sides accept, not only this side.
     t.limit_max_msg(max_msg);
-    let max_msg = max_msg as usize;
-    Ok(Agreed {
-        max_data: max_msg - HEADER_LEN,
-        peer_window: peer.window,
-        peer,
-        verdict,
-    })
+    Ok(agreed)
 }
 
-const AUTH_FAILED: &str = "authentication failed: the peer's pre-shared key differs";
+/// The reason a peer's security mode is refused, naming what to change.
+fn security_mismatch(mine: Security, peer: u16) -> String {
+    let theirs = Security::from_code(peer);
+    let (what, hint) = match (mine, theirs) {
+        (Security::None, _) | (_, Some(Security::None)) => ("authentication", ""),
+        (Security::Sealed(_), Some(Security::Sealed(_))) => {
+            ("cipher", " (give both sides the same --cipher)")
+        }
+        _ => (
+            "encryption",
+            " (give --no-encrypt, or --encrypt, to both sides or to neither)",
+        ),
+    };
+    let theirs = theirs.map_or_else(|| format!("an unknown mode ({peer})"), |s| s.to_string());
+    format!("{what} mismatch: this side uses {mine}, the peer {theirs}{hint}")
+}
+
+pub(crate) const AUTH_FAILED: &str = "authentication failed: the peer's pre-shared key differs";
 
 /// The peer's ERROR (it refused us) or any other frame where `expected` should have come.
-fn unexpected(frame: Frame<'_>, expected: &str) -> HandshakeError {
+pub(crate) fn unexpected(frame: Frame<'_>, expected: &str) -> HandshakeError {
     match frame {
         Frame::Error(p) => HandshakeError::PeerRefused(lossy(p)),
         other => HandshakeError::Protocol(format!("expected {expected}, got {other:?}")),

@@ -100,8 +100,12 @@ fn plan(cfg: &Config) -> Vec<String> {
     });
     plan.push(match &cfg.psk {
         Some(k) => format!(
-            "channel authenticated with a {}-byte pre-shared key",
-            k.0.len()
+            "channel authenticated with a {}-byte pre-shared key, {}",
+            k.0.len(),
+            match cfg.encrypt {
+                Some(c) => format!("encrypted ({c})"),
+                None => "frames in clear (--no-encrypt)".into(),
+            }
         ),
         None => "channel not authenticated (no pre-shared key)".into(),
     });

@@ -49,6 +49,9 @@ Program Flags:
       --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel;
                               required on a tcp channel unless --no-auth
       --no-auth               Allow a tcp channel without authentication
+      --encrypt               Encrypt the channel (Noise, keyed by --psk-file); the default on tcp
+      --no-encrypt            Keep a keyed tcp channel in clear (a trusted point-to-point link)
+      --cipher CIPHER         aes-gcm (default) | chacha-poly; both sides must agree
       --socket-mode OCTAL     Permission bits of the host socket (default 0660)
       --log-target TARGET     stderr (default) | syslog | syslog:PATH (facility daemon)
       --check                 Check the configuration, key file and paths, print what would run,
@@ -77,6 +80,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("", "--channel"),
     ("", "--max-clients"),
     ("", "--psk-file"),
+    ("", "--cipher"),
     ("", "--socket-mode"),
     ("", "--log-target"),
 ];
@@ -131,6 +135,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         max_clients: value(&mut a, "", "--max-clients")?,
         psk_file: value(&mut a, "", "--psk-file")?,
         no_auth: a.contains("--no-auth").then_some(true),
+        encrypt: a.contains("--encrypt").then_some(true),
+        no_encrypt: a.contains("--no-encrypt").then_some(true),
+        cipher: value(&mut a, "", "--cipher")?,
         socket_mode: value(&mut a, "", "--socket-mode")?,
         log_target: value(&mut a, "", "--log-target")?,
         check: None,

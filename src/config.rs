@@ -6,6 +6,7 @@
 
 use crate::error::Error;
 use crate::logging::LogLevel;
+use crate::secure::{Cipher, Security};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -214,6 +215,13 @@ pub struct ProgramFlags {
     pub psk_file: Option<PathBuf>,
     /// `--no-auth`
     pub no_auth: Option<bool>,
+    /// `--encrypt`
+    pub encrypt: Option<bool>,
+    /// `--no-encrypt`
+    pub no_encrypt: Option<bool>,
+    /// `--cipher`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub cipher: Option<Cipher>,
     /// `--socket-mode`, octal digits in a string.
     #[serde(default, deserialize_with = "de_from_str")]
     pub socket_mode: Option<SocketMode>,
@@ -318,6 +326,8 @@ pub struct Config {
     pub max_clients: u32,
     /// Pre-shared key, or `None` when authentication is off.
     pub psk: Option<Psk>,
+    /// The cipher of an encrypted channel, or `None` when frames travel in clear.
+    pub encrypt: Option<Cipher>,
     /// Mode bits for the host socket.
     pub socket_mode: u32,
     /// Where log lines go.
@@ -409,6 +419,8 @@ impl Config {
                 "is required on a tcp channel (or pass --no-auth to run without authentication)",
             ));
         }
+        let encrypt = encryption((p.encrypt, p.no_encrypt, p.cipher), &channel, psk.is_some())
+            .map_err(|(k, m)| err(k, &m))?;
         Ok(Config {
             log_level: general.log_level.unwrap_or_default(),
             socket,
@@ -419,9 +431,46 @@ impl Config {
             channel,
             max_clients,
             psk,
+            encrypt,
             socket_mode: p.socket_mode.map_or(0o660, |m| m.0),
             log_target: p.log_target.unwrap_or(LogTarget::Stderr),
         })
+    }
+}
+
+/// Whether and how the channel is encrypted: by default over tcp when a key is given, else only
+/// with `--encrypt`. An error names the flag at fault.
+fn encryption(
+    (on, off, cipher): (Option<bool>, Option<bool>, Option<Cipher>),
+    channel: &ChannelAddr,
+    has_key: bool,
+) -> Result<Option<Cipher>, (&'static str, String)> {
+    let (on, off) = (on.unwrap_or(false), off.unwrap_or(false));
+    if on && off {
+        return Err(("no-encrypt", "conflicts with encrypt".into()));
+    }
+    if on && !has_key {
+        return Err(("encrypt", "needs a pre-shared key (psk-file)".into()));
+    }
+    let wanted = on || (!off && has_key && matches!(channel, ChannelAddr::Tcp(..)));
+    match (wanted, cipher) {
+        (true, cipher) => Ok(Some(cipher.unwrap_or(DEFAULT_CIPHER))),
+        (false, Some(_)) => Err(("cipher", "has no effect on an unencrypted channel".into())),
+        (false, None) => Ok(None),
+    }
+}
+
+/// The cipher used unless `--cipher` names another; chosen from bench/RESULTS.md.
+pub const DEFAULT_CIPHER: Cipher = Cipher::AesGcm;
+
+impl Config {
+    /// How this side protects the channel, as announced in HELLO.
+    pub fn security(&self) -> Security {
+        match (&self.psk, self.encrypt) {
+            (None, _) => Security::None,
+            (Some(_), None) => Security::Psk,
+            (Some(_), Some(cipher)) => Security::Sealed(cipher),
+        }
     }
 }
 
@@ -558,6 +607,36 @@ mod tests {
             channel: Some(channel.parse().unwrap()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn encryption_is_on_by_default_over_tcp_with_a_key_only() {
+        let tcp: ChannelAddr = "tcp:127.0.0.1:1".parse().unwrap();
+        let unix: ChannelAddr = "unix:/tmp/c".parse().unwrap();
+        let on = |e, n, c| encryption((e, n, c), &tcp, true);
+        assert_eq!(on(None, None, None), Ok(Some(DEFAULT_CIPHER)));
+        assert_eq!(on(None, Some(true), None), Ok(None));
+        let chacha = Some(Cipher::ChaChaPoly);
+        assert_eq!(on(None, None, chacha), Ok(chacha));
+        assert_eq!(
+            on(Some(true), Some(true), None).unwrap_err().0,
+            "no-encrypt"
+        );
+        assert_eq!(on(None, Some(true), chacha).unwrap_err().0, "cipher");
+        assert_eq!(encryption((None, None, None), &tcp, false), Ok(None));
+        assert_eq!(encryption((None, None, None), &unix, true), Ok(None));
+        assert_eq!(
+            encryption((Some(true), None, None), &unix, true),
+            Ok(Some(DEFAULT_CIPHER))
+        );
+        let e = encryption((Some(true), None, None), &unix, false).unwrap_err();
+        assert_eq!(e.0, "encrypt");
+        let f = FlagFile::parse(
+            br#"{"doca_program_flags": {"no-encrypt": true, "cipher": "chacha-poly"}}"#,
+        )
+        .unwrap();
+        assert_eq!(f.doca_program_flags.cipher, chacha);
+        assert!(FlagFile::parse(br#"{"doca_program_flags": {"cipher": "des"}}"#).is_err());
     }
 
     #[test]

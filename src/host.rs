@@ -217,7 +217,8 @@ impl Host {
                     );
                     self.set_session(Some(session.clone()));
                     self.stats.channel_up.set(true);
-                    let (why, streams) = session.run(transport, reader, |_| {}).await;
+                    let (why, streams) =
+                        session.run(transport, reader, agreed.sealer, |_| {}).await;
                     self.set_session(None);
                     self.stats.channel_up.set(false);
                     if self.stop.started() {

@@ -3,10 +3,11 @@
 //!
 //! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
 //! checks the key file; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
-//! proofs; [`channel`] the transports and the handshake; [`mux`] one session's streams, flow
-//! control and frame I/O; [`pump`] the per-connection task; [`reactor`] the event loop of the
-//! sockets that carry relayed bytes; [`host`] and [`dpu`] the two roles; [`unix`] AF_UNIX
-//! listeners and connections.
+//! proofs; [`secure`] the encrypted channel (Noise handshake, sealed records); [`channel`] the
+//! transports and the handshake; [`mux`] one session's streams, flow control and frame I/O;
+//! [`pump`] the per-connection task; [`reactor`] the event loop of the sockets that carry
+//! relayed bytes; [`host`] and [`dpu`] the two roles; [`unix`] AF_UNIX listeners and
+//! connections.
 
 pub mod auth;
 pub mod channel;
@@ -25,6 +26,7 @@ pub mod protocol;
 pub mod pump;
 pub mod ratelimit;
 pub mod reactor;
+pub mod secure;
 pub mod shutdown;
 pub mod stats_dump;
 pub mod systemd;

@@ -9,14 +9,17 @@ use std::fmt;
 /// Size of every frame header.
 pub const HEADER_LEN: usize = 9;
 /// Protocol version carried in HELLO. Version 2 added STOP, the instance identity in HELLO,
-/// the DPU side's verdict that ends every handshake, and GOAWAY.
-pub const VERSION: u16 = 2;
+/// the DPU side's verdict that ends every handshake, and GOAWAY; version 3 the security mode
+/// in HELLO and the encrypted channel (Noise handshake, SEALED records).
+pub const VERSION: u16 = 3;
 /// First bytes of every HELLO payload, so a stray peer is recognised at once.
 pub const MAGIC: [u8; 4] = *b"DSRL";
 /// Length of the handshake nonces.
 pub const NONCE_LEN: usize = 32;
 /// Length of an AUTH proof (HMAC-SHA256).
 pub const PROOF_LEN: usize = 32;
+/// Largest AUTH payload: a proof, or a Noise handshake message (an ephemeral key and a tag).
+pub const MAX_AUTH_PAYLOAD: usize = 64;
 /// Largest payload of a frame that is not DATA (HELLO, ERROR, GOAWAY).
 pub const MAX_CONTROL_PAYLOAD: usize = 1024;
 /// Length of the per-process instance identity in HELLO.
@@ -28,6 +31,9 @@ const T_HELLO: u8 = 0x01;
 const T_AUTH: u8 = 0x02;
 const T_ERROR: u8 = 0x03;
 const T_GOAWAY: u8 = 0x04;
+/// An encrypted record (one Noise transport message) holding whole frames; see
+/// [`crate::secure`]. Never decoded by [`Frame::decode`].
+pub const T_SEALED: u8 = 0x05;
 const T_OPEN: u8 = 0x10;
 const T_DATA: u8 = 0x11;
 const T_WINDOW: u8 = 0x12;
@@ -147,7 +153,7 @@ pub fn fill_data_header(slot: &mut [u8], stream: u32, len: u32) {
 pub fn frame_len(buf: &[u8]) -> usize {
     let value = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
     match buf[0] {
-        T_DATA | T_HELLO | T_AUTH | T_ERROR | T_GOAWAY => HEADER_LEN + value,
+        T_DATA | T_HELLO | T_AUTH | T_ERROR | T_GOAWAY | T_SEALED => HEADER_LEN + value,
         _ => HEADER_LEN,
     }
 }
@@ -155,6 +161,15 @@ pub fn frame_len(buf: &[u8]) -> usize {
 /// Splits `buf`, which holds whole frames, into runs of frames of at most `max` bytes each,
 /// for channels that carry size-limited messages. A frame larger than `max` is an error.
 pub fn pack_frames(buf: &[u8], max: usize) -> impl Iterator<Item = std::io::Result<&[u8]>> {
+    pack_ranges(buf, max).map(|r| r.map(|r| &buf[r]))
+}
+
+/// Like [`pack_frames`], but yields the runs as ranges of `buf`, so that a caller can then
+/// change the runs in place (the encrypted channel seals each run where it lies).
+pub fn pack_ranges(
+    buf: &[u8],
+    max: usize,
+) -> impl Iterator<Item = std::io::Result<std::ops::Range<usize>>> + '_ {
     let mut start = 0;
     std::iter::from_fn(move || {
         if start >= buf.len() {
@@ -170,7 +185,7 @@ pub fn pack_frames(buf: &[u8], max: usize) -> impl Iterator<Item = std::io::Resu
                 "a frame larger than the channel's message size",
             )));
         }
-        let run = &buf[start..end];
+        let run = start..end;
         start = end;
         Some(Ok(run))
     })
@@ -212,7 +227,7 @@ impl Frame<'_> {
         let limit = match ty {
             T_DATA => max_data,
             T_HELLO | T_ERROR | T_GOAWAY => MAX_CONTROL_PAYLOAD,
-            T_AUTH => PROOF_LEN,
+            T_AUTH => MAX_AUTH_PAYLOAD,
             T_OPEN | T_WINDOW | T_CLOSE | T_RESET | T_STOP | T_PING | T_PONG => 0,
             _ => return Err(DecodeError::UnknownType(ty)),
         };
@@ -252,8 +267,10 @@ impl Frame<'_> {
 pub struct Hello {
     /// Protocol version; both sides must send the same.
     pub version: u16,
-    /// Whether the sender will authenticate with a pre-shared key.
-    pub auth: bool,
+    /// How the sender protects the channel: a [`crate::secure::Security`] code, kept raw so
+    /// that a peer of another version is still told about the version first. (Versions 1
+    /// and 2 sent 1 with a key and 0 without.)
+    pub security: u16,
     /// Largest message the sender can receive, header included.
     pub max_msg: u32,
     /// Receive window per stream the sender grants.
@@ -275,7 +292,7 @@ impl Hello {
         let mut p = Vec::with_capacity(66 + self.service.len() + self.label.len());
         p.extend_from_slice(&MAGIC);
         p.extend_from_slice(&self.version.to_be_bytes());
-        p.extend_from_slice(&u16::from(self.auth).to_be_bytes());
+        p.extend_from_slice(&self.security.to_be_bytes());
         p.extend_from_slice(&self.max_msg.to_be_bytes());
         p.extend_from_slice(&self.window.to_be_bytes());
         p.extend_from_slice(&self.nonce);
@@ -321,7 +338,7 @@ impl Hello {
         nonce.copy_from_slice(&p[16..16 + NONCE_LEN]);
         Ok(Hello {
             version,
-            auth: u16_at(6) != 0,
+            security: u16_at(6),
             max_msg: u32_at(8),
             window: u32_at(12),
             nonce,
@@ -431,7 +448,7 @@ mod tests {
         buf[4] = 1;
         assert!(Frame::decode(&buf, 100).is_err());
         buf.clear();
-        put_header(&mut buf, T_AUTH, 0, 33);
+        put_header(&mut buf, T_AUTH, 0, MAX_AUTH_PAYLOAD as u32 + 1);
         assert!(Frame::decode(&buf, 100).is_err());
     }
 
@@ -439,7 +456,7 @@ mod tests {
     fn hello_roundtrip_and_garbage() {
         let h = Hello {
             version: VERSION,
-            auth: true,
+            security: crate::secure::Security::Sealed(crate::secure::Cipher::ChaChaPoly).code(),
             max_msg: 4080,
             window: 1 << 19,
             nonce: [9; NONCE_LEN],
@@ -465,7 +482,7 @@ mod tests {
     fn version_1_hello_decodes_for_the_mismatch_message() {
         let h = Hello {
             version: 1,
-            auth: false,
+            security: 0,
             max_msg: 4080,
             window: 1 << 20,
             nonce: [1; NONCE_LEN],

@@ -168,7 +168,7 @@ mod tests {
     fn hello(instance: u8) -> Hello {
         Hello {
             version: crate::protocol::VERSION,
-            auth: true,
+            security: crate::secure::Security::Psk.code(),
             max_msg: 4096,
             window: 1 << 20,
             nonce: [0; NONCE_LEN],

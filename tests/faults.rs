@@ -12,7 +12,7 @@ mod proxy;
 
 use common::*;
 use procfs::*;
-use proxy::{Fault, Proxy};
+use proxy::{Fault, Proxy, Route};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -40,48 +40,17 @@ impl Proxied {
     fn start(chan: Chan, fault: Fault) -> Proxied {
         let dir = tempdir();
         let d = dir.path();
-        let (dpu_chan, host_chan) = match chan {
-            Chan::Tcp => (
-                format!("tcp:127.0.0.1:{}", free_tcp_port()),
-                format!("tcp:127.0.0.1:{}", free_tcp_port()),
-            ),
-            _ => (
-                format!("unix:{}", d.join("dpu.chan").display()),
-                format!("unix:{}", d.join("host.chan").display()),
-            ),
-        };
-        let key = write_psk(d, "k.key").display().to_string();
+        let route = Route::new(chan, d);
         let host_sock = d.join("h.sock");
         let srv = d.join("srv.sock");
         let server = Server::start(&srv, echo_handler());
-        let args = |role: &str, chan: &str, sock: &Path| {
-            let sock = sock.display().to_string();
-            let a = [
-                "--role",
-                role,
-                "--channel",
-                chan,
-                "-s",
-                &sock,
-                "-n",
-                SERVICE,
-                "--psk-file",
-                &key,
-            ];
-            a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-        };
-        let mut dpu = Relay::spawn(d, "dpu", &args("dpu", &dpu_chan, &srv));
+        let mut dpu = Relay::spawn(d, "dpu", &route.args("dpu", &srv));
         // The DPU side listens before the proxy connects to it.
-        let listening = wait_until(Duration::from_secs(10), || {
-            match dpu_chan.strip_prefix("tcp:") {
-                Some(a) => TcpStream::connect(a).is_ok(),
-                None => Path::new(dpu_chan.trim_start_matches("unix:")).exists(),
-            }
-        });
+        let listening = route.wait_dpu_listening(Duration::from_secs(10));
         assert!(listening, "the DPU side never listened\n{}", dpu.report());
-        let proxy = Proxy::start(chan, &host_chan, &dpu_chan, fault, 11);
+        let proxy = Proxy::start(chan, &route.host_chan, &route.dpu_chan, fault, 11);
         let cuts = proxy.cuts.clone();
-        let mut host = Relay::spawn(d, "host", &args("host", &host_chan, &host_sock));
+        let mut host = Relay::spawn(d, "host", &route.args("host", &host_sock));
         wait_for_relay(&host_sock, echo_probe, &mut [&mut host, &mut dpu]);
         Proxied {
             _proxy: proxy,

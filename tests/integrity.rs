@@ -221,7 +221,7 @@ static RAW_HOSTS: AtomicU8 = AtomicU8::new(1);
 fn hello_for(service: &str) -> Vec<u8> {
     let hello = Hello {
         version: VERSION,
-        auth: false,
+        security: 0,
         max_msg: STREAM_MAX_MSG,
         window: STREAM_WINDOW,
         nonce: [5; NONCE_LEN],

@@ -3,13 +3,12 @@
 
 #![allow(dead_code)]
 
-use async_io::Async;
 use doca_socket_relay::channel::{FrameReader, Transport};
 use doca_socket_relay::protocol::Frame;
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use std::io::Write;
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 
 /// A connected AF_UNIX pair: the relay's end as a [`Transport`], the fuzzer's as a plain
 /// socket. `SEQPACKET` keeps message boundaries, as the DOCA channels do: each read returns one
@@ -17,10 +16,15 @@ use std::sync::Arc;
 pub fn pair(ty: SocketType) -> (Transport, UnixStream) {
     let (a, b) =
         socketpair(AddressFamily::UNIX, ty, SocketFlags::CLOEXEC, None).expect("socketpair");
-    let relay = Async::new(UnixStream::from(a)).expect("nonblocking socket");
+    let relay = Transport::unix_socket(UnixStream::from(a)).expect("registering the socket");
     let peer = UnixStream::from(b);
     peer.set_nonblocking(true).expect("nonblocking socket");
-    (Transport::Unix(Arc::new(relay)), peer)
+    (relay, peer)
+}
+
+/// Runs `f` on the relay's own event loop, which its transports wait on.
+pub fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    doca_socket_relay::reactor::block_on(f).expect("the event loop")
 }
 
 /// Writes what fits of `bytes` (one message on a SEQPACKET pair) and returns how much. A full
@@ -98,4 +102,35 @@ impl Input<'_> {
     pub fn u16(&mut self) -> u16 {
         u16::from_be_bytes([self.byte(), self.byte()])
     }
+}
+
+/// Streams `bytes` from `peer` to the reader in chunks of `chunk(i)` bytes for the i-th write,
+/// taking the frames after each, then ends the peer's side and reads to the end. Returns the
+/// frames and whether a bad frame stopped the reader.
+pub fn stream_through(
+    reader: &mut FrameReader,
+    peer: &UnixStream,
+    bytes: &[u8],
+    chunk: impl Fn(usize) -> usize,
+) -> (Vec<Vec<u8>>, bool) {
+    let mut got = Vec::new();
+    let mut bad = false;
+    run(async {
+        let mut rest = bytes;
+        let mut i = 0usize;
+        while !rest.is_empty() && !bad {
+            let n = chunk(i).min(rest.len());
+            rest = &rest[send(peer, &rest[..n])..];
+            i += 1;
+            if reader.fill().await.is_err() {
+                panic!("the reader failed while data was still coming");
+            }
+            bad = drain(reader, &mut got).is_err();
+        }
+        peer.shutdown(Shutdown::Write).unwrap();
+        if !bad {
+            bad = read_to_end(reader, &mut got).await;
+        }
+    });
+    (got, bad)
 }

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let (transport, peer) = pair(SocketType::SEQPACKET);
     let mut reader = FrameReader::new(transport, max_msg);
     let mut got = Vec::new();
-    async_io::block_on(async {
+    run(async {
         let mut rest = stream;
         let mut i = 0usize;
         let mut bad = false;

@@ -12,7 +12,6 @@ use doca_socket_relay::channel::{FrameReader, MIN_MAX_MSG, STREAM_MAX_MSG};
 use doca_socket_relay::protocol::HEADER_LEN;
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
-use std::net::Shutdown;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -24,28 +23,11 @@ fuzz_target!(|data: &[u8]| {
 
     let (transport, peer) = pair(SocketType::STREAM);
     let mut reader = FrameReader::new(transport, max_msg);
-    let mut got = Vec::new();
-    let mut bad = false;
-    async_io::block_on(async {
-        let mut rest = stream;
-        let mut i = 0usize;
-        while !rest.is_empty() && !bad {
-            // Chunks of 1 to 256 bytes, or larger ones, as the seed's bits say.
-            let n = match (chunk_seed >> (i % 8)) & 1 {
-                0 => 1 + (i * 7 + usize::from(chunk_seed)) % 256,
-                _ => 1 + (i * 4099) % 70_000,
-            }
-            .min(rest.len());
-            rest = &rest[send(&peer, &rest[..n])..];
-            i += 1;
-            if reader.fill().await.is_err() {
-                panic!("the reader failed while data was still coming");
-            }
-            bad = drain(&mut reader, &mut got).is_err();
-        }
-        peer.shutdown(Shutdown::Write).unwrap();
-        if !bad {
-            bad = read_to_end(&mut reader, &mut got).await;
+    // Chunks of 1 to 256 bytes, or larger ones, as the seed's bits say.
+    let (got, bad) = stream_through(&mut reader, &peer, stream, |i| {
+        match (chunk_seed >> (i % 8)) & 1 {
+            0 => 1 + (i * 7 + usize::from(chunk_seed)) % 256,
+            _ => 1 + (i * 4099) % 70_000,
         }
     });
     assert_eq!(

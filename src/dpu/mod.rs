@@ -341,7 +341,7 @@ impl Dpu {
         self.stats.channel_up.set(true);
         log::info!("host connected from {peer}");
         let (why, streams) = session
-            .run(transport, reader, |stream| {
+            .run(transport, reader, agreed.sealer, |stream| {
                 self.ex
                     .spawn(self.clone().serve(session.clone(), stream))
                     .detach();

@@ -3,6 +3,7 @@
 use super::{Session, Stream, OUT_HIGH};
 use crate::channel::{FrameReader, Transport};
 use crate::protocol::ResetReason;
+use crate::secure::record::Sealer;
 use async_io::Timer;
 use futures_lite::future;
 use std::rc::Rc;
@@ -69,7 +70,7 @@ impl Session {
         }
     }
 
-    async fn write_loop(&self, transport: &Transport) -> String {
+    async fn write_loop(&self, transport: &Transport, mut sealer: Option<Sealer>) -> String {
         let mut spare = Vec::with_capacity(64 * 1024);
         loop {
             future::poll_fn(|cx| {
@@ -91,7 +92,13 @@ impl Session {
                 std::mem::take(&mut inner.out_waiters)
             };
             waiters.into_iter().for_each(Waker::wake);
-            let written = transport.write_all(&spare).await;
+            let written = match &mut sealer {
+                Some(sealer) => match sealer.seal(&mut spare) {
+                    Ok(mut records) => transport.write_all_vectored(&mut records).await,
+                    Err(e) => Err(e),
+                },
+                None => transport.write_all(&spare).await,
+            };
             self.inner.borrow_mut().writing = false;
             if let Err(e) = written {
                 return format!("channel write failed: {e}");
@@ -130,10 +137,12 @@ impl Session {
 
     /// Runs the session until the channel fails or the session is killed; returns why it ended
     /// and how many streams were reset. `on_open` is called for each stream the peer opens.
+    /// On an encrypted channel `sealer` seals every batch, and `reader` opens what arrives.
     pub async fn run(
         &self,
         transport: Transport,
         reader: FrameReader,
+        sealer: Option<Sealer>,
         mut on_open: impl FnMut(Rc<Stream>),
     ) -> (String, usize) {
         self.last_rx.set(Instant::now());
@@ -142,7 +151,7 @@ impl Session {
         let why = future::or(
             future::or(
                 self.read_loop(reader, &mut on_open),
-                self.write_loop(&transport),
+                self.write_loop(&transport, sealer),
             ),
             future::or(self.keepalive_loop(), self.killed()),
         )

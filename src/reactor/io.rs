@@ -3,7 +3,7 @@
 
 use super::{Reactor, Source};
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -21,18 +21,31 @@ pub const BULK: usize = 64 * 1024;
 /// EAGAIN and on short transfers; the kernel reports any later change as a new edge.
 pub struct Io<T: AsFd> {
     inner: T,
+    /// A message socket (SEQPACKET): a short read is one message, not a drained socket.
+    messages: bool,
     key: usize,
     source: Rc<Source>,
     reactor: Rc<Reactor>,
 }
 
 impl<T: AsFd> Io<T> {
-    /// Registers `inner`, which must already be in non-blocking mode.
+    /// Registers `inner`, a stream socket already in non-blocking mode.
     pub fn new(inner: T) -> io::Result<Io<T>> {
+        Self::register(inner, false)
+    }
+
+    /// Registers `inner`, a message socket (SEQPACKET) already in non-blocking mode: only
+    /// EAGAIN says it is drained.
+    pub fn with_messages(inner: T) -> io::Result<Io<T>> {
+        Self::register(inner, true)
+    }
+
+    fn register(inner: T, messages: bool) -> io::Result<Io<T>> {
         let reactor = Reactor::current()?;
         let (key, source) = reactor.register(inner.as_fd())?;
         Ok(Io {
             inner,
+            messages,
             key,
             source,
             reactor,
@@ -78,7 +91,7 @@ impl<T: AsFd> Io<T> {
     /// not an edge, so the next read must report it instead of waiting for an edge that came.
     pub fn after_read(&self, n: usize, room: usize, keep_bulk: bool) {
         let bulk = keep_bulk && n >= BULK;
-        if n < room && !bulk && !self.source.hung_up.get() {
+        if n < room && !bulk && !self.messages && !self.source.hung_up.get() {
             self.drained_read();
         }
     }
@@ -117,6 +130,36 @@ impl<T: AsFd> Io<T> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Poll::Ready(Err(e)),
                 }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Writes all of `bufs`, in order, waiting for room as needed.
+    pub async fn write_all_vectored(&self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        poll_fn(|cx| {
+            while !bufs.is_empty() {
+                if self.poll_writable(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let offered: usize = bufs.iter().map(|b| b.len()).sum();
+                let n = match rustix::io::writev(&self.inner, bufs) {
+                    Ok(0) if offered > 0 => {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()))
+                    }
+                    Ok(n) => n,
+                    Err(rustix::io::Errno::AGAIN) => {
+                        self.drained_write();
+                        continue;
+                    }
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Poll::Ready(Err(e.into())),
+                };
+                if n < offered {
+                    self.drained_write();
+                }
+                IoSlice::advance_slices(&mut bufs, n);
             }
             Poll::Ready(Ok(()))
         })

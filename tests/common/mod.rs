@@ -1127,6 +1127,14 @@ impl Env {
         self.host.as_mut().expect("host relay")
     }
 
+    /// The host and DPU relays at once.
+    pub fn relays(&mut self) -> (&mut Relay, &mut Relay) {
+        (
+            self.host.as_mut().expect("host relay"),
+            self.dpu.as_mut().expect("DPU relay not started"),
+        )
+    }
+
     /// The current DPU-side relay.
     pub fn dpu(&mut self) -> &mut Relay {
         self.dpu.as_mut().expect("DPU relay not started")

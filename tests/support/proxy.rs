@@ -1,14 +1,84 @@
 //! A proxy for the channel between the two relays that injects faults: delays, 1-byte writes,
-//! stalls, and cuts at random points (tcp and AF_UNIX channels).
+//! stalls, and cuts at random points (tcp and AF_UNIX channels), or forwards faithfully until
+//! the test cuts every connection at once.
 
-use super::common::{Chan, Pattern};
+// Each test binary that includes this module uses only some of the faults.
+#![allow(dead_code)]
+
+use super::common::{free_tcp_port, wait_until, write_psk, Chan, Pattern, SERVICE};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Where the two relays of a proxied channel meet: the DPU side listens on `dpu_chan`, the
+/// proxy on `host_chan`, where the host side connects. Both sides share a PSK.
+pub struct Route {
+    /// The DPU side's `--channel`.
+    pub dpu_chan: String,
+    /// The host side's `--channel` (the proxy's address).
+    pub host_chan: String,
+    key: String,
+}
+
+impl Route {
+    /// Fresh addresses (tcp on 127.0.0.1, or unix sockets in `dir`) and a key file in `dir`.
+    pub fn new(chan: Chan, dir: &Path) -> Route {
+        let (dpu_chan, host_chan) = match chan {
+            Chan::Tcp => (
+                format!("tcp:127.0.0.1:{}", free_tcp_port()),
+                format!("tcp:127.0.0.1:{}", free_tcp_port()),
+            ),
+            _ => (
+                format!("unix:{}", dir.join("dpu.chan").display()),
+                format!("unix:{}", dir.join("host.chan").display()),
+            ),
+        };
+        let key = write_psk(dir, "k.key").display().to_string();
+        Route {
+            dpu_chan,
+            host_chan,
+            key,
+        }
+    }
+
+    /// The arguments of the `role` side with local socket `sock`.
+    pub fn args(&self, role: &str, sock: &Path) -> Vec<String> {
+        let chan = if role == "dpu" {
+            &self.dpu_chan
+        } else {
+            &self.host_chan
+        };
+        let sock = sock.display().to_string();
+        let a = [
+            "--role",
+            role,
+            "--channel",
+            chan,
+            "-s",
+            &sock,
+            "-n",
+            SERVICE,
+            "--psk-file",
+            &self.key,
+        ];
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Waits up to `timeout` for the DPU side to listen, so that the host's first attempts
+    /// through the proxy do not run into its growing back-off. (A unix channel counts once
+    /// its socket file exists.)
+    pub fn wait_dpu_listening(&self, timeout: Duration) -> bool {
+        wait_until(timeout, || match self.dpu_chan.strip_prefix("tcp:") {
+            Some(a) => TcpStream::connect(a).is_ok(),
+            None => Path::new(self.dpu_chan.trim_start_matches("unix:")).exists(),
+        })
+    }
+}
 
 /// What the proxy does to the bytes of each channel connection.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +91,8 @@ pub enum Fault {
     Stall,
     /// Closes the first connections after a random number of bytes (each direction counts).
     Cut,
+    /// Forwards faithfully; [`Proxy::cut_all`] cuts the channel when the test decides.
+    Pass,
 }
 
 /// One side of a proxied connection: a tcp or AF_UNIX stream.
@@ -52,6 +124,8 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     /// Channel connections cut so far.
     pub cuts: Arc<AtomicUsize>,
+    /// Both sides of every connection forwarded now, for [`Proxy::cut_all`].
+    live: Arc<Mutex<Vec<Box<dyn Conn>>>>,
 }
 
 impl Drop for Proxy {
@@ -85,7 +159,8 @@ impl Proxy {
                 )?)),
             }
         };
-        let (stop2, cuts2) = (stop.clone(), cuts.clone());
+        let live: Arc<Mutex<Vec<Box<dyn Conn>>>> = Arc::default();
+        let (stop2, cuts2, live2) = (stop.clone(), cuts.clone(), live.clone());
         thread::spawn(move || {
             let rng = Mutex::new(Pattern::new(seed));
             // Bounded: ends with the test, or after 5 minutes at most.
@@ -105,6 +180,9 @@ impl Proxy {
                     }
                     _ => None,
                 };
+                if let Fault::Pass = fault {
+                    live2.lock().unwrap().extend([down.dup(), up.dup()]);
+                }
                 let budget = Arc::new(Mutex::new(cut_at.unwrap_or(usize::MAX)));
                 for (from, to) in [(down.dup(), up.dup()), (up.dup(), down.dup())] {
                     let (stop, budget) = (stop2.clone(), budget.clone());
@@ -112,7 +190,16 @@ impl Proxy {
                 }
             }
         });
-        Proxy { stop, cuts }
+        Proxy { stop, cuts, live }
+    }
+
+    /// Cuts every connection forwarded now (both sides see the channel close mid-stream) and
+    /// returns how many there were. Later connections are forwarded as before.
+    pub fn cut_all(&self) -> usize {
+        let conns = std::mem::take(&mut *self.live.lock().unwrap());
+        conns.iter().for_each(|c| c.close());
+        self.cuts.fetch_add(conns.len() / 2, Ordering::SeqCst);
+        conns.len() / 2
     }
 }
 
@@ -152,7 +239,7 @@ fn forward(
                 }
                 to.write_all(&buf[..n]).is_ok()
             }
-            Fault::Cut => to.write_all(&buf[..n]).is_ok(),
+            Fault::Cut | Fault::Pass => to.write_all(&buf[..n]).is_ok(),
         };
         if !ok || n < got || *budget.lock().unwrap() == 0 {
             break;
