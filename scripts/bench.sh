@@ -5,6 +5,8 @@
 #   socat:  client --> socat UNIX-LISTEN,fork --tcp 127.0.0.1--> socat TCP-LISTEN,fork --> backend
 #   proxyd: client --> systemd-socket-activate + systemd-socket-proxyd --tcp--> the same --> backend
 #   relay:  client --> doca_socket_relay --role host ==tcp 127.0.0.1, PSK==> --role dpu --> backend
+#           ($RELAY_ARGS, default --no-encrypt: the others carry bytes in clear too; the cost of
+#           encryption is bench/encryption.sh's section)
 #   before: the same relay pair built from an older commit ($RELAY_BEFORE), when given
 #
 # Backends: loadgen's echo server, its bulk server and redis-server, each on a Unix socket.
@@ -18,7 +20,7 @@
 #
 # Environment [defaults]: RUNS [5], THROUGHPUT_BYTES [256M], LATENCY_COUNT [2000], CLIENTS [512],
 # CLIENT_ROUNDS [20], REDIS_REQUESTS [200000], SOCAT_BUF [131072], OUT [bench/RESULTS.md],
-# SVG [bench/results.svg], CARGO, CARGO_TARGET_DIR, KEEP_TMP=1 keeps the logs.
+# SVG [bench/results.svg], RELAY_ARGS [--no-encrypt], CARGO, CARGO_TARGET_DIR, KEEP_TMP=1.
 # Needs socat, redis-server, redis-benchmark, systemd (socket-activate, socket-proxyd), strace.
 #
 # socat runs with -b 131072: with a block larger than an AF_UNIX socket buffer (208 KiB) its
@@ -50,6 +52,7 @@ SOCAT_BUF=${SOCAT_BUF:-131072}
 OUT=${OUT:-$ROOT/bench/RESULTS.md}
 SVG=${SVG:-$ROOT/bench/results.svg}
 STEP_TIMEOUT=120
+read -r -a RELAY_EXTRA <<<"${RELAY_ARGS---no-encrypt}"
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
@@ -112,9 +115,10 @@ chain() {
         start "$t-host-$b" systemd-socket-activate -l "$front" "$PROXYD" -c 1024 "127.0.0.1:$port"
         ;;
     relay | before)
-        [[ $t == before ]] && bin=$RELAY_BEFORE
-        start "$t-dpu-$b" "$bin" --role dpu --channel "tcp:127.0.0.1:$port" -s "$back" -n bench --psk-file psk.key
-        start "$t-host-$b" "$bin" --role host --channel "tcp:127.0.0.1:$port" -s "$front" -n bench --psk-file psk.key
+        local extra=("${RELAY_EXTRA[@]}")
+        [[ $t == before ]] && bin=$RELAY_BEFORE && extra=()
+        start "$t-dpu-$b" "$bin" --role dpu --channel "tcp:127.0.0.1:$port" -s "$back" -n bench --psk-file psk.key "${extra[@]}"
+        start "$t-host-$b" "$bin" --role host --channel "tcp:127.0.0.1:$port" -s "$front" -n bench --psk-file psk.key "${extra[@]}"
         ;;
     esac
     SOCK[$t.$b]=$front
@@ -219,14 +223,14 @@ done
 # System calls (noise-free counts, so one measurement each).
 
 declare -A SYS
-syscalls() { # syscalls LABEL BINARY
+syscalls() { # syscalls LABEL BINARY [RELAY_ARGS]
     local out
     log "==> system calls of $1 (strace -c -f)"
-    out=$(RT_COUNT=${RT_COUNT:-2000} BULK_BYTES=${BULK_BYTES:-256M} bash "$ROOT/scripts/syscalls.sh" "$2" "$LOADGEN" 2>/dev/null) ||
+    out=$(RELAY_ARGS=${3:-} RT_COUNT=${RT_COUNT:-2000} BULK_BYTES=${BULK_BYTES:-256M} bash "$ROOT/scripts/syscalls.sh" "$2" "$LOADGEN" 2>/dev/null) ||
         die "scripts/syscalls.sh failed for $1"
     while read -r k v; do SYS[$1.${k%:}]=$v; done <<<"$out"
 }
-syscalls relay "$RELAY"
+syscalls relay "$RELAY" "${RELAY_EXTRA[*]}"
 [[ -n ${RELAY_BEFORE:-} ]] && syscalls before "$RELAY_BEFORE"
 
 # shellcheck source=scripts/bench-report.sh

@@ -8,7 +8,8 @@
 # up, then attaches strace to both relays around one measured run of each kind and prints
 #   rt_host: 6.0   rt_dpu: 6.0   up_host: 9.1   up_dpu: 8.7   down_host: ...   down_dpu: ...
 # followed by each run's per-call breakdown on stderr. Environment: RT_COUNT [2000],
-# BULK_BYTES [256M], KEEP_TMP=1 keeps the logs. Needs strace.
+# BULK_BYTES [256M], RELAY_ARGS (more flags for both relays, e.g. --no-encrypt), KEEP_TMP=1
+# keeps the logs. Needs strace.
 set -euo pipefail
 RELAY=$(realpath "$1")
 LOADGEN=$(realpath "$2")
@@ -35,8 +36,10 @@ start echo "$LOADGEN" echo-server echo.sock
 start bulk "$LOADGEN" bulk-server bulk.sock
 for s in echo bulk; do
     if [[ $CHAN == tcp ]]; then CH=tcp:127.0.0.1:$(free_port); else CH=unix:$TMP/chan-$s.sock; fi
-    start "dpu-$s" "$RELAY" --role dpu --channel "$CH" -s $s.sock -n bench --psk-file psk.key
-    start "host-$s" "$RELAY" --role host --channel "$CH" -s h-$s.sock -n bench --psk-file psk.key
+    # shellcheck disable=SC2086
+    start "dpu-$s" "$RELAY" --role dpu --channel "$CH" -s $s.sock -n bench --psk-file psk.key ${RELAY_ARGS:-}
+    # shellcheck disable=SC2086
+    start "host-$s" "$RELAY" --role host --channel "$CH" -s h-$s.sock -n bench --psk-file psk.key ${RELAY_ARGS:-}
 done
 die() {
     echo "syscalls: $*" >&2
