@@ -1,7 +1,7 @@
 //! A session's own tasks: reading frames, writing frames, keepalive, and the drain at shutdown.
 
 use super::{Session, Stream, OUT_HIGH};
-use crate::channel::{FrameReader, Transport};
+use crate::channel::{FrameReader, Transport, STREAM_MAX_MSG};
 use crate::protocol::ResetReason;
 use crate::secure::record::Sealer;
 use async_io::Timer;
@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 const PING_AFTER: Duration = Duration::from_secs(5);
 const DEAD_AFTER: Duration = Duration::from_secs(20);
 /// The reader stops taking frames from the channel while this much is queued to send. Stream
-/// tasks stop adding DATA at [`OUT_HIGH`] and add at most one frame past it, so only control
-/// replies a peer provokes (PONG, RESET for refused OPENs) can reach this: a peer that floods
-/// them is read no faster than it reads its answers, and memory stays bounded.
-const OUT_PAUSE: usize = OUT_HIGH + 1024 * 1024;
+/// tasks stop adding DATA at [`OUT_HIGH`] and add at most one frame (of the largest message)
+/// past it, so only control replies a peer provokes (PONG, RESET for refused OPENs) can reach
+/// this: a peer that floods them is read no faster than it reads its answers, and memory stays
+/// bounded. The 1 MiB of headroom above data's own bound matters: if data alone could reach it,
+/// two sides in a full-duplex transfer could both stop reading and wait on each other forever.
+const OUT_PAUSE: usize = OUT_HIGH + STREAM_MAX_MSG as usize + 1024 * 1024;
 /// Frames handled before the reader lets other tasks run, so that a peer that keeps the
 /// channel full cannot starve every other connection on the thread.
 const READ_BATCH: usize = 1024;
