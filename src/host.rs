@@ -110,14 +110,7 @@ pub async fn run(
     drop(listener);
     drop(file);
     let session = host.session.borrow().clone();
-    if let Some(session) = session {
-        let cut = session.drain(shutdown::GRACE).await;
-        log::info!(
-            "drained: {} cut after the bytes already read",
-            shutdown::count(cut, "open stream")
-        );
-        shutdown::announce(&session, "shutting down").await;
-    }
+    shutdown::finish(session).await;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use async_io::Timer;
 use event_listener::Event;
 use std::cell::Cell;
 use std::fmt;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for GOAWAY to be written before the process goes on exiting.
@@ -81,6 +82,19 @@ pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, s
         }
         None if session.is_going_away() => log::info!("{what} closed; {reset} reset"),
         None => log::warn!("{what} lost: {why}; {reset} reset"),
+    }
+}
+
+/// The end of a role's run after the shutdown started and its listener is gone: drains the
+/// current session, if any (see [`Session::drain`]), then tells the peer with GOAWAY.
+pub async fn finish(session: Option<Rc<Session>>) {
+    if let Some(session) = session {
+        let cut = session.drain(GRACE).await;
+        log::info!(
+            "drained: {} cut after the bytes already read",
+            count(cut, "open stream")
+        );
+        announce(&session, "shutting down").await;
     }
 }
 
