@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         Cipher::ChaChaPoly
     };
     let flip = input.u16();
-    let (frames, _) = reference(input.0, max_run(max_msg as usize) - HEADER_LEN);
+    let run = max_run(max_msg as usize);
+    let (frames, _) = reference(input.0, run - HEADER_LEN);
+    // HELLO and ERROR payloads may be up to 1024 bytes, more than a record holds on the
+    // smallest channels; the relay never sends such a frame sealed, so the stream ends there.
+    let frames: Vec<Vec<u8>> = frames.into_iter().take_while(|f| f.len() <= run).collect();
     let key = [flags; 32];
 
     // Seal the frames in batches of 1 to 8 frames, as the writer would.
