@@ -674,8 +674,16 @@ fn sigterm_delivers_what_was_already_read() {
     let mut s = env.client();
     s.write_all(&data).unwrap();
     s.shutdown(Shutdown::Write).unwrap();
-    let read_all = wait_until(Duration::from_secs(10), || {
-        env.host().stderr().contains("local input ended")
+    // Our client is the last stream the host saw (the readiness probes came before it).
+    let read_all = wait_until(Duration::from_secs(20), || {
+        let log = env.host().stderr();
+        let last = log
+            .lines()
+            .filter_map(|l| l.split("stream ").nth(1))
+            .filter_map(|l| l.strip_suffix(": client connected"))
+            .next_back()
+            .map(str::to_string);
+        last.is_some_and(|id| log.contains(&format!("stream {id}: local input ended")))
     });
     assert!(read_all, "the host never read the upload\n{}", env.logs());
     let pid = env.host().pid();
