@@ -142,6 +142,10 @@ impl Host {
 
     async fn relay_client(&self, sock: Rc<Io<UnixStream>>) -> Option<(u32, End)> {
         let Some(session) = self.wait_for_session().await else {
+            if self.stop.started() {
+                log::info!("client closed: shutting down before a channel to the DPU side was up");
+                return None;
+            }
             log::warn!(
                 "client closed: no channel to the DPU side within {} s",
                 CHANNEL_WAIT.as_secs()

@@ -263,6 +263,15 @@ fn run_host_briefly(dir: &Path, label: &str, envs: &[(String, String)]) -> Strin
         "{}",
         r.report()
     );
+    // The first failed channel attempt is part of what the callers check; under qemu it can
+    // come after the socket is listening, so wait for it rather than race it.
+    assert!(
+        wait_until(Duration::from_secs(10), || r
+            .stderr()
+            .contains("cannot reach")),
+        "{}",
+        r.report()
+    );
     r.signal("TERM");
     assert!(
         r.wait_exit(Duration::from_secs(10)).is_some(),
@@ -299,6 +308,8 @@ fn stderr_lines_carry_time_and_instance() {
             .is_some_and(|l| l.ends_with("[INF] stopped")),
         "{err}"
     );
+    // The readiness probe's client was closed by the shutdown, not by a timeout.
+    assert!(!err.contains("within 10 s"), "{err}");
 }
 
 /// Under systemd (JOURNAL_STREAM names stderr's file) lines carry the sd-daemon priority
