@@ -86,7 +86,7 @@ impl CipherState {
         let tag = self
             .aead
             .seal_in_place_separate_tag(self.nonce(n), Aad::empty(), buf)
-            // Both ciphers only refuse inputs of gigabytes; a record is at most one channel message (1 MiB).
+            // Both ciphers refuse only inputs of gigabytes; a record fills at most one message.
             .expect("a record is within the cipher's length limit");
         tag.as_ref().try_into().expect("tags are TAG_LEN bytes")
     }
