@@ -118,8 +118,8 @@ impl CipherState {
     /// Noise's default REKEY: the first 32 bytes of ENCRYPT(k, 2^64 - 1, "", 32 zero bytes).
     /// The nonce counter goes on.
     pub fn rekey(&mut self) {
-        let mut key = [0u8; 32];
-        self.seal_at(u64::MAX, &mut key);
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        self.seal_at(u64::MAX, &mut *key);
         self.aead = aead_key(self.cipher, &key);
     }
 }
