@@ -131,6 +131,12 @@ fn doca_packing(chan: Chan, label: &str) {
         upload(env, DOCA_MIB)
     });
     let ideal = MIB as f64 / (4080 - 9) as f64;
+    if std::env::var_os("DSR_SHOW_TABLES").is_some() {
+        eprintln!(
+            "{label}: host relay\n{}\nDPU relay\n{}",
+            counts[0].1, counts[1].1
+        );
+    }
     let messages = successful_calls(&counts[0].1, "sendmsg") as f64 / DOCA_MIB as f64;
     eprintln!(
         "{label}, upload: {:.1} MB/s; host relay: {:.1} system calls and {messages:.1} messages per MiB (ideal {ideal:.1}); DPU relay: {:.1} system calls per MiB",
