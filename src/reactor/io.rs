@@ -187,6 +187,33 @@ impl<T: AsFd> Io<T> {
             }
         }
     }
+
+    /// [`Io::write_now`] for several buffers in one call (`sendmsg`, so never SIGPIPE either).
+    pub fn write_vectored_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let offered: usize = bufs.iter().map(|b| b.len()).sum();
+        loop {
+            let r = rustix::net::sendmsg(
+                &self.inner,
+                bufs,
+                &mut rustix::net::SendAncillaryBuffer::default(),
+                rustix::net::SendFlags::NOSIGNAL,
+            );
+            match r {
+                Ok(n) => {
+                    if n < offered {
+                        self.drained_write();
+                    }
+                    return Ok(n);
+                }
+                Err(rustix::io::Errno::AGAIN) => {
+                    self.drained_write();
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 fn poll_flag(
