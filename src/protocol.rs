@@ -229,34 +229,6 @@ impl Iterator for Messages<'_> {
     }
 }
 
-/// Splits `buf`, which holds whole frames, into runs of whole frames of at most `max` bytes
-/// each, as ranges of `buf`, so that a caller can change the runs in place (the encrypted
-/// channel seals each run where it lies). A frame larger than `max` is an error.
-pub fn pack_ranges(
-    buf: &[u8],
-    max: usize,
-) -> impl Iterator<Item = std::io::Result<std::ops::Range<usize>>> + '_ {
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        if start >= buf.len() {
-            return None;
-        }
-        let mut end = start;
-        while end < buf.len() && end + frame_len(&buf[end..]) - start <= max {
-            end += frame_len(&buf[end..]);
-        }
-        if end == start {
-            start = buf.len();
-            return Some(Err(std::io::Error::other(
-                "a frame larger than the channel's message size",
-            )));
-        }
-        let run = start..end;
-        start = end;
-        Some(Ok(run))
-    })
-}
-
 impl Frame<'_> {
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -542,20 +514,6 @@ mod tests {
         assert_eq!(frame_len(&buf), HEADER_LEN + 3);
         assert_eq!(frame_len(&buf[12..]), HEADER_LEN);
         assert_eq!(frame_len(&buf[21..]), HEADER_LEN + 1);
-    }
-
-    #[test]
-    fn pack_ranges_respects_the_limit() {
-        let mut buf = Vec::new();
-        for i in 0..5u32 {
-            Frame::Data(i + 1, &[7; 40]).encode(&mut buf);
-            Frame::Window(i + 1, 9).encode(&mut buf);
-        }
-        let runs: Vec<&[u8]> = pack_ranges(&buf, 60).map(|r| &buf[r.unwrap()]).collect();
-        assert_eq!(runs.len(), 5);
-        assert!(runs.iter().all(|r| r.len() == 58));
-        assert_eq!(runs.concat(), buf);
-        assert!(pack_ranges(&buf, 40).next().unwrap().is_err());
     }
 
     #[test]
