@@ -169,23 +169,7 @@ impl<T: AsFd> Io<T> {
     /// One write attempt that keeps the readiness flag right: a short write or EAGAIN marks the
     /// socket full. EINTR is retried. Never raises SIGPIPE.
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            let r = rustix::net::send(&self.inner, buf, rustix::net::SendFlags::NOSIGNAL);
-            match r {
-                Ok(n) => {
-                    if n < buf.len() {
-                        self.drained_write();
-                    }
-                    return Ok(n);
-                }
-                Err(rustix::io::Errno::AGAIN) => {
-                    self.drained_write();
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.write_vectored_now(&[IoSlice::new(buf)])
     }
 
     /// [`Io::write_now`] for several buffers in one call (`sendmsg`, so never SIGPIPE either).
