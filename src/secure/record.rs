@@ -305,7 +305,11 @@ mod tests {
             for (i, r) in runs.iter().enumerate() {
                 assert!(ends.contains(&r.end) && r.len() <= max_run);
                 if r.len() > target {
-                    assert_eq!(frame_len(&frames[r.start..]), r.len(), "a large run of frames");
+                    assert_eq!(
+                        frame_len(&frames[r.start..]),
+                        r.len(),
+                        "a large run of frames"
+                    );
                 }
                 if let Some(next) = runs.get(i + 1) {
                     assert_eq!(next.start, r.end);
