@@ -20,7 +20,9 @@
 #
 # Environment [defaults]: RUNS [5], THROUGHPUT_BYTES [256M], LATENCY_COUNT [2000], CLIENTS [512],
 # CLIENT_ROUNDS [20], REDIS_REQUESTS [200000], SOCAT_BUF [131072], OUT [bench/RESULTS.md],
-# SVG [bench/results.svg], RELAY_ARGS [--no-encrypt], CARGO, CARGO_TARGET_DIR, KEEP_TMP=1.
+# SVG [bench/results.svg], RELAY_ARGS [--no-encrypt], RELAY_BEFORE_ARGS [RELAY_ARGS; empty for a
+# relay older than the encrypted channel, which has no --no-encrypt], CARGO, CARGO_TARGET_DIR,
+# KEEP_TMP=1.
 # Needs socat, redis-server, redis-benchmark, systemd (socket-activate, socket-proxyd), strace.
 #
 # socat runs with -b 131072: with a block larger than an AF_UNIX socket buffer (208 KiB) its
@@ -53,6 +55,7 @@ OUT=${OUT:-$ROOT/bench/RESULTS.md}
 SVG=${SVG:-$ROOT/bench/results.svg}
 STEP_TIMEOUT=120
 read -r -a RELAY_EXTRA <<<"${RELAY_ARGS---no-encrypt}"
+read -r -a BEFORE_EXTRA <<<"${RELAY_BEFORE_ARGS-${RELAY_EXTRA[*]}}"
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
@@ -116,7 +119,7 @@ chain() {
         ;;
     relay | before)
         local extra=("${RELAY_EXTRA[@]}")
-        [[ $t == before ]] && bin=$RELAY_BEFORE && extra=()
+        [[ $t == before ]] && bin=$RELAY_BEFORE && extra=("${BEFORE_EXTRA[@]}")
         start "$t-dpu-$b" "$bin" --role dpu --channel "tcp:127.0.0.1:$port" -s "$back" -n bench --psk-file psk.key "${extra[@]}"
         start "$t-host-$b" "$bin" --role host --channel "tcp:127.0.0.1:$port" -s "$front" -n bench --psk-file psk.key "${extra[@]}"
         ;;
@@ -231,7 +234,7 @@ syscalls() { # syscalls LABEL BINARY [RELAY_ARGS]
     while read -r k v; do SYS[$1.${k%:}]=$v; done <<<"$out"
 }
 syscalls relay "$RELAY" "${RELAY_EXTRA[*]}"
-[[ -n ${RELAY_BEFORE:-} ]] && syscalls before "$RELAY_BEFORE"
+[[ -n ${RELAY_BEFORE:-} ]] && syscalls before "$RELAY_BEFORE" "${BEFORE_EXTRA[*]}"
 
 # shellcheck source=scripts/bench-report.sh
 . "$ROOT/scripts/bench-report.sh"
