@@ -384,6 +384,13 @@ impl Config {
         });
         let channel = p.channel.unwrap_or(ChannelAddr::Doca);
         let doca = channel.is_doca();
+        crate::platform::refuse(&crate::platform::Asked {
+            role,
+            channel: &channel,
+            socket_mode: p.socket_mode.is_some(),
+            log_target: p.log_target.as_ref(),
+        })
+        .map_err(|(k, m)| err(k, &m))?;
         let missing: Vec<(String, &str)> = [
             ("socket", p.socket.is_none(), ""),
             ("cc-name", p.cc_name.is_none(), ""),
