@@ -384,13 +384,6 @@ impl Config {
         });
         let channel = p.channel.unwrap_or(ChannelAddr::Doca);
         let doca = channel.is_doca();
-        crate::platform::refuse(&crate::platform::Asked {
-            role,
-            channel: &channel,
-            socket_mode: p.socket_mode.is_some(),
-            log_target: p.log_target.as_ref(),
-        })
-        .map_err(|(k, m)| err(k, &m))?;
         let missing: Vec<(String, &str)> = [
             ("socket", p.socket.is_none(), ""),
             ("cc-name", p.cc_name.is_none(), ""),
@@ -439,7 +432,7 @@ impl Config {
             max_clients,
             psk,
             encrypt,
-            socket_mode: p.socket_mode.map_or(0o660, |m| m.0),
+            socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
             log_target: p.log_target.unwrap_or(LogTarget::Stderr),
         })
     }
@@ -466,6 +459,9 @@ fn encryption(
         (false, None) => Ok(None),
     }
 }
+
+/// Mode bits of the host socket unless `--socket-mode` names others.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 
 /// The cipher used unless `--cipher` names another; chosen from bench/RESULTS.md.
 pub const DEFAULT_CIPHER: Cipher = Cipher::AesGcm;

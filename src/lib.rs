@@ -80,6 +80,7 @@ use std::time::Duration;
 /// Everything runs on the calling thread: one executor, so that a connection's work never
 /// crosses threads.
 pub fn run(cfg: Config) -> Result<(), Error> {
+    platform::refuse(&cfg).map_err(Error::Config)?;
     // The device is opened before anything is bound, so a missing library or a wrong PCI
     // address leaves nothing behind.
     let doca = if cfg.channel.is_doca() {
