@@ -50,8 +50,19 @@ impl Drop for SocketFile {
     }
 }
 
+/// WSAEAFNOSUPPORT: Winsock has no AF_UNIX (before Windows 10 build 17063, and under Wine).
+const NO_AF_UNIX: i32 = 10047;
+
 fn socket() -> io::Result<Socket> {
-    Socket::new(Domain::UNIX, Type::STREAM, None)
+    Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| {
+        if e.raw_os_error() != Some(NO_AF_UNIX) {
+            return e;
+        }
+        io::Error::new(
+            e.kind(),
+            "this Windows has no AF_UNIX sockets (Windows 10 build 17063 or later has them)",
+        )
+    })
 }
 
 /// Whether something listens on `path`. AF_UNIX connects at once or is refused.
