@@ -584,7 +584,7 @@ mod tests {
 
     #[test]
     fn shipped_examples_parse() {
-        for name in ["example.json", "example-dpu.json"] {
+        for name in ["example.json", "example-dpu.json", "example-windows.json"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("packaging")
                 .join(name);

@@ -16,6 +16,12 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Runs `main` and returns its exit code: systemd starts the relay as a plain process
+/// (on Windows this is where the service control manager is offered the process).
+pub fn entry(main: fn() -> u8) -> u8 {
+    main()
+}
+
 /// Tells systemd the relay is serving: the socket is bound and the channel is up or being
 /// retried.
 pub fn ready(stats: &Stats) {
