@@ -90,9 +90,9 @@ fn plan(cfg: &Config) -> Vec<String> {
     )];
     plan.push(match cfg.role {
         Role::Host => format!(
-            "clients connect to {} (mode {:04o}), up to {} at once",
+            "clients connect to {} ({}), up to {} at once",
             cfg.socket.display(),
-            cfg.socket_mode,
+            crate::unix::access_note(cfg.socket_mode),
             cfg.max_clients
         ),
         Role::Dpu => format!(

@@ -220,3 +220,8 @@ pub fn may_write(path: &Path, dir: bool) -> io::Result<()> {
     };
     Ok(rustix::fs::access(path, access)?)
 }
+
+/// Who may connect to the host socket, for `--check`: its mode.
+pub fn access_note(mode: u32) -> String {
+    format!("mode {mode:04o}")
+}
