@@ -15,4 +15,4 @@ cp packaging/windows/README.windows.md "$stage/"
 cp packaging/example-windows.json "$stage/example.json"
 (cd target && zip -qr "$name.zip" "$name")
 rm -rf "$stage"
-unzip -l "target/$name.zip"
+python3 -m zipfile -l "target/$name.zip"
