@@ -156,4 +156,4 @@ for p in "${PATHS[@]}"; do
 done
 printf '\nPer run (MB/s):\n\n'
 for p in "${PATHS[@]}"; do printf -- '- %s:%s\n' "$p" "${TPUT[$p]}"; done
-printf '\nIn-process cipher speed and Noise handshake compute time (examples/cipherbench, full\n64 KiB records):\n\n```\n%s\n```\n' "$CB"
+printf '\nIn-process cipher speed and Noise handshake compute time (examples/cipherbench, full\n1 MiB records):\n\n```\n%s\n```\n' "$CB"

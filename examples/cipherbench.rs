@@ -6,6 +6,7 @@
 //! Every record is opened again and compared, so a run is also a correctness check (the
 //! aarch64 build runs it under qemu for that).
 
+use doca_socket_relay::channel::STREAM_MAX_MSG;
 use doca_socket_relay::config::{Psk, Role};
 use doca_socket_relay::secure::noise;
 use doca_socket_relay::secure::record::{max_run, CipherState};
@@ -37,7 +38,7 @@ fn records(cipher: Cipher, mib: usize) -> (f64, f64) {
         CipherState::new(cipher, &key),
         CipherState::new(cipher, &key),
     );
-    let run = max_run(256 * 1024);
+    let run = max_run(STREAM_MAX_MSG as usize);
     let plain: Vec<u8> = (0..run).map(|i| (i * 31 % 251) as u8).collect();
     let mut buf = plain.clone();
     let count = mib * 1024 * 1024 / run;

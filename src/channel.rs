@@ -209,7 +209,7 @@ impl FrameReader {
     pub fn take_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
         if let Some(cs) = &mut self.opener {
             while self.record_left == 0 {
-                match record::open_record(cs, &mut self.buf[self.start..self.end]) {
+                match record::open_record(cs, &mut self.buf[self.start..self.end], self.max_msg) {
                     Ok(None) => return Ok(None),
                     Ok(Some(len)) => {
                         self.start += HEADER_LEN;

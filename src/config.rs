@@ -179,9 +179,16 @@ impl FromStr for PciAddr {
     }
 }
 
-/// A pre-shared key; its `Debug` never prints the bytes.
+/// A pre-shared key; its `Debug` never prints the bytes, and its memory is wiped when dropped,
+/// so a core dump or a later heap allocation does not carry the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Psk(pub Vec<u8>);
+
+impl Drop for Psk {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl fmt::Debug for Psk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

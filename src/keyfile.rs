@@ -17,6 +17,8 @@ use std::path::Path;
 #[cfg(unix)]
 /// Permission bits that make a key file unsafe: read by others, write by group or others.
 const UNSAFE_BITS: u32 = 0o027;
+/// Most bytes reserved up front for a key file; a larger file still reads, in steps.
+const MAX_KEY_READ: usize = 64 * 1024;
 
 #[cfg(unix)]
 /// Reads and checks the key file at `path`. The error is one line naming the file and, for a
@@ -105,7 +107,10 @@ pub fn read_psk(path: &Path) -> Result<Psk, String> {
 }
 
 fn read_key(path: &Path, file: &mut File) -> Result<Psk, String> {
-    let mut key = Vec::new();
+    // Sized up front so that growing the buffer leaves no copy of the key behind in freed
+    // memory; whatever happens, the buffer is wiped unless it becomes the Psk.
+    let size = file.metadata().map_or(0, |m| m.len() as usize);
+    let mut key = zeroize::Zeroizing::new(Vec::with_capacity(size.min(MAX_KEY_READ) + 1));
     file.read_to_end(&mut key)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if key.len() < MIN_PSK_LEN {
@@ -115,7 +120,7 @@ fn read_key(path: &Path, file: &mut File) -> Result<Psk, String> {
             key.len()
         ));
     }
-    Ok(Psk(key))
+    Ok(Psk(std::mem::take(&mut *key)))
 }
 
 #[cfg(all(test, unix))]

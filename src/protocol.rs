@@ -10,8 +10,9 @@ use std::fmt;
 pub const HEADER_LEN: usize = 9;
 /// Protocol version carried in HELLO. Version 2 added STOP, the instance identity in HELLO,
 /// the DPU side's verdict that ends every handshake, and GOAWAY; version 3 the security mode
-/// in HELLO and the encrypted channel (Noise handshake, SEALED records).
-pub const VERSION: u16 = 3;
+/// in HELLO and the encrypted channel (Noise handshake, SEALED records); version 4 records as
+/// large as a channel message (1 MiB on stream transports, up from 64 KiB).
+pub const VERSION: u16 = 4;
 /// First bytes of every HELLO payload, so a stray peer is recognised at once.
 pub const MAGIC: [u8; 4] = *b"DSRL";
 /// Length of the handshake nonces.

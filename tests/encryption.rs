@@ -9,7 +9,9 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::protocol::{frame_len, Frame, Hello, HEADER_LEN, INSTANCE_LEN, NONCE_LEN};
+use doca_socket_relay::protocol::{
+    frame_len, Frame, Hello, HEADER_LEN, INSTANCE_LEN, NONCE_LEN, VERSION,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -18,7 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The frame type of a sealed record (protocol version 3).
+/// The frame type of a sealed record (protocol versions 3 and 4).
 const T_SEALED: u8 = 0x05;
 
 /// What the man in the middle does to the host's sealed records.
@@ -310,9 +312,10 @@ fn cipher_mismatch_is_refused_on_both() {
     assert_eq!(env.server.as_ref().unwrap().accepted(), 0);
 }
 
-/// A host of protocol version 2 gets ERROR naming both versions, and the DPU side logs it.
+/// A host of the previous protocol version (3: records of at most 64 KiB) gets ERROR naming
+/// both versions, and the DPU side logs it.
 #[test]
-fn a_version_2_peer_is_refused() {
+fn a_previous_version_peer_is_refused() {
     let dir = tempdir();
     let key = write_psk(dir.path(), "k");
     let addr = format!("127.0.0.1:{}", free_tcp_port());
@@ -333,7 +336,7 @@ fn a_version_2_peer_is_refused() {
         ],
     );
     let hello = Hello {
-        version: 2,
+        version: VERSION - 1,
         security: 1,
         max_msg: 256 * 1024,
         window: 1024 * 1024,
@@ -357,10 +360,13 @@ fn a_version_2_peer_is_refused() {
     let mut got = Vec::new();
     let _ = c.read_to_end(&mut got);
     let text = String::from_utf8_lossy(&got);
-    let want = "protocol version mismatch: ours is 3, the peer's 2";
-    assert!(text.contains(want), "the old host was told: {text:?}");
+    let want = format!(
+        "protocol version mismatch: ours is {VERSION}, the peer's {}",
+        VERSION - 1
+    );
+    assert!(text.contains(&want), "the old host was told: {text:?}");
     assert!(
-        wait_until(Duration::from_secs(10), || dpu.stderr().contains(want)),
+        wait_until(Duration::from_secs(10), || dpu.stderr().contains(&want)),
         "{}",
         dpu.report()
     );

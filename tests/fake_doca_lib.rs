@@ -77,13 +77,24 @@ extern "C" {
 
 /// Whether `fd` is readable right now.
 fn readable(fd: c_int) -> bool {
+    poll_in(fd, 0)
+}
+
+/// Whether `fd` becomes readable within 5 s. For readiness that follows a close: while another
+/// test thread forks (cbuild's gcc, `uname`), the child holds a copy of the closed socket until
+/// its exec, so the hang-up reaches the peer only then.
+fn becomes_readable(fd: c_int) -> bool {
+    poll_in(fd, 5000)
+}
+
+fn poll_in(fd: c_int, timeout_ms: c_int) -> bool {
     let mut p = PollFd {
         fd,
         events: POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { poll(&mut p, 1, 0) };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { poll(&mut p, 1, timeout_ms) };
     assert!(n >= 0, "poll failed on fd {fd}");
     n > 0 && p.revents & POLLIN != 0
 }
@@ -750,7 +761,7 @@ fn channel(api: Api) {
     assert_eq!(d.call(d.arm_recv, svc), SUCCESS);
     assert!(!readable(s_recv));
     d.destroy(cli);
-    assert!(readable(s_recv), "armed + hang-up");
+    assert!(becomes_readable(s_recv), "armed + hang-up");
     let (r, _, _, from) = d.recv(svc, 4080);
     assert_eq!((r, from), (CONNECTION_RESET, speer));
     assert_eq!(d.recv(svc, 4080).0, AGAIN, "reported once");
@@ -774,7 +785,7 @@ fn channel(api: Api) {
     );
     assert_eq!(d.call(d.arm_recv, cli2), SUCCESS);
     let (_, c2_recv) = d.channels(cli2).unwrap();
-    assert!(readable(c2_recv), "armed + service hang-up");
+    assert!(becomes_readable(c2_recv), "armed + service hang-up");
     let (r, _, _, from) = d.recv(cli2, 4080);
     assert_eq!((r, from), (CONNECTION_RESET, peer2));
     assert_eq!(d.recv(cli2, 4080).0, CONNECTION_RESET, "until disconnected");

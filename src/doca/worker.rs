@@ -318,9 +318,14 @@ impl Worker<'_> {
         }
         let mut st = self.shared.lock();
         let generation = st.generation;
+        // The relay's reader takes all it can each time it looks, and looks again before it
+        // waits, so only a queue that was empty needs a wakeup.
+        let was_empty = st.inbox.is_empty();
         st.inbox.push_back((generation, data.to_vec()));
         drop(st);
-        self.shared.wake_reader();
+        if was_empty {
+            self.shared.wake_reader();
+        }
     }
 
     /// Hands queued messages to the endpoint while its send queue has room. Returns whether

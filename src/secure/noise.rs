@@ -83,6 +83,8 @@ pub fn split(mut hs: snow::HandshakeState, cipher: Cipher, role: Role) -> Keys {
         Role::Host => (initiator_to_responder, responder_to_initiator),
         Role::Dpu => (responder_to_initiator, initiator_to_responder),
     };
+    // Wiped on return; ring's key schedules cannot be, they live as long as the session.
+    let (send, recv) = (zeroize::Zeroizing::new(send), zeroize::Zeroizing::new(recv));
     Keys {
         send: CipherState::new(cipher, &send),
         recv: CipherState::new(cipher, &recv),

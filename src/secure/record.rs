@@ -1,10 +1,16 @@
 //! Sealed records: the encrypted channel's unit on the wire.
 //!
-//! A record is a SEALED frame header (`0x04 | stream 0 | length`) followed by one Noise
-//! transport message: the ciphertext of a run of whole frames and its 16-byte tag. Frames never
-//! span records, so a receiver opens a record in place in its receive buffer and decodes the
-//! frames straight out of it, and a sender seals each run of frames where it lies in the send
-//! buffer and writes header, run and tag with one vectored write: no copy of the frames.
+//! A record is a SEALED frame header (`0x05 | stream 0 | length`) followed by the ciphertext of
+//! a run of whole frames and its 16-byte tag. Frames never span records, so a receiver opens a
+//! record in place in its receive buffer and decodes the frames straight out of it, and a sender
+//! seals each run of frames where it lies in the send buffer and writes header, run and tag with
+//! one vectored write: no copy of the frames.
+//!
+//! A record may be as large as a channel message (1 MiB on stream transports), not only the
+//! 64 KiB of a Noise transport message: with 64 KiB records the largest DATA frame had to shrink
+//! to 64 KiB too, and each relay process then spent about twice the system calls per MiB on its
+//! local sockets that it spends in clear. Each record is still one AEAD message under the Noise
+//! keys and nonces, far inside both ciphers' per-message limits (64 GiB).
 //!
 //! Nonces are the Noise ones: a per-direction counter from 0, never sent, so a record that is
 //! lost, replayed or moved fails to open. Every [`REKEY_EVERY`] records both sides replace the
@@ -18,15 +24,19 @@ use std::io::{self, IoSlice};
 
 /// Length of a record's authentication tag.
 pub const TAG_LEN: usize = 16;
-/// Largest Noise transport message: ciphertext and tag.
-pub const MAX_RECORD: usize = 65535;
 /// Records sealed under one key; then both sides move to the next key (Noise REKEY). With
-/// records of at most 64 KiB a key protects at most 4 GiB (2^28 AES blocks).
-pub const REKEY_EVERY: u64 = 1 << 16;
+/// records of at most 1 MiB a key protects at most 4 GiB (2^28 AES blocks).
+pub const REKEY_EVERY: u64 = 1 << 12;
+
+/// Largest record (ciphertext and tag) on a channel whose messages hold `max_msg` bytes: a
+/// record and its header fill one message.
+pub fn max_record(max_msg: usize) -> usize {
+    max_msg - HEADER_LEN
+}
 
 /// Largest run of frames one record carries on a channel whose messages hold `max_msg` bytes.
 pub fn max_run(max_msg: usize) -> usize {
-    max_msg.min(HEADER_LEN + MAX_RECORD) - HEADER_LEN - TAG_LEN
+    max_record(max_msg) - TAG_LEN
 }
 
 /// One direction's key, as ring's AEAD (its assembly uses AES-NI/VAES and CLMUL on x86-64 and
@@ -76,7 +86,7 @@ impl CipherState {
         let tag = self
             .aead
             .seal_in_place_separate_tag(self.nonce(n), Aad::empty(), buf)
-            // Both ciphers only refuse inputs of gigabytes; a record is at most 64 KiB.
+            // Both ciphers refuse only inputs of gigabytes; a record fills at most one message.
             .expect("a record is within the cipher's length limit");
         tag.as_ref().try_into().expect("tags are TAG_LEN bytes")
     }
@@ -108,8 +118,8 @@ impl CipherState {
     /// Noise's default REKEY: the first 32 bytes of ENCRYPT(k, 2^64 - 1, "", 32 zero bytes).
     /// The nonce counter goes on.
     pub fn rekey(&mut self) {
-        let mut key = [0u8; 32];
-        self.seal_at(u64::MAX, &mut key);
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        self.seal_at(u64::MAX, &mut *key);
         self.aead = aead_key(self.cipher, &key);
     }
 }
@@ -119,8 +129,8 @@ impl CipherState {
 pub enum RecordError {
     /// Something other than a record where one must be.
     NotSealed(u8),
-    /// A record length outside what Noise allows.
-    BadLength(u32),
+    /// A record length outside what the channel allows: the length and the largest allowed.
+    BadLength(u32, usize),
     /// The tag did not verify.
     Forged,
 }
@@ -134,10 +144,9 @@ impl fmt::Display for RecordError {
                     "a frame of type 0x{t:02x} in clear on an encrypted channel"
                 )
             }
-            RecordError::BadLength(n) => write!(
-                f,
-                "a record of {n} bytes (records hold {TAG_LEN} to {MAX_RECORD})"
-            ),
+            RecordError::BadLength(n, max) => {
+                write!(f, "a record of {n} bytes (records hold {TAG_LEN} to {max})")
+            }
             RecordError::Forged => f.write_str(
                 "a record failed authentication: altered, replayed, reordered or lost on the way",
             ),
@@ -145,10 +154,14 @@ impl fmt::Display for RecordError {
     }
 }
 
-/// Opens the record at the front of `buf` in place. `Ok(None)` while the record is not all
-/// there; else the length of its frames, which start at [`HEADER_LEN`] and are followed by the
-/// tag.
-pub fn open_record(cs: &mut CipherState, buf: &mut [u8]) -> Result<Option<usize>, RecordError> {
+/// Opens the record at the front of `buf` in place, on a channel whose messages hold `max_msg`
+/// bytes. `Ok(None)` while the record is not all there; else the length of its frames, which
+/// start at [`HEADER_LEN`] and are followed by the tag.
+pub fn open_record(
+    cs: &mut CipherState,
+    buf: &mut [u8],
+    max_msg: usize,
+) -> Result<Option<usize>, RecordError> {
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }
@@ -156,8 +169,9 @@ pub fn open_record(cs: &mut CipherState, buf: &mut [u8]) -> Result<Option<usize>
         return Err(RecordError::NotSealed(buf[0]));
     }
     let len = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]);
-    if !(TAG_LEN..=MAX_RECORD).contains(&(len as usize)) {
-        return Err(RecordError::BadLength(len));
+    let max = max_record(max_msg);
+    if !(TAG_LEN..=max).contains(&(len as usize)) {
+        return Err(RecordError::BadLength(len, max));
     }
     let len = len as usize;
     if buf.len() < HEADER_LEN + len {

@@ -30,23 +30,36 @@ impl Link {
         self.max_msg.set(self.max_msg.get().min(agreed));
     }
 
-    /// Receives the next message.
+    /// Receives the next messages: as many whole ones as fit in `buf`, at least one. Messages
+    /// hold whole frames, so back to back they are a valid frame stream, and a reader woken
+    /// once takes a burst in one call.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             {
                 let mut st = self.ch.shared.lock();
                 // Messages of earlier connections are stale; those of a later one are not ours.
                 // Ours are delivered even after the connection closed (a last ERROR says why).
-                while st.inbox.front().is_some_and(|(g, _)| *g < self.generation) {
+                let mut n = 0;
+                loop {
+                    while st.inbox.front().is_some_and(|(g, _)| *g < self.generation) {
+                        st.inbox.pop_front();
+                    }
+                    let Some((_, msg)) = st.inbox.front().filter(|(g, _)| *g == self.generation)
+                    else {
+                        break;
+                    };
+                    if msg.len() > buf.len() - n {
+                        if n == 0 {
+                            return Err(io::Error::other("a DOCA message larger than agreed"));
+                        }
+                        break;
+                    }
+                    buf[n..n + msg.len()].copy_from_slice(msg);
+                    n += msg.len();
                     st.inbox.pop_front();
                 }
-                if st.inbox.front().is_some_and(|(g, _)| *g == self.generation) {
-                    let (_, msg) = st.inbox.pop_front().expect("checked above");
-                    if msg.len() > buf.len() {
-                        return Err(io::Error::other("a DOCA message larger than agreed"));
-                    }
-                    buf[..msg.len()].copy_from_slice(&msg);
-                    return Ok(msg.len());
+                if n > 0 {
+                    return Ok(n);
                 }
                 if let Some(e) = self.gone(&st) {
                     return Err(e);
@@ -76,8 +89,9 @@ impl Link {
                 signal(&shared.wake_thread);
                 wait(&self.ch.writer).await?;
             }
-            signal(&shared.wake_thread);
         }
+        // One wakeup for the whole batch: the thread sends until the outbox is empty.
+        signal(&shared.wake_thread);
         Ok(())
     }
 }
