@@ -67,26 +67,7 @@ pub fn bind(
 ) -> Result<(Async<UnixListener>, SocketFile), Error> {
     use std::os::unix::fs::MetadataExt;
     if let Ok(meta) = fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(Error::SocketInUse(
-                path.into(),
-                "exists and is not a socket; not touching it",
-            ));
-        }
-        match probe(path) {
-            Ok(()) => {
-                return Err(Error::SocketInUse(
-                    path.into(),
-                    "another process is listening on it",
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                log::info!("replacing stale socket {}", path.display());
-                fs::remove_file(path)
-                    .map_err(|e| Error::io(format!("removing stale {}", path.display()), e))?;
-            }
-            Err(_) => {}
-        }
+        crate::platform::clear_stale_socket(path, meta.file_type().is_socket(), probe)?;
     }
     let what = || format!("binding {}", path.display());
     let fd = rustix::net::socket_with(

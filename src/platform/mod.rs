@@ -21,6 +21,35 @@ use crate::config::Config;
 #[cfg(windows)]
 use crate::config::{LogTarget, Role, DEFAULT_SOCKET_MODE};
 
+/// Before binding the AF_UNIX socket `path`, which exists: a socket nobody listens on (`probe`
+/// is refused) is removed; a live socket or any other kind of file is an error, and the file is
+/// left alone. Other probe failures leave the file for `bind` to report.
+pub(crate) fn clear_stale_socket(
+    path: &std::path::Path,
+    is_socket: bool,
+    probe: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Result<(), crate::error::Error> {
+    use crate::error::Error;
+    if !is_socket {
+        return Err(Error::SocketInUse(
+            path.into(),
+            "exists and is not a socket; not touching it",
+        ));
+    }
+    match probe(path) {
+        Ok(()) => Err(Error::SocketInUse(
+            path.into(),
+            "another process is listening on it",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            log::info!("replacing stale socket {}", path.display());
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io(format!("removing stale {}", path.display()), e))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 /// Everything is available on Linux.
 #[cfg(unix)]
 pub fn refuse(_cfg: &Config) -> Result<(), String> {

@@ -118,69 +118,66 @@ impl<T: Socket> Io<T> {
 
     /// Writes all of `buf`, waiting for room as needed.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        poll_fn(|cx| {
-            while !buf.is_empty() {
-                if self.poll_writable(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                match self.write_now(buf) {
-                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Ok(n) => buf = &buf[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
-            Poll::Ready(Ok(()))
-        })
-        .await
+        while !buf.is_empty() {
+            let n = poll_fn(|cx| self.poll_send(cx, buf.len(), |s| s.send(buf))).await?;
+            buf = &buf[n..];
+        }
+        Ok(())
     }
 
     /// Writes all of `bufs`, in order, waiting for room as needed.
     pub async fn write_all_vectored(&self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-        poll_fn(|cx| {
-            while !bufs.is_empty() {
-                if self.poll_writable(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                let offered: usize = bufs.iter().map(|b| b.len()).sum();
-                let n = match socket2::SockRef::from(self.get_ref()).send_vectored(bufs) {
-                    Ok(0) if offered > 0 => {
-                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()))
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.drained_write();
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
-                };
-                if n < offered {
-                    self.drained_write();
-                }
-                IoSlice::advance_slices(&mut bufs, n);
-            }
-            Poll::Ready(Ok(()))
-        })
-        .await
+        while !bufs.is_empty() {
+            let offered = bufs.iter().map(|b| b.len()).sum();
+            let n = poll_fn(|cx| self.poll_send(cx, offered, |s| s.send_vectored(bufs))).await?;
+            IoSlice::advance_slices(&mut bufs, n);
+        }
+        Ok(())
     }
 
     /// One write attempt that keeps the readiness flag right.
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        self.send_once(buf.len(), &mut |s| s.send(buf))
+    }
+
+    /// Waits for room, then sends what `send` takes of `offered` bytes; 0 taken is an error.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        offered: usize,
+        mut send: impl FnMut(socket2::SockRef<'_>) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
-            match socket2::SockRef::from(self.get_ref()).send(buf) {
-                Ok(n) => {
-                    if n < buf.len() {
+            if self.poll_writable(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match self.send_once(offered, &mut send) {
+                Ok(0) if offered > 0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// One send, retried on EINTR; a short send or "would block" marks the socket full.
+    fn send_once(
+        &self,
+        offered: usize,
+        send: &mut impl FnMut(socket2::SockRef<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            match send(socket2::SockRef::from(self.get_ref())) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => {
+                    let full = match &r {
+                        Ok(n) => *n < offered,
+                        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                    };
+                    if full {
                         self.drained_write();
                     }
-                    return Ok(n);
+                    return r;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.drained_write();
-                    return Err(e);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
             }
         }
     }

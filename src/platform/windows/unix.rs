@@ -82,26 +82,9 @@ pub fn host_listener(cfg: &Config) -> Result<(Async<UnixListener>, Option<Socket
 /// file is an error, and the file is left alone.
 pub fn bind(path: &Path, backlog: u32) -> Result<(Async<UnixListener>, SocketFile), Error> {
     if let Ok(meta) = fs::symlink_metadata(path) {
-        if meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT == 0 || meta.is_dir() {
-            return Err(Error::SocketInUse(
-                path.into(),
-                "exists and is not a socket; not touching it",
-            ));
-        }
-        match probe(path) {
-            Ok(()) => {
-                return Err(Error::SocketInUse(
-                    path.into(),
-                    "another process is listening on it",
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                log::info!("replacing stale socket {}", path.display());
-                fs::remove_file(path)
-                    .map_err(|e| Error::io(format!("removing stale {}", path.display()), e))?;
-            }
-            Err(_) => {}
-        }
+        let is_socket =
+            meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 && !meta.is_dir();
+        crate::platform::clear_stale_socket(path, is_socket, probe)?;
     }
     let what = || format!("binding {}", path.display());
     let sock = socket().map_err(|e| Error::io(what(), e))?;
