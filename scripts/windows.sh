@@ -11,7 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 T=x86_64-pc-windows-gnu
 export WINEDEBUG=-all
-export WINEPREFIX=${WINEPREFIX:-$(mktemp -d /tmp/dsr-wine.XXXXXX)}
+if [ -z "${WINEPREFIX:-}" ]; then
+    WINEPREFIX=$(mktemp -d /tmp/dsr-wine.XXXXXX)
+    own_prefix=$WINEPREFIX
+fi
+export WINEPREFIX
 fail() { echo "windows.sh: FAILED: $*" >&2; exit 1; }
 
 start=$(date +%s)
@@ -24,7 +28,15 @@ EXE=$PWD/target/$T/release/doca_socket_relay.exe
 run() { scripts/wine-run.sh "$EXE" "$@"; }
 win() { echo "Z:${1//\//\\}"; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+cleanup() {
+    rm -rf "$tmp"
+    if [ -n "${own_prefix:-}" ]; then
+        wineserver -k 2>/dev/null || true
+        wineserver -w 2>/dev/null || true
+        rm -rf "$own_prefix"
+    fi
+}
+trap cleanup EXIT
 
 # expect CODE TEXT ARGS...: the exit code, and TEXT in what it printed. Wine 8.0 now and then
 # loses a short-lived program's stderr (seen in about one run in five of the same command,
@@ -86,5 +98,4 @@ grep -qF "this Windows has no AF_UNIX sockets" "$log" || fail "the service log l
 echo "ok: service: START_PENDING, STOPPED (exit 1), log file"
 
 bash scripts/package-windows.sh
-wineserver -k 2>/dev/null || true
 echo "windows.sh: all passed in $(($(date +%s) - start)) s"
