@@ -119,6 +119,12 @@ impl Transport {
         }
     }
 
+    /// Whether the transport splits DATA frames larger than its messages when it packs them
+    /// ([`crate::protocol::pack_messages`]): the DOCA channels.
+    pub fn splits_data(&self) -> bool {
+        matches!(self, Transport::Doca(_) | Transport::Comch(_))
+    }
+
     /// Largest message this transport carries, header included.
     pub fn max_msg(&self) -> u32 {
         match self {
@@ -128,6 +134,14 @@ impl Transport {
         }
     }
 }
+
+/// Largest DATA payload a stream queues on a channel that splits DATA into its messages (in
+/// clear only: a sealed record holds whole frames). One read from a socket fills it, where
+/// frames of a 4 KiB DOCA message's size took one read each.
+const SPLIT_DATA: usize = 256 * 1024;
+
+/// Least receive buffer of a [`FrameReader`].
+const READ_AHEAD: usize = 256 * 1024;
 
 /// Reads frames from a transport through one reusable buffer.
 pub struct FrameReader {
@@ -152,8 +166,9 @@ impl FrameReader {
         let max_msg = max_msg as usize;
         FrameReader {
             transport,
-            // Twice the largest frame lets one read pick up several frames at once.
-            buf: vec![0; 2 * max_msg],
+            // Twice the largest frame lets one read pick up several frames at once; with small
+            // messages (DOCA's 4 KiB) a burst of them, whose DATA then goes out in one write.
+            buf: vec![0; (2 * max_msg).max(READ_AHEAD)],
             start: 0,
             end: 0,
             max_msg,
@@ -207,41 +222,87 @@ impl FrameReader {
 
     /// The next whole frame in the buffer, if any.
     pub fn take_frame(&mut self) -> Result<Option<Frame<'_>>, String> {
-        if let Some(cs) = &mut self.opener {
-            while self.record_left == 0 {
-                match record::open_record(cs, &mut self.buf[self.start..self.end], self.max_msg) {
-                    Ok(None) => return Ok(None),
-                    Ok(Some(len)) => {
-                        self.start += HEADER_LEN;
-                        self.record_left = len;
-                        if len == 0 {
-                            self.start += TAG_LEN;
-                        }
-                    }
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-            let run = &self.buf[self.start..self.start + self.record_left];
-            return match Frame::decode(run, self.max_data) {
-                Ok(Some((frame, used))) => {
-                    self.start += used;
+        if !self.open_next_record()? {
+            return Ok(None);
+        }
+        let sealed = self.opener.is_some();
+        match Frame::decode(&self.buf[self.region()], self.max_data) {
+            Ok(Some((frame, used))) => {
+                self.start += used;
+                if sealed {
                     self.record_left -= used;
                     if self.record_left == 0 {
                         self.start += TAG_LEN;
                     }
-                    Ok(Some(frame))
                 }
-                Ok(None) => Err("a frame runs past the end of its record".into()),
-                Err(e) => Err(e.to_string()),
-            };
-        }
-        match Frame::decode(&self.buf[self.start..self.end], self.max_data) {
-            Ok(Some((frame, used))) => {
-                self.start += used;
                 Ok(Some(frame))
             }
+            Ok(None) if sealed => Err("a frame runs past the end of its record".into()),
             Ok(None) => Ok(None),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The stream of the next frame if it is a whole DATA frame, so that a run of DATA for one
+    /// stream can be taken ([`FrameReader::take_data`]) and written out in one call.
+    pub fn peek_data(&mut self) -> Result<Option<u32>, String> {
+        if !self.open_next_record()? {
+            return Ok(None);
+        }
+        match Frame::decode(&self.buf[self.region()], self.max_data) {
+            Ok(Some((Frame::Data(id, _), _))) => Ok(Some(id)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Takes the next frame, which [`FrameReader::peek_data`] said is DATA, and returns its
+    /// stream and where its payload lies in [`FrameReader::buffered`]. The place holds until
+    /// the next [`FrameReader::fill`].
+    pub fn take_data(&mut self) -> Result<Option<(u32, std::ops::Range<usize>)>, String> {
+        let base = self.buf.as_ptr() as usize;
+        Ok(match self.take_frame()? {
+            Some(Frame::Data(id, data)) => {
+                let at = data.as_ptr() as usize - base;
+                Some((id, at..at + data.len()))
+            }
+            _ => None,
+        })
+    }
+
+    /// The receive buffer, for payloads found with [`FrameReader::take_data`].
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// On an encrypted channel, opens the next record in place once it is all here. Returns
+    /// whether there are frame bytes to decode.
+    fn open_next_record(&mut self) -> Result<bool, String> {
+        let Some(cs) = &mut self.opener else {
+            return Ok(true);
+        };
+        while self.record_left == 0 {
+            let at = &mut self.buf[self.start..self.end];
+            match record::open_record(cs, at, self.max_msg) {
+                Ok(None) => return Ok(false),
+                Ok(Some(len)) => {
+                    self.start += HEADER_LEN;
+                    self.record_left = len;
+                    if len == 0 {
+                        self.start += TAG_LEN;
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Where the next frame is decoded from: the rest of the open record, or all buffered.
+    fn region(&self) -> std::ops::Range<usize> {
+        match self.opener {
+            Some(_) => self.start..self.start + self.record_left,
+            None => self.start..self.end,
         }
     }
 
@@ -266,7 +327,7 @@ impl FrameReader {
 /// What the handshake settled.
 #[derive(Debug)]
 pub struct Agreed {
-    /// Largest DATA payload to send.
+    /// Largest DATA payload to queue (a DOCA channel in clear splits it into its messages).
     pub max_data: usize,
     /// Initial send credit per stream (the peer's window).
     pub peer_window: u32,
@@ -422,6 +483,9 @@ pub async fn handshake(
     }
     // Message channels must pack frames to what both sides accept, not only this side.
     t.limit_max_msg(max_msg);
+    if agreed.sealer.is_none() && t.splits_data() {
+        agreed.max_data = agreed.max_data.max(SPLIT_DATA);
+    }
     Ok(agreed)
 }
 

@@ -159,37 +159,74 @@ pub fn frame_len(buf: &[u8]) -> usize {
     }
 }
 
-/// Splits `buf`, which holds whole frames, into runs of frames of at most `max` bytes each,
-/// for channels that carry size-limited messages. A frame larger than `max` is an error.
-pub fn pack_frames(buf: &[u8], max: usize) -> impl Iterator<Item = std::io::Result<&[u8]>> {
-    pack_ranges(buf, max).map(|r| r.map(|r| &buf[r]))
+/// Packs `buf`, which holds whole frames, into messages of at most `max` bytes each, for
+/// channels that carry size-limited messages (DOCA), copying each out as the channel needs. A
+/// DATA frame that does not fit the room left in a message is split into DATA frames of the
+/// same stream, so every message is full and a sender may queue DATA larger than a message: it
+/// reads its socket in large reads and pays for the headers here, in a copy made anyway. Any
+/// other frame larger than `max` is an error.
+pub fn pack_messages(buf: &[u8], max: usize) -> Messages<'_> {
+    Messages {
+        buf,
+        pos: 0,
+        max,
+        split: None,
+    }
 }
 
-/// Like [`pack_frames`], but yields the runs as ranges of `buf`, so that a caller can then
-/// change the runs in place (the encrypted channel seals each run where it lies).
-pub fn pack_ranges(
-    buf: &[u8],
+/// The messages of [`pack_messages`].
+pub struct Messages<'a> {
+    buf: &'a [u8],
+    pos: usize,
     max: usize,
-) -> impl Iterator<Item = std::io::Result<std::ops::Range<usize>>> + '_ {
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        if start >= buf.len() {
+    /// A DATA frame being split: its stream and the payload bytes left, which start at `pos`.
+    split: Option<(u32, usize)>,
+}
+
+impl Iterator for Messages<'_> {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
             return None;
         }
-        let mut end = start;
-        while end < buf.len() && end + frame_len(&buf[end..]) - start <= max {
-            end += frame_len(&buf[end..]);
+        let mut msg = Vec::with_capacity(self.max);
+        loop {
+            let room = self.max - msg.len();
+            if let Some((id, left)) = self.split {
+                if room <= HEADER_LEN {
+                    break;
+                }
+                let n = left.min(room - HEADER_LEN);
+                put_header(&mut msg, T_DATA, id, n as u32);
+                msg.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                self.split = (left > n).then_some((id, left - n));
+                continue;
+            }
+            let rest = &self.buf[self.pos..];
+            if rest.is_empty() {
+                break;
+            }
+            let len = frame_len(rest);
+            if len <= room {
+                msg.extend_from_slice(&rest[..len]);
+                self.pos += len;
+            } else if rest[0] == T_DATA && room > HEADER_LEN {
+                let id = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
+                self.split = Some((id, len - HEADER_LEN));
+                self.pos += HEADER_LEN;
+            } else if msg.is_empty() {
+                self.pos = self.buf.len();
+                return Some(Err(std::io::Error::other(
+                    "a frame larger than the channel's message size",
+                )));
+            } else {
+                break;
+            }
         }
-        if end == start {
-            start = buf.len();
-            return Some(Err(std::io::Error::other(
-                "a frame larger than the channel's message size",
-            )));
-        }
-        let run = start..end;
-        start = end;
-        Some(Ok(run))
-    })
+        Some(Ok(msg))
+    }
 }
 
 impl Frame<'_> {
@@ -363,6 +400,83 @@ pub fn cut(s: &str, max: usize) -> &str {
 mod tests {
     use super::*;
 
+    /// The frames of `buf` re-encoded, consecutive DATA frames of one stream joined into one.
+    fn joined_frames(buf: &[u8]) -> Vec<u8> {
+        let (mut out, mut rest) = (Vec::new(), buf);
+        let mut data: Option<(u32, Vec<u8>)> = None;
+        let flush = |data: &mut Option<(u32, Vec<u8>)>, out: &mut Vec<u8>| {
+            if let Some((id, p)) = data.take() {
+                Frame::Data(id, &p).encode(out);
+            }
+        };
+        while let Some((frame, used)) = Frame::decode(rest, usize::MAX).unwrap() {
+            match frame {
+                Frame::Data(id, p) if data.as_ref().is_some_and(|d| d.0 == id) => {
+                    data.as_mut().unwrap().1.extend_from_slice(p)
+                }
+                Frame::Data(id, p) => {
+                    flush(&mut data, &mut out);
+                    data = Some((id, p.to_vec()));
+                }
+                other => {
+                    flush(&mut data, &mut out);
+                    other.encode(&mut out);
+                }
+            }
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty(), "a message holds part of a frame");
+        flush(&mut data, &mut out);
+        out
+    }
+
+    /// Messages are full (all but the last take every byte they can), hold whole frames of at
+    /// most their size, and carry the same streams' bytes in the same order, DATA larger than a
+    /// message included; only a non-DATA frame too large for a message is refused.
+    #[test]
+    fn pack_messages_fills_messages_and_splits_only_data() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..500 {
+            let max = 64 + next(5000);
+            let mut frames = Vec::new();
+            for _ in 0..1 + next(30) {
+                let id = 1 + next(3) as u32;
+                match next(4) {
+                    0 | 1 => {
+                        let len = next(3 * max);
+                        Frame::Data(id, &vec![round as u8; len]).encode(&mut frames)
+                    }
+                    2 => Frame::Window(id, 7).encode(&mut frames),
+                    _ => Frame::Close(id).encode(&mut frames),
+                }
+            }
+            let msgs: Vec<Vec<u8>> = pack_messages(&frames, max).map(|m| m.unwrap()).collect();
+            assert!(msgs.iter().all(|m| !m.is_empty() && m.len() <= max));
+            // A message ends early only where the next frame is not DATA and does not fit.
+            for pair in msgs.windows(2) {
+                let room = max - pair[0].len();
+                let next_frame = frame_len(&pair[1]);
+                assert!(
+                    room <= HEADER_LEN || (pair[1][0] != T_DATA && next_frame > room),
+                    "round {round}: a message left {room} bytes unused"
+                );
+            }
+            assert_eq!(joined_frames(&msgs.concat()), joined_frames(&frames));
+        }
+        let mut big = Vec::new();
+        Frame::Error(&[b'x'; 200]).encode(&mut big);
+        let err = pack_messages(&big, 100).next().unwrap().unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("larger than the channel's message size"));
+    }
+
     fn roundtrip(f: Frame<'_>) {
         let mut buf = Vec::new();
         f.encode(&mut buf);
@@ -400,20 +514,6 @@ mod tests {
         assert_eq!(frame_len(&buf), HEADER_LEN + 3);
         assert_eq!(frame_len(&buf[12..]), HEADER_LEN);
         assert_eq!(frame_len(&buf[21..]), HEADER_LEN + 1);
-    }
-
-    #[test]
-    fn pack_frames_respects_the_limit() {
-        let mut buf = Vec::new();
-        for i in 0..5u32 {
-            Frame::Data(i + 1, &[7; 40]).encode(&mut buf);
-            Frame::Window(i + 1, 9).encode(&mut buf);
-        }
-        let runs: Vec<&[u8]> = pack_frames(&buf, 60).map(|r| r.unwrap()).collect();
-        assert_eq!(runs.len(), 5);
-        assert!(runs.iter().all(|r| r.len() == 58));
-        assert_eq!(runs.concat(), buf);
-        assert!(pack_frames(&buf, 40).next().unwrap().is_err());
     }
 
     #[test]

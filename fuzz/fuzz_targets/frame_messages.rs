@@ -1,8 +1,9 @@
 //! The frame decoder fed as DOCA-sized messages: the fuzz input is cut into messages of at most
 //! the agreed message size and each is delivered as one read (a SEQPACKET pair, as a DOCA
 //! receive). The frames read must be a prefix of what decoding the whole input gives, and
-//! whole once every message fits. Then the frames are packed again with `pack_frames`, which
-//! must give runs of whole frames within the size that concatenate to the same bytes.
+//! whole once every message fits. Then the frames are packed again with `pack_messages`, which
+//! must give messages of whole frames within the size that carry the same frames, DATA split
+//! across messages joined again.
 
 #![no_main]
 
@@ -11,7 +12,7 @@ mod common;
 
 use common::*;
 use doca_socket_relay::channel::{FrameReader, MIN_MAX_MSG};
-use doca_socket_relay::protocol::{pack_frames, HEADER_LEN};
+use doca_socket_relay::protocol::{pack_messages, Frame, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
 use std::net::Shutdown;
@@ -59,13 +60,35 @@ fuzz_target!(|data: &[u8]| {
         .flatten()
         .copied()
         .collect();
-    let mut joined = Vec::new();
-    for run in pack_frames(&frames, max_msg as usize) {
-        let run = run.expect("every frame fits");
-        assert!(!run.is_empty() && run.len() <= max_msg as usize);
-        let (inside, err) = reference(run, max_msg as usize - HEADER_LEN);
-        assert!(!err && inside.concat() == run, "a run is not whole frames");
-        joined.extend_from_slice(run);
+    let mut packed = Vec::new();
+    for msg in pack_messages(&frames, max_msg as usize) {
+        let msg = msg.expect("every frame fits");
+        assert!(!msg.is_empty() && msg.len() <= max_msg as usize);
+        let (inside, err) = reference(&msg, usize::MAX);
+        assert!(!err && inside.concat() == msg, "a message is not whole frames");
+        packed.extend(inside);
     }
-    assert_eq!(joined, frames);
+    assert_eq!(join_data(&packed), join_data(&want_fit(&frames)));
 });
+
+/// The frames of `bytes` (all whole).
+fn want_fit(bytes: &[u8]) -> Vec<Vec<u8>> {
+    reference(bytes, usize::MAX).0
+}
+
+/// `frames` with consecutive DATA frames of one stream joined into one: (stream, payload) for
+/// DATA, (None, the encoded frame) for the others.
+fn join_data(frames: &[Vec<u8>]) -> Vec<(Option<u32>, Vec<u8>)> {
+    let mut out: Vec<(Option<u32>, Vec<u8>)> = Vec::new();
+    for f in frames {
+        let (frame, _) = Frame::decode(f, usize::MAX).unwrap().unwrap();
+        match (frame, out.last_mut()) {
+            (Frame::Data(id, p), Some((Some(last), joined))) if *last == id => {
+                joined.extend_from_slice(p)
+            }
+            (Frame::Data(id, p), _) => out.push((Some(id), p.to_vec())),
+            _ => out.push((None, f.clone())),
+        }
+    }
+    out
+}

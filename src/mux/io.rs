@@ -22,6 +22,21 @@ const OUT_PAUSE: usize = OUT_HIGH + STREAM_MAX_MSG as usize + 1024 * 1024;
 /// Frames handled before the reader lets other tasks run, so that a peer that keeps the
 /// channel full cannot starve every other connection on the thread.
 const READ_BATCH: usize = 1024;
+/// Most DATA frames of one stream written with one call (`sendmsg` takes up to 1024 buffers).
+const MAX_RUN: usize = 64;
+
+/// Takes the DATA frames for stream `id` at the front of `reader`, up to [`MAX_RUN`], into
+/// `run` (where their payloads lie in the reader's buffer): consecutive DATA for one stream (a
+/// burst of small DOCA messages, above all) is written to its socket in one call. A frame the
+/// reader cannot decode ends the run; the caller's next look reports it.
+fn take_run(reader: &mut FrameReader, id: u32, run: &mut Vec<std::ops::Range<usize>>) {
+    while run.len() < MAX_RUN && matches!(reader.peek_data(), Ok(Some(i)) if i == id) {
+        match reader.take_data() {
+            Ok(Some((_, range))) => run.push(range),
+            _ => break,
+        }
+    }
+}
 
 impl Session {
     /// Waits until the send buffer is below `limit`.
@@ -42,20 +57,35 @@ impl Session {
         mut reader: FrameReader,
         on_open: &mut dyn FnMut(Rc<Stream>),
     ) -> String {
+        let mut run = Vec::new();
         loop {
             let mut handled = 0;
+            let mut next_yield = READ_BATCH;
             loop {
-                match reader.take_frame() {
-                    Ok(Some(frame)) => {
-                        if let Err(e) = self.dispatch(frame, on_open) {
-                            return e;
+                match reader.peek_data() {
+                    Ok(Some(id)) => {
+                        take_run(&mut reader, id, &mut run);
+                        let buf = reader.buffered();
+                        let parts: Vec<&[u8]> = run.drain(..).map(|r| &buf[r]).collect();
+                        handled += parts.len();
+                        if !parts.is_empty() {
+                            self.on_data(id, &parts);
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => match reader.take_frame() {
+                        Ok(Some(frame)) => {
+                            handled += 1;
+                            if let Err(e) = self.dispatch(frame, on_open) {
+                                return e;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => return format!("bad frame from the peer: {e}"),
+                    },
                     Err(e) => return format!("bad frame from the peer: {e}"),
                 }
-                handled += 1;
-                if handled % READ_BATCH == 0 {
+                if handled >= next_yield {
+                    next_yield = handled + READ_BATCH;
                     future::yield_now().await;
                 }
                 if self.inner.borrow().out.len() >= OUT_PAUSE {

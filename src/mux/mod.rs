@@ -18,6 +18,7 @@ use crate::unix::UnixStream;
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -331,7 +332,9 @@ impl Session {
         self.inner.borrow().streams.get(&id).cloned()
     }
 
-    fn on_data(&self, id: u32, data: &[u8]) {
+    /// DATA for stream `id`: one frame's payload, or the payloads of consecutive frames for it,
+    /// which are written to the socket in one call.
+    pub(crate) fn on_data(&self, id: u32, parts: &[&[u8]]) {
         let Some(stream) = self.stream(id) else {
             return; // already closed here; the peer will learn it from our CLOSE or RESET
         };
@@ -339,7 +342,8 @@ impl Session {
         if st.reset.is_some() {
             return;
         }
-        let over = st.recv_outstanding as usize + data.len() > self.window as usize;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let over = st.recv_outstanding as usize + len > self.window as usize;
         if over || st.peer_closed {
             log::warn!("stream {id}: peer broke flow control or sent data after close; resetting");
             return self.reset_stream(&stream, &mut st, ResetReason::PROTOCOL);
@@ -347,14 +351,21 @@ impl Session {
         if st.write_stopped {
             return; // sent before the peer saw our STOP
         }
-        st.recv_outstanding += data.len() as u32;
-        let mut rest = data;
+        st.recv_outstanding += len as u32;
+        let mut written = 0;
         // Fast path: nothing queued, so hand the bytes to the socket without copying them.
         if st.pos == st.inbound.len() {
             if let Some(sock) = st.socket.clone().filter(|s| s.is_writable()) {
-                match sock.write_now(rest) {
+                let r = match parts {
+                    [one] => sock.write_now(one),
+                    _ => {
+                        let slices: Vec<_> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                        sock.write_vectored_now(&slices)
+                    }
+                };
+                match r {
                     Ok(n) => {
-                        rest = &rest[n..];
+                        written = n;
                         self.delivered(id, &mut st, n);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -362,12 +373,16 @@ impl Session {
                 }
             }
         }
-        if !rest.is_empty() {
+        if written < len {
             if st.pos == st.inbound.len() {
                 st.inbound.clear();
                 st.pos = 0;
             }
-            st.inbound.extend_from_slice(rest);
+            for part in parts {
+                let skip = written.min(part.len());
+                written -= skip;
+                st.inbound.extend_from_slice(&part[skip..]);
+            }
             st.wake();
         }
     }
@@ -416,7 +431,7 @@ impl Session {
             }
         };
         match frame {
-            Frame::Data(id, data) => self.on_data(id, data),
+            Frame::Data(id, data) => self.on_data(id, &[data]),
             Frame::Window(id, n) => with(id, &mut |st| st.credit = st.credit.saturating_add(n)),
             Frame::Close(id) => with(id, &mut |st| st.peer_closed = true),
             Frame::Stop(id) => with(id, &mut |st| st.stop_requested = true),

@@ -175,11 +175,22 @@ impl<T: AsFd> Io<T> {
     /// One write attempt that keeps the readiness flag right: a short write or EAGAIN marks the
     /// socket full. EINTR is retried. Never raises SIGPIPE.
     pub fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored_now(&[IoSlice::new(buf)])
+    }
+
+    /// [`Io::write_now`] for several buffers in one call (`sendmsg`, so never SIGPIPE either).
+    pub fn write_vectored_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let offered: usize = bufs.iter().map(|b| b.len()).sum();
         loop {
-            let r = rustix::net::send(&self.inner, buf, rustix::net::SendFlags::NOSIGNAL);
+            let r = rustix::net::sendmsg(
+                &self.inner,
+                bufs,
+                &mut rustix::net::SendAncillaryBuffer::default(),
+                rustix::net::SendFlags::NOSIGNAL,
+            );
             match r {
                 Ok(n) => {
-                    if n < buf.len() {
+                    if n < offered {
                         self.drained_write();
                     }
                     return Ok(n);

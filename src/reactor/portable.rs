@@ -140,6 +140,12 @@ impl<T: Socket> Io<T> {
         self.send_once(buf.len(), &mut |s| s.send(buf))
     }
 
+    /// [`Io::write_now`] for several buffers in one call.
+    pub fn write_vectored_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let offered = bufs.iter().map(|b| b.len()).sum();
+        self.send_once(offered, &mut |s| s.send_vectored(bufs))
+    }
+
     /// Waits for room, then sends what `send` takes of `offered` bytes; 0 taken is an error.
     fn poll_send(
         &self,

@@ -17,7 +17,7 @@
 //! direction's key with Noise's REKEY, which bounds what one key ever protects.
 
 use super::Cipher;
-use crate::protocol::{pack_ranges, HEADER_LEN, T_SEALED};
+use crate::protocol::{frame_len, HEADER_LEN, T_SEALED};
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -182,6 +182,37 @@ pub fn open_record(
     Ok(Some(len - TAG_LEN))
 }
 
+/// Most bytes of frames gathered into one record unless a single frame is larger. A receiver
+/// opens nothing before its whole record is in, so a batch sealed as one record would hold back
+/// its first frames (another stream's, often) until its last arrived; with this bound a batch
+/// flows frame by frame as in clear, where a frame is also decoded only once whole.
+pub const RECORD_TARGET: usize = 64 * 1024;
+
+/// The runs of whole frames in `frames` to seal as records: frames gathered up to
+/// [`RECORD_TARGET`] bytes (or `max_run`, if smaller), a larger frame in a record of its own.
+fn record_runs(frames: &[u8], max_run: usize) -> io::Result<Vec<std::ops::Range<usize>>> {
+    let target = RECORD_TARGET.min(max_run);
+    let mut runs = Vec::new();
+    let (mut start, mut end) = (0, 0);
+    while end < frames.len() {
+        let len = frame_len(&frames[end..]);
+        if len > max_run {
+            return Err(io::Error::other(
+                "a frame larger than the channel's message size",
+            ));
+        }
+        if end > start && end + len - start > target {
+            runs.push(start..end);
+            start = end;
+        }
+        end += len;
+    }
+    if end > start {
+        runs.push(start..end);
+    }
+    Ok(runs)
+}
+
 /// The sending direction of an encrypted channel.
 #[derive(Debug)]
 pub struct Sealer {
@@ -204,8 +235,7 @@ impl Sealer {
     /// and returns what to write, in order: header, sealed run and tag of every record.
     pub fn seal<'a>(&'a mut self, frames: &'a mut [u8]) -> io::Result<Vec<IoSlice<'a>>> {
         self.runs.clear();
-        let ranges: Vec<_> = pack_ranges(frames, self.max_run).collect::<io::Result<_>>()?;
-        for range in ranges {
+        for range in record_runs(frames, self.max_run)? {
             let tag = self.cs.seal(&mut frames[range.clone()]);
             let mut head = [0u8; HEADER_LEN];
             head[0] = T_SEALED;
@@ -247,6 +277,49 @@ mod tests {
         fn below(&mut self, n: usize) -> usize {
             (self.next() % n as u64) as usize
         }
+    }
+
+    /// Records cover the frames in order, each at most the largest run; a record over the
+    /// target holds one frame, and no two neighbours would fit the target together.
+    #[test]
+    fn records_gather_frames_up_to_the_target() {
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        for _ in 0..300 {
+            let max_run = 2000 + rng.below(2 * RECORD_TARGET);
+            let mut frames = Vec::new();
+            let mut ends = Vec::new();
+            for _ in 0..1 + rng.below(60) {
+                let big = vec![7; rng.below(max_run - HEADER_LEN)];
+                match rng.below(3) {
+                    0 => Frame::Data(1, &big),
+                    1 => Frame::Data(2, &[9; 100]),
+                    _ => Frame::Window(3, 5),
+                }
+                .encode(&mut frames);
+                ends.push(frames.len());
+            }
+            let runs = record_runs(&frames, max_run).unwrap();
+            let target = RECORD_TARGET.min(max_run);
+            assert_eq!(runs.first().unwrap().start, 0);
+            assert_eq!(runs.last().unwrap().end, frames.len());
+            for (i, r) in runs.iter().enumerate() {
+                assert!(ends.contains(&r.end) && r.len() <= max_run);
+                if r.len() > target {
+                    assert_eq!(
+                        frame_len(&frames[r.start..]),
+                        r.len(),
+                        "a large run of frames"
+                    );
+                }
+                if let Some(next) = runs.get(i + 1) {
+                    assert_eq!(next.start, r.end);
+                    assert!(next.end - r.start > target, "two records that fit one");
+                }
+            }
+        }
+        let mut big = Vec::new();
+        Frame::Data(1, &[0; 5000]).encode(&mut big);
+        assert!(record_runs(&big, 4000).is_err());
     }
 
     /// Our records and snow's transport messages are the same thing, across a rekey, both ways.

@@ -47,7 +47,7 @@ pub fn release_relay() {
     });
 }
 
-/// `strace -c -f` attached to one running process.
+/// `strace -c` attached to one running process (`-f`: all its threads) or to its main thread.
 pub struct Strace {
     child: Child,
     out: std::path::PathBuf,
@@ -55,8 +55,19 @@ pub struct Strace {
 
 impl Strace {
     pub fn attach(pid: u32, out: &Path) -> Strace {
+        Self::attach_to(pid, out, true)
+    }
+
+    /// `all_threads` false traces only the thread whose id is `pid`: the relay's main thread,
+    /// which runs its event loop.
+    pub fn attach_to(pid: u32, out: &Path, all_threads: bool) -> Strace {
+        let flags: &[&str] = if all_threads {
+            &["-c", "-f", "-o"]
+        } else {
+            &["-c", "-o"]
+        };
         let child = Command::new("strace")
-            .args(["-c", "-f", "-o"])
+            .args(flags)
             .arg(out)
             .args(["-p", &pid.to_string()])
             .stdin(Stdio::null())
@@ -132,9 +143,21 @@ pub fn count(
     units: f64,
     work: impl FnOnce(&mut Env),
 ) -> [(f64, String); 2] {
+    count_threads(env, name, units, true, work)
+}
+
+/// [`count`], of all threads or of the event loop's (main) thread only.
+pub fn count_threads(
+    env: &mut Env,
+    name: &str,
+    units: f64,
+    all_threads: bool,
+    work: impl FnOnce(&mut Env),
+) -> [(f64, String); 2] {
     let dir = env.dir.path().to_path_buf();
-    let host = Strace::attach(env.host().pid(), &dir.join(format!("{name}-host")));
-    let dpu = Strace::attach(env.dpu().pid(), &dir.join(format!("{name}-dpu")));
+    let out = |side: &str| dir.join(format!("{name}-{side}"));
+    let host = Strace::attach_to(env.host().pid(), &out("host"), all_threads);
+    let dpu = Strace::attach_to(env.dpu().pid(), &out("dpu"), all_threads);
     work(env);
     // Let the close of the measured connection finish on both sides.
     std::thread::sleep(Duration::from_millis(100));

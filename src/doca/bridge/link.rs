@@ -73,7 +73,7 @@ impl Link {
     /// while the thread's queue is full.
     pub async fn write_frames(&self, buf: &[u8]) -> io::Result<()> {
         let shared = &self.ch.shared;
-        for msg in crate::protocol::pack_frames(buf, self.max_msg.get() as usize) {
+        for msg in crate::protocol::pack_messages(buf, self.max_msg.get() as usize) {
             let msg = msg?;
             loop {
                 {
@@ -82,7 +82,7 @@ impl Link {
                         return Err(e);
                     }
                     if st.outbox.len() < OUTBOX_LIMIT {
-                        st.outbox.push_back(msg.to_vec());
+                        st.outbox.push_back(msg);
                         break;
                     }
                 }
