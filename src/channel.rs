@@ -6,7 +6,7 @@
 use crate::auth;
 use crate::config::{Config, Role};
 use crate::doca;
-use crate::protocol::{Frame, Hello, HEADER_LEN, VERSION};
+use crate::protocol::{frame_len, Frame, Hello, HEADER_LEN, VERSION};
 use crate::reactor::Io;
 use crate::secure::record::{self, CipherState, Sealer, TAG_LEN};
 use crate::secure::{noise, Security};
@@ -140,6 +140,9 @@ impl Transport {
 /// frames of a 4 KiB DOCA message's size took one read each.
 const SPLIT_DATA: usize = 256 * 1024;
 
+/// Least room worth a read into a [`FrameReader`]'s buffer on a stream transport.
+const MIN_ROOM: usize = 64 * 1024;
+
 /// Least receive buffer of a [`FrameReader`].
 const READ_AHEAD: usize = 256 * 1024;
 
@@ -200,7 +203,7 @@ impl FrameReader {
     pub async fn fill(&mut self) -> io::Result<()> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
-        } else if self.buf.len() - self.end < self.max_msg || self.start > self.buf.len() / 2 {
+        } else if self.must_compact() {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
@@ -218,6 +221,22 @@ impl FrameReader {
         }
         self.end += n;
         Ok(())
+    }
+
+    /// Whether the bytes waiting must move to the front before the next read: when the room
+    /// behind them is too small for a worthwhile read (or for one whole DOCA message), or the
+    /// frame or record they begin does not fit before the buffer's end. Moving them whenever
+    /// less than a largest message was left moved half a MiB per MiB received in bulk.
+    fn must_compact(&self) -> bool {
+        let room = self.buf.len() - self.end;
+        let waiting = &self.buf[self.start..self.end];
+        // Inside an open record every frame is whole, so only a record or a frame can be cut.
+        let next = if waiting.len() >= HEADER_LEN {
+            frame_len(waiting)
+        } else {
+            HEADER_LEN
+        };
+        room < self.max_msg.min(MIN_ROOM) || self.start + next > self.buf.len()
     }
 
     /// The next whole frame in the buffer, if any.
