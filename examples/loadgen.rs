@@ -22,6 +22,10 @@
 //!
 //! Sizes accept K, M and G suffixes (binary: 1K = 1024).
 
+// AF_UNIX and Unix file types: Linux only (scripts/windows.sh skips it).
+#![cfg_attr(not(unix), no_main)]
+#![cfg(unix)]
+
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::FileTypeExt;

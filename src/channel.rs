@@ -11,11 +11,11 @@ use crate::reactor::Io;
 use crate::secure::record::{self, CipherState, Sealer, TAG_LEN};
 use crate::secure::{noise, Security};
 use crate::takeover;
+use crate::unix::UnixStream;
 use async_io::Async;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ pub enum Transport {
 
 /// Takes a socket connected or accepted through async-io over into the relay's own event loop
 /// (see [`crate::reactor`]): the channel carries every relayed byte.
-fn own<T: std::os::fd::AsFd>(s: Arc<Async<T>>) -> io::Result<Rc<Io<T>>> {
+pub(crate) fn own<T: crate::reactor::Socket>(s: Arc<Async<T>>) -> io::Result<Rc<Io<T>>> {
     let s = Arc::try_unwrap(s)
         .map_err(|_| io::Error::other("the channel socket is still shared"))?
         .into_inner()?;
@@ -60,26 +60,7 @@ impl Transport {
         s.set_nodelay(true)?;
         Ok(Transport::Tcp(own(s.into())?))
     }
-
-    /// An AF_UNIX socket of any type as a channel (a SEQPACKET one stands in for a DOCA
-    /// channel's message boundaries in tests and fuzz targets). Must be used on the thread
-    /// that runs [`crate::reactor::block_on`].
-    pub fn unix_socket(s: UnixStream) -> io::Result<Transport> {
-        use rustix::net::{sockopt, SocketType};
-        s.set_nonblocking(true)?;
-        let io = if sockopt::socket_type(&s)? == SocketType::STREAM {
-            Io::new(s)?
-        } else {
-            Io::with_messages(s)?
-        };
-        Ok(Transport::Unix(Rc::new(io)))
-    }
-
-    /// An AF_UNIX channel connection, with the send buffer of the relay's own AF_UNIX sockets.
-    pub fn unix(s: async_net::unix::UnixStream) -> io::Result<Transport> {
-        crate::unix::tune(&s);
-        Ok(Transport::Unix(own(s.into())?))
-    }
+    // The AF_UNIX constructors (`unix`, `unix_socket`) are in `crate::unix`: platform code.
 }
 
 impl Transport {

@@ -7,7 +7,7 @@
 //! resolves, and a DOCA channel has its library. Then what would run is printed.
 
 use crate::config::{ChannelAddr, Config, LogTarget, Role};
-use rustix::fs::{Access, FileType};
+use crate::unix::{file_kind, may_write, FileKind};
 use std::path::Path;
 
 /// The outcome: lines describing what would run, and the problems found (none: exit 0).
@@ -27,6 +27,9 @@ pub fn check(cfg: &Config) -> Report {
         notes: Vec::new(),
         problems: Vec::new(),
     };
+    if let Err(e) = crate::platform::refuse(cfg) {
+        r.problems.push(e);
+    }
     let socket = cfg.socket.as_path();
     match cfg.role {
         Role::Host if std::env::var_os("LISTEN_FDS").is_some() => r
@@ -87,9 +90,9 @@ fn plan(cfg: &Config) -> Vec<String> {
     )];
     plan.push(match cfg.role {
         Role::Host => format!(
-            "clients connect to {} (mode {:04o}), up to {} at once",
+            "clients connect to {} ({}), up to {} at once",
             cfg.socket.display(),
-            cfg.socket_mode,
+            crate::unix::access_note(cfg.socket_mode),
             cfg.max_clients
         ),
         Role::Dpu => format!(
@@ -133,7 +136,7 @@ fn plan(cfg: &Config) -> Vec<String> {
 }
 
 fn is_socket(path: &Path) -> bool {
-    rustix::fs::stat(path).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Socket)
+    file_kind(path, true).is_ok_and(|k| k == FileKind::Socket)
 }
 
 /// A path the relay would bind: its directory must exist and be writable, and an existing
@@ -143,7 +146,7 @@ fn check_bind_path(r: &mut Report, flag: &str, path: &Path) {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    match rustix::fs::stat(dir) {
+    match file_kind(dir, true) {
         Err(e) => {
             r.problems.push(format!(
                 "{flag}: the directory {} is missing ({e}); create it (under systemd, \
@@ -152,23 +155,24 @@ fn check_bind_path(r: &mut Report, flag: &str, path: &Path) {
             ));
             return;
         }
-        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => {
+        Ok(k) if k != FileKind::Directory => {
             r.problems
                 .push(format!("{flag}: {} is not a directory", dir.display()));
             return;
         }
         Ok(_) => {}
     }
-    if let Err(e) = rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK) {
+    if let Err(e) = may_write(dir, true) {
         r.problems.push(format!(
             "{flag}: cannot create a socket in {} ({e}) as this user",
             dir.display()
         ));
     }
-    match rustix::fs::lstat(path) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Socket => r.problems.push(
-            format!("{flag}: {} exists and is not a socket", path.display()),
-        ),
+    match file_kind(path, false) {
+        Ok(k) if k != FileKind::Socket => r.problems.push(format!(
+            "{flag}: {} exists and is not a socket",
+            path.display()
+        )),
         Ok(_) => r.notes.push(format!(
             "{flag}: {} exists; a stale socket is replaced at start, a live one stops it",
             path.display()
@@ -179,17 +183,17 @@ fn check_bind_path(r: &mut Report, flag: &str, path: &Path) {
 
 /// The server application's socket (DPU side): connecting needs write permission on it.
 fn check_server_socket(r: &mut Report, path: &Path) {
-    match rustix::fs::stat(path) {
+    match file_kind(path, true) {
         Err(e) => r.notes.push(format!(
             "--socket: the server application's socket {} is not there yet ({e}); each \
              client is refused until it is",
             path.display()
         )),
-        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Socket => r
+        Ok(k) if k != FileKind::Socket => r
             .problems
             .push(format!("--socket: {} is not a socket", path.display())),
         Ok(_) => {
-            if let Err(e) = rustix::fs::access(path, Access::WRITE_OK) {
+            if let Err(e) = may_write(path, false) {
                 r.problems.push(format!(
                     "--socket: cannot connect to {} as this user ({e}); give the relay the \
                      application's group (SupplementaryGroups=)",
@@ -233,11 +237,15 @@ mod tests {
         let r = check(&cfg("host", &dir.join("fresh.sock")));
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert!(r.plan[1].contains("fresh.sock"), "{:?}", r.plan);
-        // The DPU side only notes a server application that is not up yet.
-        let r = check(&cfg("dpu", &dir.join("app.sock")));
+        // The DPU side only notes a server application that is not up yet (where the
+        // platform runs the DPU role at all: Windows reports that it does not).
+        let dpu = cfg("dpu", &dir.join("app.sock"));
+        let refused: Vec<String> = crate::platform::refuse(&dpu).err().into_iter().collect();
+        let r = check(&dpu);
         assert!(
-            r.problems.is_empty() && !r.notes.is_empty(),
-            "{:?}",
+            r.problems == refused && !r.notes.is_empty(),
+            "{:?} {:?}",
+            r.problems,
             r.notes
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -439,7 +439,7 @@ impl Config {
             max_clients,
             psk,
             encrypt,
-            socket_mode: p.socket_mode.map_or(0o660, |m| m.0),
+            socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
             log_target: p.log_target.unwrap_or(LogTarget::Stderr),
         })
     }
@@ -466,6 +466,9 @@ fn encryption(
         (false, None) => Ok(None),
     }
 }
+
+/// Mode bits of the host socket unless `--socket-mode` names others.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 
 /// The cipher used unless `--cipher` names another; chosen from bench/RESULTS.md.
 pub const DEFAULT_CIPHER: Cipher = Cipher::AesGcm;
@@ -588,7 +591,7 @@ mod tests {
 
     #[test]
     fn shipped_examples_parse() {
-        for name in ["example.json", "example-dpu.json"] {
+        for name in ["example.json", "example-dpu.json", "example-windows.json"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("packaging")
                 .join(name);

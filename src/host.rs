@@ -2,8 +2,7 @@
 //! with capped exponential backoff), and relays every accepted client as one stream.
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
-use crate::comch;
-use crate::config::{ChannelAddr, Config, Role};
+use crate::config::{ChannelAddr, Config};
 use crate::doca;
 use crate::error::Error;
 use crate::mux::{Session, Stats};
@@ -13,12 +12,12 @@ use crate::reactor::Io;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
 use crate::unix;
+use crate::unix::UnixStream;
 use async_executor::LocalExecutor;
-use async_io::{Async, Timer};
+use async_io::Timer;
 use event_listener::Event;
 use futures_lite::future;
 use std::cell::RefCell;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -53,18 +52,7 @@ pub async fn run(
     ex: Rc<LocalExecutor<'static>>,
     stop: Rc<Shutdown>,
 ) -> Result<(), Error> {
-    let (listener, file) = match systemd::listen_fd()? {
-        Some(fd) => {
-            log::info!("using the listening socket passed by systemd");
-            let l = Async::new(std::os::unix::net::UnixListener::from(fd))
-                .map_err(|e| Error::io("watching the socket passed by systemd", e))?;
-            (l, None)
-        }
-        None => {
-            let (l, file) = unix::bind(&cfg.socket, cfg.socket_mode, cfg.max_clients)?;
-            (l, Some(file))
-        }
-    };
+    let (listener, file) = unix::host_listener(&cfg)?;
     log::info!(
         "host side: clients on {}, channel {}, service {:?}, up to {} clients",
         cfg.socket.display(),
@@ -283,35 +271,14 @@ async fn connect(
                 .await
                 .and_then(Transport::tcp)
                 .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
-            ChannelAddr::Unix(path) => async_net::unix::UnixStream::connect(path)
+            ChannelAddr::Unix(path) => unix::connect_channel(path)
                 .await
-                .and_then(Transport::unix)
                 .map_err(|e| ConnectError::Unreachable(e.to_string()))?,
             ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
                 let backend = device.expect("opened at start-up with a DOCA channel");
-                let absent = |e| {
-                    ConnectError::Unreachable(format!(
-                        "no DOCA service {:?} answered ({e})",
-                        cfg.cc_name
-                    ))
-                };
-                match &backend.api {
-                    doca::Api::CommChannel(cc) => {
-                        let ch = doca::start(&backend.dev, cc, Role::Host, &cfg.cc_name)
-                            .await
-                            .map_err(ConnectError::Unreachable)?;
-                        // The thread completes the connection in the background.
-                        Transport::Doca(Rc::new(ch.accept().await.map_err(absent)?))
-                    }
-                    doca::Api::Comch(lib) => {
-                        let ch = comch::start(&backend.dev, lib, Role::Host, &cfg.cc_name)
-                            .await
-                            .map_err(ConnectError::Unreachable)?;
-                        Transport::Comch(Rc::new(
-                            ch.accept().await.map_err(ConnectError::Unreachable)?,
-                        ))
-                    }
-                }
+                doca::connect_host(backend, &cfg.cc_name)
+                    .await
+                    .map_err(ConnectError::Unreachable)?
             }
         };
         let mut reader = FrameReader::new(transport.clone(), transport.max_msg());

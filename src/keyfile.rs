@@ -10,14 +10,17 @@
 use crate::config::{Psk, MIN_PSK_LEN};
 use std::fs::{self, File};
 use std::io::Read;
+#[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+#[cfg(unix)]
 /// Permission bits that make a key file unsafe: read by others, write by group or others.
 const UNSAFE_BITS: u32 = 0o027;
 /// Most bytes reserved up front for a key file; a larger file still reads, in steps.
 const MAX_KEY_READ: usize = 64 * 1024;
 
+#[cfg(unix)]
 /// Reads and checks the key file at `path`. The error is one line naming the file and, for a
 /// permission problem, the `chmod` that fixes it.
 pub fn read_psk(path: &Path) -> Result<Psk, String> {
@@ -38,6 +41,7 @@ pub fn read_psk(path: &Path) -> Result<Psk, String> {
     read_key(path, &mut file)
 }
 
+#[cfg(unix)]
 fn check_type(path: &Path, meta: &fs::Metadata) -> Result<(), String> {
     let ft = meta.file_type();
     let what = if ft.is_file() {
@@ -59,6 +63,7 @@ fn check_type(path: &Path, meta: &fs::Metadata) -> Result<(), String> {
     ))
 }
 
+#[cfg(unix)]
 fn check_mode(path: &Path, mode: u32) -> Result<(), String> {
     let perm = mode & 0o7777;
     if perm & UNSAFE_BITS == 0 {
@@ -86,6 +91,21 @@ fn check_mode(path: &Path, mode: u32) -> Result<(), String> {
     ))
 }
 
+/// Reads the key file at `path` on Windows, which has no mode bits: the file's ACL decides who
+/// may read it and is not judged here (README, "Windows"). It must be a regular file.
+#[cfg(windows)]
+pub fn read_psk(path: &Path) -> Result<Psk, String> {
+    let shown = path.display();
+    let meta = fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{shown} is not a regular file; the key must be one"
+        ));
+    }
+    let mut file = File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+    read_key(path, &mut file)
+}
+
 fn read_key(path: &Path, file: &mut File) -> Result<Psk, String> {
     // Sized up front so that growing the buffer leaves no copy of the key behind in freed
     // memory; whatever happens, the buffer is wiped unless it becomes the Psk.
@@ -103,7 +123,7 @@ fn read_key(path: &Path, file: &mut File) -> Result<Psk, String> {
     Ok(Psk(std::mem::take(&mut *key)))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

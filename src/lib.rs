@@ -13,33 +13,65 @@ pub mod auth;
 pub mod channel;
 pub mod check;
 pub mod cli;
-pub mod comch;
 pub mod config;
-pub mod doca;
-pub mod dpu;
 pub mod error;
 pub mod host;
 pub mod keyfile;
 pub mod logging;
 pub mod mux;
+pub mod platform;
 pub mod protocol;
 pub mod pump;
 pub mod ratelimit;
-pub mod reactor;
 pub mod secure;
 pub mod shutdown;
 pub mod stats_dump;
-pub mod systemd;
 pub mod takeover;
+
+// Platform code, one module per concern; each has a Windows stand-in with the same API in
+// src/platform/windows/ (see `platform`). The relay core uses these and has no `cfg` of its own.
+#[cfg(unix)]
+pub mod comch;
+#[cfg(unix)]
+pub mod doca;
+#[cfg(unix)]
+pub mod dpu;
+#[cfg(target_os = "linux")]
+pub mod reactor;
+#[cfg(unix)]
+pub mod signals;
+#[cfg(unix)]
+pub mod systemd;
+#[cfg(unix)]
+pub mod unix;
+
+#[cfg(windows)]
+pub use doca::comch;
+#[cfg(windows)]
+#[path = "platform/windows/doca.rs"]
+pub mod doca;
+#[cfg(windows)]
+#[path = "platform/windows/dpu.rs"]
+pub mod dpu;
+#[cfg(not(target_os = "linux"))]
+#[path = "reactor/portable.rs"]
+pub mod reactor;
+#[cfg(windows)]
+#[path = "platform/windows/signals.rs"]
+pub mod signals;
+#[cfg(windows)]
+#[path = "platform/windows/service.rs"]
+pub mod systemd;
+#[cfg(windows)]
+#[path = "platform/windows/unix.rs"]
 pub mod unix;
 
 pub use error::Error;
 
 use async_executor::LocalExecutor;
 use async_io::Timer;
-use async_signal::{Signal, Signals};
 use config::{Config, Role};
-use futures_lite::{future, StreamExt};
+use futures_lite::future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -48,6 +80,7 @@ use std::time::Duration;
 /// Everything runs on the calling thread: one executor, so that a connection's work never
 /// crosses threads.
 pub fn run(cfg: Config) -> Result<(), Error> {
+    platform::refuse(&cfg).map_err(Error::Config)?;
     // The device is opened before anything is bound, so a missing library or a wrong PCI
     // address leaves nothing behind.
     let doca = if cfg.channel.is_doca() {
@@ -55,8 +88,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     } else {
         None
     };
-    let mut signals = Signals::new([Signal::Term, Signal::Int])
-        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let stop_signal = signals::stop()?;
     let ex = Rc::new(LocalExecutor::new());
     let stats = Rc::new(mux::Stats::default());
     let stop = Rc::new(shutdown::Shutdown::default());
@@ -82,12 +114,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         future::or(relay, deadline).await
     };
     let on_signal = async move {
-        if let Some(Ok(sig)) = signals.next().await {
-            let name = if sig == Signal::Term {
-                "SIGTERM"
-            } else {
-                "SIGINT"
-            };
+        if let Some(name) = stop_signal.await {
             log::info!(
                 "{name} received, shutting down (draining for up to {} s)",
                 shutdown::GRACE.as_secs()

@@ -1,26 +1,32 @@
-//! `doca_socket_relay`: parses the command line, sets up logging and runs the relay.
+//! `doca_socket_relay`: parses the command line, sets up logging and runs the relay (as a
+//! Windows service when the service manager started it; see `systemd::entry`).
 
 use doca_socket_relay::cli::{self, Command};
 use doca_socket_relay::logging;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    ExitCode::from(doca_socket_relay::systemd::entry(relay))
+}
+
+/// The program; returns the exit code.
+fn relay() -> u8 {
     let command = match cli::parse(std::env::args_os().skip(1).collect()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("doca_socket_relay: error: {e}");
-            return ExitCode::from(e.exit_code() as u8);
+            return e.exit_code() as u8;
         }
     };
     let config = match command {
         Command::Help => {
             print!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Command::Version => {
             println!("doca_socket_relay {}", env!("CARGO_PKG_VERSION"));
             println!("{}", doca_socket_relay::doca::installed());
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Command::Run(config) => config,
         Command::Check(config) => return check(&config),
@@ -28,11 +34,11 @@ fn main() -> ExitCode {
     let instance = format!("{}/{}", config.cc_name, config.role);
     logging::init(config.log_level, &config.log_target, &instance);
     let code = match doca_socket_relay::run(*config) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             // Already reported (before `stopped`) when the relay had started.
             logging::report_fatal(&e);
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code() as u8
         }
     };
     // The syslog writer runs on its own thread; let it hand over the last lines.
@@ -41,7 +47,7 @@ fn main() -> ExitCode {
 }
 
 /// `--check`: what would run on stdout, notes and problems on stderr; exit 0 or 2.
-fn check(config: &doca_socket_relay::config::Config) -> ExitCode {
+fn check(config: &doca_socket_relay::config::Config) -> u8 {
     let report = doca_socket_relay::check::check(config);
     for line in &report.plan {
         println!("{line}");
@@ -54,8 +60,8 @@ fn check(config: &doca_socket_relay::config::Config) -> ExitCode {
     }
     if report.problems.is_empty() {
         println!("configuration OK");
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(2)
+        2
     }
 }

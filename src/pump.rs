@@ -17,11 +17,11 @@
 use crate::mux::{Session, Stream, StreamState, OUT_HIGH};
 use crate::protocol::{fill_data_header, Frame, ResetReason, HEADER_LEN};
 use crate::reactor::{Io, BULK};
+use crate::unix::UnixStream;
 use async_io::Timer;
 use futures_lite::future;
 use std::io;
 use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -192,15 +192,15 @@ fn read_frames(
         let want = (st.credit as usize).min(session.max_data - have);
         inner.out.reserve(want);
         let spare = &mut inner.out.spare_capacity_mut()[..want];
-        match rustix::io::read(sock.get_ref(), spare) {
-            Ok(([], _)) => {
+        match sock.read_spare(spare) {
+            Ok(0) => {
                 if have == 0 {
                     inner.out.truncate(hdr);
                 }
                 drop(inner);
                 end_upstream(session, id, st, "EOF");
             }
-            Err(rustix::io::Errno::CONNRESET) => {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 // ECONNRESET comes after the last bytes of an application that closed with
                 // data unread: the end of its input, like EOF.
                 if have == 0 {
@@ -209,8 +209,7 @@ fn read_frames(
                 drop(inner);
                 end_upstream(session, id, st, "closed with data unread");
             }
-            Ok((filled, _)) => {
-                let n = filled.len();
+            Ok(n) => {
                 let len = have + n;
                 // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
                 unsafe { inner.out.set_len(hdr + HEADER_LEN + len) };
@@ -236,10 +235,10 @@ fn read_frames(
                     inner.out.truncate(hdr);
                 }
                 drop(inner);
-                match e {
-                    rustix::io::Errno::AGAIN => sock.drained_read(),
-                    rustix::io::Errno::INTR => {}
-                    e => return Err(e.into()),
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => sock.drained_read(),
+                    io::ErrorKind::Interrupted => {}
+                    _ => return Err(e),
                 }
             }
         }

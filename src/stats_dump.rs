@@ -5,7 +5,6 @@
 
 use crate::mux::Stats;
 use crate::shutdown::count;
-use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use std::rc::Rc;
 
@@ -38,21 +37,34 @@ pub fn lines(stats: &Stats) -> Vec<String> {
     out.push(format!(
         "{}; {}",
         count(streams.len(), "open stream"),
-        crate::systemd::status_line(stats)
+        status_line(stats)
     ));
     out
 }
 
+/// The one-line summary (`systemctl status` shows it too): channel state, clients, bytes each
+/// way.
+pub fn status_line(stats: &Stats) -> String {
+    format!(
+        "channel {}; {}; {} bytes sent, {} bytes received",
+        if stats.channel_up.get() { "up" } else { "down" },
+        crate::shutdown::count(stats.clients.get() as usize, "client"),
+        stats.bytes_out.get(),
+        stats.bytes_in.get()
+    )
+}
+
 /// Logs [`lines`] at INFO on every SIGUSR1, forever.
 pub async fn on_sigusr1(stats: Rc<Stats>) {
-    let mut signals = match Signals::new([Signal::Usr1]) {
+    let signals = match crate::signals::stats_requests() {
         Ok(s) => s,
         Err(e) => {
             log::warn!("SIGUSR1 statistics are unavailable: {e}");
             return;
         }
     };
-    while let Some(Ok(_)) = signals.next().await {
+    let mut signals = std::pin::pin!(signals);
+    while signals.next().await.is_some() {
         for line in lines(&stats) {
             log::info!("{line}");
         }

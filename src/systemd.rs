@@ -1,16 +1,26 @@
 //! systemd glue: readiness, live status, the watchdog, and socket activation.
 //!
+//! Platform code: on Windows the same API reports to the service control manager instead
+//! (`platform/windows/service.rs`).
+//!
 //! Every call is a no-op outside systemd (`NOTIFY_SOCKET`, `WATCHDOG_USEC` and `LISTEN_FDS`
 //! unset), so the relay behaves the same when started by hand.
 
 use crate::error::Error;
 use crate::mux::Stats;
+use crate::stats_dump::status_line;
 use async_io::Timer;
 use rustix::net::{AddressFamily, SocketType};
 use sd_notify::NotifyState;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
+
+/// Runs `main` and returns its exit code: systemd starts the relay as a plain process
+/// (on Windows this is where the service control manager is offered the process).
+pub fn entry(main: fn() -> u8) -> u8 {
+    main()
+}
 
 /// Tells systemd the relay is serving: the socket is bound and the channel is up or being
 /// retried.
@@ -22,17 +32,6 @@ pub fn ready(stats: &Stats) {
 /// Tells systemd the relay is shutting down.
 pub fn stopping() {
     let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
-}
-
-/// The `STATUS=` text: channel state, clients, bytes each way.
-pub fn status_line(stats: &Stats) -> String {
-    format!(
-        "channel {}; {}; {} bytes sent, {} bytes received",
-        if stats.channel_up.get() { "up" } else { "down" },
-        crate::shutdown::count(stats.clients.get() as usize, "client"),
-        stats.bytes_out.get(),
-        stats.bytes_in.get()
-    )
 }
 
 /// Sends `STATUS=` whenever the figures changed, checking once a second.
@@ -106,4 +105,22 @@ pub fn listen_fd() -> Result<Option<OwnedFd>, Error> {
         ));
     }
     Ok(Some(fd))
+}
+
+/// Whether stderr is the journal stream systemd set up (`JOURNAL_STREAM=DEV:INODE` matches
+/// stderr's device and inode). A child that inherits the variable but has its stderr
+/// redirected elsewhere does not match.
+pub fn stderr_is_journal() -> bool {
+    let Some(var) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = var.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let stderr = std::io::stderr();
+    rustix::fs::fstat(std::os::fd::AsFd::as_fd(&stderr))
+        .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }

@@ -1,7 +1,11 @@
 //! AF_UNIX sockets: binding listeners (stale-file handling, a backlog sized for bursts, the mode
-//! bits, removal on exit), and the relay's own connections, accepted or connected straight into
-//! its event loop ([`crate::reactor`]).
+//! bits, removal on exit, or the socket systemd passes), and the relay's own connections,
+//! accepted or connected straight into its event loop ([`crate::reactor`]).
+//!
+//! Platform code: Windows has its own version in `platform/windows/unix.rs` with the same API.
 
+use crate::channel::Transport;
+use crate::config::Config;
 use crate::error::Error;
 use crate::reactor::Io;
 use async_io::Async;
@@ -9,8 +13,13 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// A listening AF_UNIX socket, as [`accept`] takes it.
+pub use std::os::unix::net::UnixListener;
+/// A relayed connection's local socket (a Winsock AF_UNIX socket on Windows).
+pub use std::os::unix::net::UnixStream;
 
 /// Removes the socket file when dropped, unless the file was replaced meanwhile.
 #[derive(Debug)]
@@ -58,26 +67,7 @@ pub fn bind(
 ) -> Result<(Async<UnixListener>, SocketFile), Error> {
     use std::os::unix::fs::MetadataExt;
     if let Ok(meta) = fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(Error::SocketInUse(
-                path.into(),
-                "exists and is not a socket; not touching it",
-            ));
-        }
-        match probe(path) {
-            Ok(()) => {
-                return Err(Error::SocketInUse(
-                    path.into(),
-                    "another process is listening on it",
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                log::info!("replacing stale socket {}", path.display());
-                fs::remove_file(path)
-                    .map_err(|e| Error::io(format!("removing stale {}", path.display()), e))?;
-            }
-            Err(_) => {}
-        }
+        crate::platform::clear_stale_socket(path, meta.file_type().is_socket(), probe)?;
     }
     let what = || format!("binding {}", path.display());
     let fd = rustix::net::socket_with(
@@ -105,6 +95,48 @@ pub fn bind(
     Ok((listener, file))
 }
 
+/// The host side's client listener: the socket systemd passes (socket activation; systemd
+/// owns the file), else `cfg.socket` bound here with the file removed when the guard drops.
+pub fn host_listener(cfg: &Config) -> Result<(Async<UnixListener>, Option<SocketFile>), Error> {
+    if let Some(fd) = crate::systemd::listen_fd()? {
+        log::info!("using the listening socket passed by systemd");
+        let l = Async::new(UnixListener::from(fd))
+            .map_err(|e| Error::io("watching the socket passed by systemd", e))?;
+        return Ok((l, None));
+    }
+    let (l, file) = bind(&cfg.socket, cfg.socket_mode, cfg.max_clients)?;
+    Ok((l, Some(file)))
+}
+
+/// Connects the host side's `unix:PATH` channel.
+pub async fn connect_channel(path: &Path) -> io::Result<Transport> {
+    async_net::unix::UnixStream::connect(path)
+        .await
+        .and_then(Transport::unix)
+}
+
+impl Transport {
+    /// An AF_UNIX socket of any type as a channel (a SEQPACKET one stands in for a DOCA
+    /// channel's message boundaries in tests and fuzz targets). Must be used on the thread
+    /// that runs [`crate::reactor::block_on`].
+    pub fn unix_socket(s: UnixStream) -> io::Result<Transport> {
+        use rustix::net::sockopt;
+        s.set_nonblocking(true)?;
+        let io = if sockopt::socket_type(&s)? == SocketType::STREAM {
+            Io::new(s)?
+        } else {
+            Io::with_messages(s)?
+        };
+        Ok(Transport::Unix(Rc::new(io)))
+    }
+
+    /// An AF_UNIX channel connection, with the send buffer of the relay's own AF_UNIX sockets.
+    pub fn unix(s: async_net::unix::UnixStream) -> io::Result<Transport> {
+        tune(&s);
+        Ok(Transport::Unix(crate::channel::own(s.into())?))
+    }
+}
+
 /// Send buffer asked for on the relay's own AF_UNIX connections (the kernel doubles it and caps
 /// it at `net.core.wmem_max`). With the default (208 KiB) a bulk download to a client went out
 /// in 214 KiB writes, each followed by a wait for room; with this one, what queued up while
@@ -130,4 +162,47 @@ pub fn connect(path: &Path) -> io::Result<Io<UnixStream>> {
     rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
     tune(&fd);
     Io::new(UnixStream::from(fd))
+}
+
+/// What a path is, as `--check` asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// An AF_UNIX socket file.
+    Socket,
+    /// A directory.
+    Directory,
+    /// Anything else.
+    Other,
+}
+
+/// What `path` is; `follow` follows a symlink at the end.
+pub fn file_kind(path: &Path, follow: bool) -> io::Result<FileKind> {
+    use rustix::fs::FileType;
+    let st = if follow {
+        rustix::fs::stat(path)
+    } else {
+        rustix::fs::lstat(path)
+    }?;
+    Ok(match FileType::from_raw_mode(st.st_mode) {
+        FileType::Socket => FileKind::Socket,
+        FileType::Directory => FileKind::Directory,
+        _ => FileKind::Other,
+    })
+}
+
+/// Whether this user may create a socket in the directory `path` (`dir`) or connect to the
+/// socket `path`.
+pub fn may_write(path: &Path, dir: bool) -> io::Result<()> {
+    use rustix::fs::Access;
+    let access = if dir {
+        Access::WRITE_OK | Access::EXEC_OK
+    } else {
+        Access::WRITE_OK
+    };
+    Ok(rustix::fs::access(path, access)?)
+}
+
+/// Who may connect to the host socket, for `--check`: its mode.
+pub fn access_note(mode: u32) -> String {
+    format!("mode {mode:04o}")
 }

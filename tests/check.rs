@@ -1,6 +1,10 @@
 //! `--check` and the configuration errors an operator meets first: what would run, exit 0 or
 //! 2, nothing bound or created; every missing flag at once; one prefix for JSON errors.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

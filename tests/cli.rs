@@ -1,6 +1,10 @@
 //! The command line and the JSON flag file as a user meets them: exit codes, the one-line
 //! error naming the flag or key, and nothing created on a configuration error.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::config_errors::*;

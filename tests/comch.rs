@@ -4,6 +4,10 @@
 //! a message before RUNNING, a stuck progress call and the watchdog, and the shutdown order. The
 //! scenarios shared with the other channels are in tests/relay.rs (the `*_comch` tests).
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

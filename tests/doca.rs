@@ -5,6 +5,10 @@
 //! arm, a missed send event, a service in an error state). The scenarios shared with tcp and
 //! unix channels are in tests/relay.rs (the `*_doca` tests).
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,10 @@
 //! page and the reverse, `-h` says what a first-time user needs, and both packages ship the man
 //! page and the changelog.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

@@ -8,6 +8,10 @@
 //! Callbacks record what they see in thread-local state, and note any call that happens outside
 //! `doca_pe_progress`.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 #[path = "support/fake_comch.rs"]
 mod fake_comch;
 

@@ -7,6 +7,10 @@
 //! test loads its own copy of the libraries and unloads them at the end, so that the 2.2 and 2.7
 //! flavours (which share SONAMEs) are never loaded at the same time.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 #[path = "support/fake_doca.rs"]
 mod fake_doca;
 

@@ -4,6 +4,10 @@
 //! fds and RSS flat; the fd limit reached in accept; a channel peer that never says HELLO.
 //! After each: no panic, new clients still served, and every byte echoed back arrived intact.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 #[path = "support/procfs.rs"]
 mod procfs;

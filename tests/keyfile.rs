@@ -2,6 +2,10 @@
 //! owner can write, a symlink to such a key, or anything but a regular file is refused with
 //! exit 2 and one line saying what to run; a group-readable key (the packaged 0640 layout) runs.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::config_errors::*;

@@ -16,6 +16,10 @@
 //! Each case starts its own pair of relays. `PROPTEST_CASES` overrides the number of cases and
 //! `PROPTEST_RNG_SEED` the fixed seed (the same programs run every time unless it is set).
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 #[path = "model/driver.rs"]
 mod driver;

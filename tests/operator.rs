@@ -2,6 +2,10 @@
 //! seen from the peer, repeated errors that are logged once, log lines shaped for a terminal
 //! or the journal, `stopped` only after a start, and SIGUSR1 statistics.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,10 @@
 //! End-to-end behaviour of the relay: a server app on an AF_UNIX socket, the DPU-side relay,
 //! the host-side relay and clients, over a tcp channel (with a PSK) and a unix channel.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

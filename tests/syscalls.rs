@@ -6,6 +6,10 @@
 //! run: a debug test build builds it first (`cargo build --release`) and measures that.
 //! Needs `strace` (installed by `.ci/run`); meaningless under qemu-user, which `.ci/run` skips.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::cost::*;

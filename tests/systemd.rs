@@ -1,6 +1,10 @@
 //! Running under systemd: sd_notify messages, socket activation and the syslog target, each
 //! checked the way systemd or syslogd would see them, with sockets the test owns.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

@@ -16,6 +16,7 @@ pub use device::Device;
 /// The DPU's listening Comm Channel endpoint: it hands out one host connection at a time.
 pub type Listener = Channel;
 
+use crate::channel::Transport;
 use crate::config::Role;
 use ffi::CcLib;
 use std::ffi::CString;
@@ -107,6 +108,25 @@ impl Backend {
             ),
         }
         Ok(Backend { dev, api })
+    }
+}
+
+/// The host side's channel over `backend`: connects to the DOCA service `cc_name`.
+pub async fn connect_host(backend: &Backend, cc_name: &str) -> Result<Transport, String> {
+    match &backend.api {
+        Api::CommChannel(cc) => {
+            let ch = start(&backend.dev, cc, Role::Host, cc_name).await?;
+            // The thread completes the connection in the background.
+            let link = ch
+                .accept()
+                .await
+                .map_err(|e| format!("no DOCA service {cc_name:?} answered ({e})"))?;
+            Ok(Transport::Doca(Rc::new(link)))
+        }
+        Api::Comch(lib) => {
+            let ch = crate::comch::start(&backend.dev, lib, Role::Host, cc_name).await?;
+            Ok(Transport::Comch(Rc::new(ch.accept().await?)))
+        }
     }
 }
 

@@ -9,10 +9,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 mod stderr;
+#[cfg(unix)]
+mod syslog_writer;
+#[cfg(windows)]
+#[path = "../platform/windows/syslog_writer.rs"]
 mod syslog_writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-pub use stderr::{priority, stderr_is_journal, timestamp};
+pub use stderr::{priority, timestamp};
 
 /// A DOCA log level: 10=DISABLE 20=CRITICAL 30=ERROR 40=WARNING 50=INFO 60=DEBUG 70=TRACE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +119,7 @@ static FATAL_REPORTED: AtomicBool = AtomicBool::new(false);
 /// Installs the logger for `target` at `level`; `instance` (`service/role`) tags every stderr
 /// line. Calling it twice keeps the first logger.
 pub fn init(level: LogLevel, target: &LogTarget, instance: &str) {
-    let journal = stderr::stderr_is_journal();
+    let journal = crate::systemd::stderr_is_journal();
     JOURNAL.store(journal, Ordering::Relaxed);
     let logger: Box<dyn log::Log> = match target {
         LogTarget::Stderr => Box::new(stderr::StderrLogger {

@@ -5,33 +5,16 @@
 //!   two sides in one terminal or file can be told apart and put in order.
 //! - Under systemd, when `JOURNAL_STREAM` names the very file stderr is: no timestamp (the
 //!   journal has its own) and the sd-daemon(3) `<N>` priority prefix, which journald turns
-//!   into the entry's priority so that `journalctl -p warning` filters by level.
+//!   into the entry's priority so that `journalctl -p warning` filters by level (whether it
+//!   is: `crate::systemd::stderr_is_journal`).
 
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(super) struct StderrLogger {
     /// `myapp/host`: the service name and the role.
     pub(super) instance: String,
     pub(super) journal: bool,
-}
-
-/// Whether stderr is the journal stream systemd set up (`JOURNAL_STREAM=DEV:INODE` matches
-/// stderr's device and inode). A child that inherits the variable but has its stderr
-/// redirected elsewhere does not match.
-pub fn stderr_is_journal() -> bool {
-    let Some(var) = std::env::var_os("JOURNAL_STREAM") else {
-        return false;
-    };
-    let Some((dev, ino)) = var.to_str().and_then(|v| v.split_once(':')) else {
-        return false;
-    };
-    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
-        return false;
-    };
-    let stderr = std::io::stderr();
-    rustix::fs::fstat(stderr.as_fd()).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The sd-daemon(3) priority of a level: ERR 3, WARNING 4, INFO 6, DEBUG 7.

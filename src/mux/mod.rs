@@ -14,11 +14,11 @@ mod io;
 
 use crate::protocol::{Frame, ResetReason, HEADER_LEN};
 use crate::reactor::Io;
+use crate::unix::UnixStream;
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::IoSlice;
-use std::os::unix::net::UnixStream;
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 use std::time::Instant;

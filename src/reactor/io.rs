@@ -96,6 +96,12 @@ impl<T: AsFd> Io<T> {
         }
     }
 
+    /// One read into spare capacity; the count of bytes it initialised. Leaves the readiness
+    /// flags to the caller (see [`Io::after_read`]).
+    pub fn read_spare(&self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+        Ok(rustix::io::read(&self.inner, buf)?.0.len())
+    }
+
     /// Reads some bytes into `buf`, waiting for readiness as needed; 0 is EOF. Any short read
     /// counts as draining the socket: the caller reads again at once, before the sender can
     /// have added much, so waiting for the edge is cheaper than a read that may say EAGAIN.

@@ -22,6 +22,8 @@
 mod io;
 
 pub use io::{Io, BULK};
+/// What a socket must offer to be waited on here (`AsSocket` in `portable.rs`).
+pub use std::os::fd::AsFd as Socket;
 
 use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
 use rustix::event::{eventfd, EventfdFlags};

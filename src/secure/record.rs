@@ -379,8 +379,11 @@ mod tests {
     /// Feeds `wire` to a fresh reader keyed with `key`; returns the frames it yields, re-encoded,
     /// and whether it stopped at an error.
     fn read_all(wire: &[u8], key: &[u8; 32], cipher: Cipher) -> (Vec<u8>, bool) {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let t = Transport::unix_socket(a).unwrap();
+        // Any socket will do: the bytes are pushed, never read from it.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        a.set_nonblocking(true).unwrap();
+        let t = Transport::Tcp(std::rc::Rc::new(crate::reactor::Io::new(a).unwrap()));
         let mut reader = FrameReader::new(t, 256 * 1024);
         reader.set_opener(CipherState::new(cipher, key));
         reader.push(wire);
