@@ -4,8 +4,9 @@
 # mingw-w64 (gcc-mingw-w64-x86-64), wine64 and zip (.ci/run installs them).
 #
 # What runs under Wine (README, "Windows"): the unit tests, among them a keyed, encrypted tcp
-# channel between both roles through the Windows event loop; the .exe's flags, refusals and
-# exit codes; its start under Wine's service manager. Wine has no AF_UNIX sockets, so a host
+# channel between both roles through the Windows event loop; the Windows channel code
+# (examples/channel_probe) against the Linux DPU process; the .exe's flags, refusals and exit
+# codes; its start under Wine's service manager. Wine has no AF_UNIX sockets, so a host
 # that gets as far as binding its socket stops there, and that is checked too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,8 @@ cargo clippy --target $T --all-targets -- -D warnings
 cargo test --target $T --lib
 
 EXE=$PWD/target/$T/release/doca_socket_relay.exe
-run() { scripts/wine-run.sh "$EXE" "$@"; }
+PROG=$EXE
+run() { scripts/wine-run.sh "$PROG" "$@"; }
 win() { echo "Z:${1//\//\\}"; }
 tmp=$(mktemp -d)
 cleanup() {
@@ -69,6 +71,30 @@ head -c 8 /dev/urandom >"$tmp/short.key"
 expect 2 "at least 32 are needed" "${base[@]}" --channel tcp:127.0.0.1:7600 --psk-file "$(win "$tmp/short.key")"
 # Wine has no AF_UNIX: the host stops at its socket with a clear error, exit 1.
 expect 1 "this Windows has no AF_UNIX sockets" "${base[@]}" --channel tcp:127.0.0.1:7600 --no-auth
+
+# The Windows host's tcp channel against the Linux DPU side, process to process: Wine cannot
+# start the Windows relay (no AF_UNIX), but the same channel code in examples/channel_probe
+# (this platform's event loop, the keyed Noise handshake, sealed records) must get its PING
+# answered by the real DPU process, and a wrong key must be refused.
+cargo build --release --bin doca_socket_relay
+cargo build --release --target $T --example channel_probe
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+head -c 32 /dev/urandom >"$tmp/k.key"
+head -c 32 /dev/urandom >"$tmp/other.key"
+chmod 600 "$tmp/k.key" "$tmp/other.key"
+target/release/doca_socket_relay --role dpu --channel "tcp:127.0.0.1:$port" -s "$tmp/srv.sock" \
+    -n svc --psk-file "$tmp/k.key" 2>"$tmp/dpu.log" &
+dpu=$!
+for _ in $(seq 50); do grep -q "waiting for the host" "$tmp/dpu.log" && break; sleep 0.1; done
+PROG=$PWD/target/$T/release/examples/channel_probe.exe
+expect 0 "encrypted), PING answered" "127.0.0.1:$port" svc "$(win "$tmp/k.key")"
+expect 1 "pre-shared key differs" "127.0.0.1:$port" svc "$(win "$tmp/other.key")"
+kill $dpu
+wait $dpu || true
+grep -q "host connected from 127.0.0.1" "$tmp/dpu.log" || fail "the Linux DPU side logged no host: $(cat "$tmp/dpu.log")"
+grep -q "authentication failed" "$tmp/dpu.log" || fail "the Linux DPU side logged no refusal: $(cat "$tmp/dpu.log")"
+echo "ok: Windows host channel <-> Linux DPU process: handshake, PING answered, wrong key refused"
+PROG=$EXE
 
 # Under Wine's service manager: START_PENDING, then (the socket failing as above) STOPPED
 # with service-specific exit code 1, and the error in the service's log file. Wine's
