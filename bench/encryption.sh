@@ -41,16 +41,7 @@ log "==> building"
 TMP=$(mktemp -d /tmp/doca-relay-enc.XXXXXX)
 # shellcheck source=scripts/procs.sh
 . "$ROOT/scripts/procs.sh"
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    stop_all
-    if [[ ${KEEP_TMP:-0} == 1 || $status != 0 ]]; then log "logs kept in $TMP"; else rm -rf "$TMP"; fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 cd "$TMP"
 head -c 32 /dev/urandom >psk.key

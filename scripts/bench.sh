@@ -81,16 +81,7 @@ TMP=$(mktemp -d /tmp/doca-relay-bench.XXXXXX)
 FAILURES=0
 # shellcheck source=scripts/procs.sh
 . "$ROOT/scripts/procs.sh"
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    stop_all
-    if [[ ${KEEP_TMP:-0} == 1 || $status != 0 ]]; then log "bench: logs kept in $TMP"; else rm -rf "$TMP"; fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 # ---------------------------------------------------------------------------------------------
 # The backends and, for each backend, one chain of every kind.

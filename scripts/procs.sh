@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Background-process bookkeeping shared by demo.sh and bench.sh (sourced, not run).
-# The caller defines die() and TMP (where each process's log goes).
+# Background-process bookkeeping shared by demo.sh, bench.sh, syscalls.sh and
+# bench/encryption.sh (sourced, not run). The caller defines die(), log() and TMP (where each
+# process's log goes).
 
 PIDS=()  # long-running background processes the script started
 NAMES=() # their names, for messages and logs
@@ -64,3 +65,19 @@ free_port() {
 
 # get KEY OUTPUT: the value of "KEY: value" in loadgen's output.
 get() { awk -v k="$1:" '$1 == k { print $2; exit }' <<<"$2"; }
+
+# stop_on_exit: at exit, stops every process started here, then removes $TMP, or keeps it (and
+# says so) after a failure or with KEEP_TMP=1; INT and TERM exit with 130 and 143.
+stop_on_exit() {
+    trap _stop_and_clean EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+_stop_and_clean() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_all
+    if [[ ${KEEP_TMP:-0} == 1 || $status != 0 ]]; then log "logs kept in $TMP"; else rm -rf "$TMP"; fi
+    exit "$status"
+}
