@@ -101,6 +101,12 @@ fn plan(cfg: &Config) -> Vec<String> {
             cfg.max_clients
         ),
     });
+    if !cfg.busy_poll.is_zero() {
+        plan.push(format!(
+            "the event loop polls for up to {} µs before it sleeps (--busy-poll)",
+            cfg.busy_poll.as_micros()
+        ));
+    }
     plan.push(match &cfg.psk {
         Some(k) => format!(
             "channel authenticated with a {}-byte pre-shared key, {}",

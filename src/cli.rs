@@ -46,6 +46,9 @@ Program Flags:
                               comm-channel | tcp:HOST:PORT | unix:PATH; the DPU side listens, the
                               host side connects
       --max-clients N         Most clients relayed at once, 1-65535 (default 512)
+      --busy-poll USEC        Keep polling the sockets for up to USEC microseconds before the
+                              event loop sleeps: lower latency for a core's worth of CPU while
+                              traffic flows (default 0: sleep at once; up to 1000000)
       --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel;
                               required on a tcp channel unless --no-auth
       --no-auth               Allow a tcp channel without authentication
@@ -79,6 +82,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("", "--role"),
     ("", "--channel"),
     ("", "--max-clients"),
+    ("", "--busy-poll"),
     ("", "--psk-file"),
     ("", "--cipher"),
     ("", "--socket-mode"),
@@ -133,6 +137,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         role: value(&mut a, "", "--role")?,
         channel: value(&mut a, "", "--channel")?,
         max_clients: value(&mut a, "", "--max-clients")?,
+        busy_poll: value(&mut a, "", "--busy-poll")?,
         psk_file: value(&mut a, "", "--psk-file")?,
         no_auth: a.contains("--no-auth").then_some(true),
         encrypt: a.contains("--encrypt").then_some(true),

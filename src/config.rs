@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Longest AF_UNIX path in bytes: `sun_path` is 108 bytes including the trailing NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -21,6 +22,8 @@ pub const MIN_PSK_LEN: usize = 32;
 /// Default and largest `--max-clients`.
 pub const DEFAULT_MAX_CLIENTS: u32 = 512;
 const MAX_MAX_CLIENTS: u32 = 65535;
+/// Longest `--busy-poll`, in microseconds: one second, beyond which spinning only burns a core.
+const MAX_BUSY_POLL_US: u32 = 1_000_000;
 
 /// Which end of the relay this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +221,8 @@ pub struct ProgramFlags {
     pub channel: Option<ChannelAddr>,
     /// `--max-clients`
     pub max_clients: Option<u32>,
+    /// `--busy-poll`, microseconds.
+    pub busy_poll: Option<u32>,
     /// `--psk-file`
     pub psk_file: Option<PathBuf>,
     /// `--no-auth`
@@ -331,6 +336,9 @@ pub struct Config {
     pub channel: ChannelAddr,
     /// Most clients relayed at once.
     pub max_clients: u32,
+    /// How long the event loop keeps polling its sockets before it sleeps; zero (the
+    /// default) sleeps at once.
+    pub busy_poll: Duration,
     /// Pre-shared key, or `None` when authentication is off.
     pub psk: Option<Psk>,
     /// The cipher of an encrypted channel, or `None` when frames travel in clear.
@@ -382,6 +390,13 @@ impl Config {
             return Err(err(
                 "max-clients",
                 &format!("must be from 1 to {MAX_MAX_CLIENTS}, got {max_clients}"),
+            ));
+        }
+        let busy_poll = p.busy_poll.unwrap_or(0);
+        if busy_poll > MAX_BUSY_POLL_US {
+            return Err(err(
+                "busy-poll",
+                &format!("must be from 0 to {MAX_BUSY_POLL_US} microseconds, got {busy_poll}"),
             ));
         }
         let role = p.role.unwrap_or(if p.rep_pci.is_some() {
@@ -437,6 +452,7 @@ impl Config {
             role,
             channel,
             max_clients,
+            busy_poll: Duration::from_micros(busy_poll.into()),
             psk,
             encrypt,
             socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
@@ -574,6 +590,10 @@ mod tests {
         let f = FlagFile::parse(text).unwrap();
         assert_eq!(f.doca_program_flags.max_clients, Some(8));
         assert_eq!(f.doca_general_flags.log_level, Some(LogLevel(60)));
+        let f = FlagFile::parse(br#"{"doca_program_flags": {"busy-poll": 50}}"#).unwrap();
+        assert_eq!(f.doca_program_flags.busy_poll, Some(50));
+        let e = FlagFile::parse(br#"{"doca_program_flags": {"busy-poll": -1}}"#).unwrap_err();
+        assert!(e.contains("doca_program_flags.busy-poll"), "{e}");
     }
 
     #[test]
@@ -678,6 +698,20 @@ mod tests {
         f.max_clients = Some(0);
         let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
         assert!(e.to_string().starts_with("--max-clients:"), "{e}");
+        // Busy polling: off unless asked for, up to one second.
+        let c = Config::validate(GeneralFlags::default(), flags("unix:/tmp/c"), &key).unwrap();
+        assert_eq!(c.busy_poll, Duration::ZERO);
+        let mut f = flags("unix:/tmp/c");
+        f.busy_poll = Some(1_000_000);
+        let c = Config::validate(GeneralFlags::default(), f, &key).unwrap();
+        assert_eq!(c.busy_poll, Duration::from_secs(1));
+        let mut f = flags("unix:/tmp/c");
+        f.busy_poll = Some(1_000_001);
+        let e = Config::validate(GeneralFlags::default(), f, &key).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--busy-poll: must be from 0 to 1000000 microseconds, got 1000001"
+        );
         // Every missing mandatory flag at once.
         let f = ProgramFlags {
             role: Some(Role::Dpu),

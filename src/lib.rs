@@ -93,6 +93,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let stats = Rc::new(mux::Stats::default());
     let stop = Rc::new(shutdown::Shutdown::default());
     let role = cfg.role;
+    let busy_poll = cfg.busy_poll;
     let ex2 = ex.clone();
     let role_stats = stats.clone();
     let role_stop = stop.clone();
@@ -133,6 +134,13 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(ratelimit::flush_loop()).detach();
     // The data-path sockets are waited on by the relay's own loop; async-io's thread keeps
     // the signals, timers, listeners and DOCA fds and wakes this loop through its eventfd.
+    reactor::set_busy_poll(busy_poll).map_err(|e| Error::io("setting up busy polling", e))?;
+    if !busy_poll.is_zero() {
+        log::info!(
+            "busy polling: the event loop polls for up to {} µs before it sleeps",
+            busy_poll.as_micros()
+        );
+    }
     let result = reactor::block_on(ex.run(main))
         .map_err(|e| Error::io("running the event loop", e))
         .and_then(|r| r);

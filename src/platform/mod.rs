@@ -82,6 +82,11 @@ pub fn refuse(cfg: &Config) -> Result<(), String> {
     if matches!(cfg.log_target, LogTarget::Syslog(_)) {
         return Err("--log-target: syslog is not available on Windows; use stderr".into());
     }
+    if !cfg.busy_poll.is_zero() {
+        return Err(
+            "--busy-poll is not available on Windows (it needs the Linux event loop)".into(),
+        );
+    }
     Ok(())
 }
 
@@ -115,6 +120,10 @@ mod tests {
             "{base} --channel tcp:127.0.0.1:1 --log-target syslog"
         ))
         .contains("syslog"));
+        assert!(
+            refused(&format!("{base} --channel tcp:127.0.0.1:1 --busy-poll 50"))
+                .contains("--busy-poll is not available")
+        );
         let cfg = parsed(&format!("{base} --channel tcp:127.0.0.1:1"));
         assert_eq!(super::refuse(&cfg), Ok(()));
     }

@@ -17,7 +17,12 @@
 //!   (async-io's thread, which keeps signals, timers, listeners and the DOCA fds) writes an
 //!   eventfd, and only while this loop sleeps.
 //!
-//! There is no busy polling: the loop sleeps whenever nothing is runnable.
+//! There is no busy polling unless asked for: by default the loop sleeps whenever nothing is
+//! runnable. With [`set_busy_poll`] (`--busy-poll`) it first polls the epoll set without
+//! sleeping for up to the given time. A relay that sleeps is woken through the scheduler,
+//! and on a machine whose idle cores halt (a VM above all) that wakeup is most of a hop's
+//! latency; a relay still polling needs none. The cost is a core kept busy for that long
+//! after each burst of traffic.
 
 mod io;
 
@@ -36,6 +41,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 /// epoll data of the eventfd; sockets use their slot index, which never reaches it.
 const NOTIFY_KEY: u64 = u64::MAX;
@@ -100,6 +106,22 @@ pub(crate) struct Reactor {
     free: RefCell<Vec<usize>>,
     notifier: Arc<Notifier>,
     busy_turns: Cell<u32>,
+    /// How long to poll before sleeping; see [`set_busy_poll`].
+    busy_poll: Cell<Duration>,
+}
+
+/// A zero timeout: `epoll_pwait` returns at once.
+const NOW: rustix::time::Timespec = rustix::time::Timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
+/// Makes this thread's loop poll its sockets for up to `window` before it sleeps (zero, the
+/// default, sleeps at once). Polling ends early when a socket or another thread has something
+/// for the loop; afterwards the loop sleeps as usual until the next event.
+pub fn set_busy_poll(window: Duration) -> std::io::Result<()> {
+    Reactor::current()?.busy_poll.set(window);
+    Ok(())
 }
 
 thread_local! {
@@ -138,6 +160,7 @@ impl Reactor {
                 sleeping: AtomicBool::new(false),
             }),
             busy_turns: Cell::new(0),
+            busy_poll: Cell::new(Duration::ZERO),
         })
     }
 
@@ -192,6 +215,13 @@ impl Reactor {
     /// Collects socket events, sleeping until one arrives unless a task is already runnable.
     fn wait(&self) -> std::io::Result<()> {
         let n = &self.notifier;
+        let window = self.busy_poll.get();
+        if !window.is_zero() && !n.notified.load(SeqCst) {
+            self.busy_turns.set(0);
+            if self.poll_for(window)? {
+                return Ok(());
+            }
+        }
         n.sleeping.store(true, SeqCst);
         let timeout = if n.notified.load(SeqCst) {
             let turns = self.busy_turns.get() + 1;
@@ -200,10 +230,7 @@ impl Reactor {
                 n.sleeping.store(false, SeqCst);
                 return Ok(());
             }
-            Some(rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            })
+            Some(NOW)
         } else {
             None
         };
@@ -211,11 +238,43 @@ impl Reactor {
         let mut buf = [MaybeUninit::<Event>::uninit(); 64];
         let result = epoll::wait(&self.epoll, &mut buf, timeout.as_ref());
         n.sleeping.store(false, SeqCst);
-        let (events, _) = match result {
-            Ok(r) => r,
-            Err(rustix::io::Errno::INTR) => return Ok(()),
+        match result {
+            Ok((events, _)) => self.dispatch(events),
+            Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
-        };
+        }
+        Ok(())
+    }
+
+    /// Polls the epoll set without sleeping until it has events (handled here), another
+    /// thread wakes a task, or `window` has passed; true unless the window ran out. Meanwhile
+    /// `sleeping` stays false, so other threads' wakeups only set `notified`, read here.
+    fn poll_for(&self, window: Duration) -> std::io::Result<bool> {
+        let start = Instant::now();
+        let mut buf = [MaybeUninit::<Event>::uninit(); 64];
+        loop {
+            match epoll::wait(&self.epoll, &mut buf, Some(&NOW)) {
+                Ok((events, _)) if !events.is_empty() => {
+                    self.dispatch(events);
+                    return Ok(true);
+                }
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => return Ok(true),
+                Err(e) => return Err(e.into()),
+            }
+            if self.notifier.notified.load(SeqCst) {
+                return Ok(true);
+            }
+            if start.elapsed() >= window {
+                return Ok(false);
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Records what `epoll_pwait` reported and wakes the tasks waiting for it.
+    fn dispatch(&self, events: &[Event]) {
+        let n = &self.notifier;
         for ev in events.iter() {
             let key = ev.data.u64();
             if key == NOTIFY_KEY {
@@ -241,7 +300,6 @@ impl Reactor {
                 Source::wake(&source.writer);
             }
         }
-        Ok(())
     }
 }
 

@@ -205,6 +205,20 @@ fn poll_flag(flag: &Cell<bool>, poll: impl FnOnce() -> Poll<io::Result<()>>) -> 
     }
 }
 
+/// Busy polling needs the Linux event loop (`reactor/mod.rs`); this one is async-io's, which
+/// has none. Zero is accepted; `platform::refuse` turns anything else down first, with a
+/// message naming the flag.
+pub fn set_busy_poll(window: std::time::Duration) -> io::Result<()> {
+    if window.is_zero() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "busy polling needs the Linux event loop",
+        ))
+    }
+}
+
 /// Runs `future` to completion on this thread, driving async-io's reactor while it waits.
 pub fn block_on<T>(future: impl Future<Output = T>) -> io::Result<T> {
     Ok(async_io::block_on(future))
