@@ -21,8 +21,10 @@
 //! runnable. With [`set_busy_poll`] (`--busy-poll`) it first polls the epoll set without
 //! sleeping for up to the given time. A relay that sleeps is woken through the scheduler,
 //! and on a machine whose idle cores halt (a VM above all) that wakeup is most of a hop's
-//! latency; a relay still polling needs none. The cost is a core kept busy for that long
-//! after each burst of traffic.
+//! latency; a relay still polling needs none. Between polls the loop yields its core, so the
+//! client or server application it relays for runs first when it shares that core: polling
+//! in a tight loop instead made latency worse than sleeping whenever processes outnumbered
+//! cores (bench/RESULTS-busy-poll.md). The cost is CPU time for that long after each burst.
 
 mod io;
 
@@ -249,6 +251,7 @@ impl Reactor {
     /// Polls the epoll set without sleeping until it has events (handled here), another
     /// thread wakes a task, or `window` has passed; true unless the window ran out. Meanwhile
     /// `sleeping` stays false, so other threads' wakeups only set `notified`, read here.
+    /// Each empty poll yields the core (`sched_yield`) to whatever else is runnable on it.
     fn poll_for(&self, window: Duration) -> std::io::Result<bool> {
         let start = Instant::now();
         let mut buf = [MaybeUninit::<Event>::uninit(); 64];
@@ -268,7 +271,7 @@ impl Reactor {
             if start.elapsed() >= window {
                 return Ok(false);
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 
