@@ -146,7 +146,7 @@ Machine: $NPROC CPUs, ${CPU:-unknown CPU}; kernel $KERNEL; socat $SOCATV, redis 
 A shared, noisy VM: compare the ratios, which come from the same interleaved rounds, rather
 than absolute numbers across runs. The chart shows each path against socat:
 
-![results](results.svg)
+![results]($(basename "$SVG"))
 
 ## Paths
 
@@ -155,7 +155,7 @@ than absolute numbers across runs. The chart shows each path against socat:
   connection forks one process on each side (\`-b $SOCAT_BUF\`).
 - **proxyd**: \`systemd-socket-activate\` + \`systemd-socket-proxyd\` on each side, TCP between.
 - **relay**: \`doca_socket_relay\` host and DPU roles, all clients multiplexed over one TCP
-  connection on 127.0.0.1 authenticated with a pre-shared key.$([[ -n ${RELAY_BEFORE:-} ]] && printf '\n- **before**: the same relay built from %s.' "$RELAY_BEFORE_LABEL")
+  connection on 127.0.0.1 authenticated with a pre-shared key, run with \`${RELAY_EXTRA[*]}\`.$([[ -n ${RELAY_BEFORE:-} ]] && printf '\n- **before**: the relay built from %s, run with `%s`.' "$RELAY_BEFORE_LABEL" "${BEFORE_EXTRA[*]}")
 
 Backends: \`loadgen echo-server\` (round trips, clients), \`loadgen bulk-server\` (download),
 \`redis-server\` (\`redis-benchmark -t get -n $REDIS_REQUESTS\`), each on a Unix socket.

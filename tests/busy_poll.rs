@@ -57,10 +57,11 @@ fn busy_poll_polls_while_traffic_flows_and_sleeps_when_idle() {
     let polling = polls_per_round_trip(&mut env);
     eprintln!("epoll_pwait per round trip (host, DPU): {plain:?} sleeping, {polling:?} polling");
     for (side, (p, q)) in ["host", "DPU"].iter().zip(plain.iter().zip(&polling)) {
-        // Without polling a relay waits once per message each way; a polling one keeps asking
-        // until the next message (strace makes each call slow, so this is a low bar).
+        // Without polling a relay waits once per message each way (2.0); a polling one asks
+        // again at least once before most messages (about 5.5-9 seen; strace makes each call
+        // slow, so this is a low bar).
         assert!(
-            *q >= 2.0 * p && *q >= 4.0,
+            *q >= p + 1.0,
             "the {side} relay did not poll: {q:.1} epoll_pwait per round trip, {p:.1} without --busy-poll"
         );
     }
