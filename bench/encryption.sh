@@ -10,7 +10,8 @@
 #
 # For each path it runs `loadgen throughput` RUNS times (interleaved, rotating the order) and
 # reads the relay processes' CPU time (utime + stime from /proc/PID/stat) around each run, so it
-# reports MB/s and CPU seconds per GiB relayed (both directions counted). It also runs
+# reports MB/s and CPU seconds per GiB relayed (both directions counted), and the ratios to
+# plain and to socat as medians of the per-round ratios. It also runs
 # examples/cipherbench for the Noise handshake's compute time and the raw seal/open speed.
 # Needs socat; installs nothing.
 #
@@ -96,7 +97,7 @@ procs_of() {
 TICK=$(getconf CLK_TCK)
 BYTES_EACH=$(numfmt --from=iec "$BYTES")
 
-declare -A TPUT CPUG
+declare -A TPUT CPUG RATIO_PLAIN RATIO_SOCAT LAST
 for run in $(seq "$RUNS"); do
     order=("${PATHS[@]:run%4}" "${PATHS[@]:0:run%4}")
     for p in "${order[@]}"; do
@@ -123,7 +124,14 @@ for run in $(seq "$RUNS"); do
         cpug=$(awk -v t=$((after - before)) -v k="$TICK" -v b="$BYTES_EACH" 'BEGIN { printf "%.2f", t / k / (2 * b / 1073741824) }')
         TPUT[$p]="${TPUT[$p]:-} $mbs"
         CPUG[$p]="${CPUG[$p]:-} $cpug"
+        LAST[$p]=$mbs
         log "    run $run $p: $mbs MB/s, $cpug CPU s/GiB"
+    done
+    # Ratios within the round: the machine's speed changes between rounds more than between
+    # the paths of one round.
+    for p in "${PATHS[@]}"; do
+        RATIO_PLAIN[$p]="${RATIO_PLAIN[$p]:-} $(awk -v a="${LAST[$p]}" -v b="${LAST[plain]}" 'BEGIN { print a / b }')"
+        RATIO_SOCAT[$p]="${RATIO_SOCAT[$p]:-} $(awk -v a="${LAST[$p]}" -v b="${LAST[socat]}" 'BEGIN { print a / b }')"
     done
 done
 
@@ -135,16 +143,13 @@ printf '## Encryption (bench/encryption.sh)\n\n'
 printf 'Generated on %s, commit %s, RUNS=%s, %s each way per run. Machine: %s CPUs, %s.\n\n' \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git rev-parse --short HEAD)" "$RUNS" "$BYTES" "$(nproc)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+printf 'Throughput vs plain and vs socat: medians of the per-round ratios.\n\n'
 printf '| path | MB/s (median) | CPU s per GiB relayed (median) | vs plain | vs socat |\n|---|---:|---:|---:|---:|\n'
-base_plain=$(median <<<"${TPUT[plain]}")
-base_socat=$(median <<<"${TPUT[socat]}")
 for p in "${PATHS[@]}"; do
-    m=$(median <<<"${TPUT[$p]}")
-    c=$(median <<<"${CPUG[$p]}")
-    printf '| %s | %s | %s | %.2f | %.2f |\n' "$p" "$m" "$c" \
-        "$(awk -v a="$m" -v b="$base_plain" 'BEGIN { print a / b }')" \
-        "$(awk -v a="$m" -v b="$base_socat" 'BEGIN { print a / b }')"
+    printf '| %s | %s | %s | %.2f | %.2f |\n' "$p" "$(median <<<"${TPUT[$p]}")" "$(median <<<"${CPUG[$p]}")" \
+        "$(median <<<"${RATIO_PLAIN[$p]}")" "$(median <<<"${RATIO_SOCAT[$p]}")"
 done
 printf '\nPer run (MB/s):\n\n'
 for p in "${PATHS[@]}"; do printf -- '- %s:%s\n' "$p" "${TPUT[$p]}"; done
+printf '\nPer run, aes-gcm / socat:%s\n' "$(for r in ${RATIO_SOCAT[aes-gcm]}; do printf ' %.2f' "$r"; done)"
 printf '\nIn-process cipher speed and Noise handshake compute time (examples/cipherbench, full\n1 MiB records):\n\n```\n%s\n```\n' "$CB"
