@@ -36,6 +36,7 @@ fn config(role: Role, keyed: bool) -> Config {
         role,
         channel: ChannelAddr::Unix("/nonexistent/chan.sock".into()),
         max_clients: 1,
+        busy_poll: std::time::Duration::ZERO,
         psk: keyed.then(|| Psk(vec![7; 32])),
         // The unix channel's default: key proofs, frames in clear (the Noise handshake has its
         // own tests; this target covers HELLO and the proofs).
