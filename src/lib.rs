@@ -132,8 +132,6 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(systemd::status_loop(stats.clone())).detach();
     ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
     ex.spawn(ratelimit::flush_loop()).detach();
-    // The data-path sockets are waited on by the relay's own loop; async-io's thread keeps
-    // the signals, timers, listeners and DOCA fds and wakes this loop through its eventfd.
     reactor::set_busy_poll(busy_poll).map_err(|e| Error::io("setting up busy polling", e))?;
     if !busy_poll.is_zero() {
         log::info!(
@@ -141,6 +139,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             busy_poll.as_micros()
         );
     }
+    // The data-path sockets are waited on by the relay's own loop; async-io's thread keeps
+    // the signals, timers, listeners and DOCA fds and wakes this loop through its eventfd.
     let result = reactor::block_on(ex.run(main))
         .map_err(|e| Error::io("running the event loop", e))
         .and_then(|r| r);
