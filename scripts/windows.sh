@@ -40,24 +40,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wine_once CMD...: runs CMD and prints its output. A program started while the previous one's
+# wineserver is exiting can fail to reach it ("wine client error:0: recvmsg: Connection reset
+# by peer", seen in CI, before our program ran at all): that is retried, up to 5 runs in all,
+# each retry logged on stderr. Returns the last run's exit code.
+wine_once() {
+    local out rc try
+    for try in 1 2 3 4 5; do
+        rc=0
+        out=$("$@" 2>&1 </dev/null) || rc=$?
+        grep -qF "wine client error" <<<"$out" && [ "$try" -lt 5 ] || break
+        echo "retry: Wine's server went away under: $* ($out)" >&2
+        wineserver -w 2>/dev/null || true
+    done
+    printf '%s' "$out"
+    return "$rc"
+}
+
 # expect CODE TEXT ARGS...: the exit code, and TEXT in what it printed. Wine 8.0 now and then
 # loses a short-lived program's stderr (seen in about one run in five of the same command,
-# with the right exit code and nothing written), and a program started while the previous
-# one's wineserver is exiting can fail to reach it ("wine client error:0: recvmsg:
-# Connection reset by peer", seen once in CI, before our program ran at all). Either is
-# retried, up to 5 runs in all (CI once needed 3 for a lost output), and each retry is logged;
-# a wrong exit code or a wrong message never.
+# with the right exit code and nothing written; CI once needed 3 runs): an empty output is
+# retried, up to 5 runs in all, and each retry is logged; a wrong exit code or a wrong message
+# never.
 expect() {
     local code=$1 text=$2 out rc try
     shift 2
     for try in 1 2 3 4 5; do
         rc=0
-        out=$(run "$@" 2>&1 </dev/null) || rc=$?
-        if grep -qF "wine client error" <<<"$out" && [ "$try" -lt 5 ]; then
-            echo "retry: Wine's server went away under: $* ($out)"
-            wineserver -w 2>/dev/null || true
-            continue
-        fi
+        out=$(wine_once run "$@") || rc=$?
         [ "$rc" = "$code" ] || fail "$* exited $rc, not $code: $out"
         [ -n "$out" ] && break
         echo "retry: Wine lost the output of: $*"
@@ -113,13 +123,8 @@ PROG=$EXE
 printf '{"doca_program_flags": {"socket": "%s", "cc-name": "svc", "role": "host", "channel": "tcp:127.0.0.1:7600", "no-auth": true}}\n' \
     "${sock//\\/\\\\}" >"$tmp/svc.json"
 svc=dsr-ci-$$
-for try in 1 2 3; do
-    scripts/wine-run.sh sc create "$svc" binPath= "$(win "$EXE") --json $(win "$tmp/svc.json")" \
-        >"$tmp/sc" 2>&1 && break
-    grep -qF "wine client error" "$tmp/sc" && [ "$try" -lt 3 ] || fail "sc create: $(cat "$tmp/sc")"
-    echo "retry: Wine's server went away under sc create"
-    wineserver -w 2>/dev/null || true
-done
+out=$(wine_once scripts/wine-run.sh sc create "$svc" binPath= "$(win "$EXE") --json $(win "$tmp/svc.json")") ||
+    fail "sc create: $out"
 # Wine's service manager starts the service with its own debug settings: restart this
 # prefix's Wine (ours alone) so that it traces.
 wineserver -k || true

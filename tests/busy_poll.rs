@@ -11,7 +11,6 @@ mod common;
 
 use common::cost::*;
 use common::*;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 const ROUND_TRIPS: usize = 500;
@@ -40,16 +39,7 @@ fn start(busy_poll: bool, counting: bool) -> (std::sync::MutexGuard<'static, ()>
 
 /// `epoll_pwait` calls per round trip of each relay (host, DPU).
 fn polls_per_round_trip(env: &mut Env) -> [f64; 2] {
-    let counts = count(env, "rt", 1.0, |env| {
-        let mut s = env.client();
-        let msg = pattern(3, 64);
-        let mut back = [0u8; 64];
-        for i in 0..ROUND_TRIPS {
-            s.write_all(&msg).unwrap();
-            s.read_exact(&mut back).unwrap();
-            assert_eq!(back[..], msg[..], "round trip {i}: wrong echo");
-        }
-    });
+    let counts = count(env, "rt", 1.0, |env| echo_round_trips(env, ROUND_TRIPS, 3));
     counts.map(|(_, table)| successful_calls(&table, "epoll_pwait") as f64 / ROUND_TRIPS as f64)
 }
 

@@ -53,14 +53,7 @@ fn setup(chan: Chan, handler: Handler, probe: Probe) -> (std::sync::MutexGuard<'
 fn a_64_byte_round_trip_costs_at_most_9_system_calls_per_relay() {
     let (_one, mut env) = setup(Chan::Tcp, echo_handler(), echo_probe);
     let counts = count(&mut env, "rt", ROUND_TRIPS as f64, |env| {
-        let mut s = env.client();
-        let msg = pattern(9, 64);
-        let mut back = [0u8; 64];
-        for i in 0..ROUND_TRIPS {
-            s.write_all(&msg).unwrap();
-            s.read_exact(&mut back).unwrap();
-            assert_eq!(back[..], msg[..], "round trip {i}: wrong echo");
-        }
+        echo_round_trips(env, ROUND_TRIPS, 9)
     });
     check("one 64-byte round trip", RT_BUDGET, counts);
 }

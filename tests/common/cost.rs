@@ -164,6 +164,18 @@ pub fn count_threads(
     [host.finish(), dpu.finish()].map(|(n, t)| (n as f64 / units, t))
 }
 
+/// `n` round trips of 64 bytes through one client of an echo server, each echo checked.
+pub fn echo_round_trips(env: &mut Env, n: usize, seed: u64) {
+    let mut s = env.client();
+    let msg = pattern(seed, 64);
+    let mut back = [0u8; 64];
+    for i in 0..n {
+        s.write_all(&msg).unwrap();
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back[..], msg[..], "round trip {i}: wrong echo");
+    }
+}
+
 pub fn check(what: &str, budget: f64, counts: [(f64, String); 2]) {
     for ((per, table), side) in counts.into_iter().zip(["host", "DPU"]) {
         eprintln!("{what}, {side} relay: {per:.2} system calls\n{table}");
