@@ -1,10 +1,12 @@
 //! `--check`: validates a configuration without running it, as `nginx -t` and `sshd -t` do.
 //!
-//! The flags (or JSON file) and the key file have been validated by the time this runs. Here
-//! the paths are checked as far as possible without binding or connecting anything: the
-//! directories exist and are writable where the relay would create a socket, an existing path
-//! is a socket, the server application's socket can be opened for writing, a tcp address
-//! resolves, and a DOCA channel has its library. Then what would run is printed.
+//! The flags (or JSON file) and the key file (owner, mode, size) have been validated by the
+//! time this runs. Here the start is rehearsed as far as it can be without keeping anything:
+//! the directories exist and are writable where the relay would create a socket, an existing
+//! path is a stale socket (a live one is a problem: the start would stop there), the server
+//! application's socket can be opened for writing, the DPU side's tcp address resolves and is
+//! free (listened on for a moment and released), and a DOCA channel has its library. Then
+//! what would run is printed.
 
 use crate::config::{ChannelAddr, Config, LogTarget, Role};
 use crate::unix::{file_kind, may_write, FileKind};
@@ -20,7 +22,7 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Checks `cfg` without binding or connecting anything.
+/// Checks `cfg`; nothing it binds outlives the call.
 pub fn check(cfg: &Config) -> Report {
     let mut r = Report {
         plan: plan(cfg),
@@ -46,6 +48,7 @@ pub fn check(cfg: &Config) -> Report {
         ChannelAddr::Tcp(host, port) => {
             use std::net::ToSocketAddrs;
             match (host.as_str(), *port).to_socket_addrs().map(|a| a.count()) {
+                Ok(n) if n > 0 && cfg.role == Role::Dpu => check_listen(&mut r, host, *port),
                 Ok(n) if n > 0 => {}
                 Ok(_) => r
                     .problems
@@ -179,11 +182,45 @@ fn check_bind_path(r: &mut Report, flag: &str, path: &Path) {
             "{flag}: {} exists and is not a socket",
             path.display()
         )),
+        Ok(_) if crate::unix::listening(path) => r.problems.push(format!(
+            "{flag}: {}: another process is listening on it (a running relay? stop it first)",
+            path.display()
+        )),
         Ok(_) => r.notes.push(format!(
-            "{flag}: {} exists; a stale socket is replaced at start, a live one stops it",
+            "{flag}: {} is a stale socket; it is replaced at start",
             path.display()
         )),
         Err(_) => {}
+    }
+}
+
+/// The DPU side's tcp address: listened on for a moment, as the start would, so that a port
+/// in use (or one this user may not take) is found now rather than at start.
+fn check_listen(r: &mut Report, host: &str, port: u16) {
+    use std::io::ErrorKind;
+    use std::net::{TcpListener, ToSocketAddrs};
+    let Some(addr) = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
+        return; // reported by the caller
+    };
+    match TcpListener::bind(addr) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AddrInUse => r.problems.push(format!(
+            "--channel: tcp:{host}:{port} is in use by another process (a running relay? stop \
+             it first; `ss -ltnp` shows who holds it)"
+        )),
+        // The relay listens with IP_FREEBIND, so an address the machine does not have yet
+        // (tmfifo_net0 not configured at boot) is not fatal: the host connects once it is up.
+        Err(e) if e.kind() == ErrorKind::AddrNotAvailable => r.notes.push(format!(
+            "--channel: {host} is not an address of this machine yet; the relay listens \
+             anyway and the host connects once it is configured"
+        )),
+        Err(e) => r.problems.push(format!(
+            "--channel: cannot listen on tcp:{host}:{port}: {e}"
+        )),
     }
 }
 

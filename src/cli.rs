@@ -136,8 +136,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         rep_pci: value(&mut a, "-r", "--rep-pci")?,
         role: value(&mut a, "", "--role")?,
         channel: value(&mut a, "", "--channel")?,
-        max_clients: value(&mut a, "", "--max-clients")?,
-        busy_poll: value(&mut a, "", "--busy-poll")?,
+        max_clients: ranged(&mut a, "--max-clients", crate::config::MAX_CLIENTS_RANGE)?,
+        busy_poll: ranged(&mut a, "--busy-poll", crate::config::BUSY_POLL_RANGE)?,
         psk_file: value(&mut a, "", "--psk-file")?,
         no_auth: a.contains("--no-auth").then_some(true),
         encrypt: a.contains("--encrypt").then_some(true),
@@ -154,6 +154,20 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         )));
     }
     Config::validate(general, program, &|name| format!("--{name}")).map(|c| wrap(c, false))
+}
+
+/// An integer flag; a value that is not one names the flag's range.
+fn ranged(
+    a: &mut pico_args::Arguments,
+    long: &'static str,
+    range: (u32, u32),
+) -> Result<Option<u32>, Error> {
+    value::<String>(a, "", long)?
+        .map(|s| {
+            crate::config::parse_ranged(&s, range)
+                .map_err(|e| Error::config(format!("{long}: {e}")))
+        })
+        .transpose()
 }
 
 fn value<T>(

@@ -220,8 +220,10 @@ pub struct ProgramFlags {
     #[serde(default, deserialize_with = "de_from_str")]
     pub channel: Option<ChannelAddr>,
     /// `--max-clients`
+    #[serde(default, deserialize_with = "de_max_clients")]
     pub max_clients: Option<u32>,
     /// `--busy-poll`, microseconds.
+    #[serde(default, deserialize_with = "de_busy_poll")]
     pub busy_poll: Option<u32>,
     /// `--psk-file`
     pub psk_file: Option<PathBuf>,
@@ -290,6 +292,49 @@ where
     let s = String::deserialize(d)?;
     s.parse().map(Some).map_err(serde::de::Error::custom)
 }
+
+/// An integer flag whose type error names its range ("expected an integer from 1 to 65535"),
+/// not Rust's type (`u32`); the range itself is enforced by [`Config::validate`].
+struct Ranged(u32, u32);
+
+impl<'de> serde::de::Visitor<'de> for Ranged {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an integer from {} to {}", self.0, self.1)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u32, E> {
+        u32::try_from(v)
+            .map_err(|_| E::custom(format!("must be from {} to {}, got {v}", self.0, self.1)))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u32, E> {
+        u64::try_from(v)
+            .map_err(|_| E::custom(format!("must be from {} to {}, got {v}", self.0, self.1)))
+            .and_then(|v| self.visit_u64(v))
+    }
+}
+
+fn de_max_clients<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    d.deserialize_u32(Ranged(1, MAX_MAX_CLIENTS)).map(Some)
+}
+
+fn de_busy_poll<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    d.deserialize_u32(Ranged(0, MAX_BUSY_POLL_US)).map(Some)
+}
+
+/// Parses an integer flag given on the command line; the error names its range.
+pub(crate) fn parse_ranged(s: &str, (min, max): (u32, u32)) -> Result<u32, String> {
+    match s.parse::<u64>() {
+        Ok(v) => u32::try_from(v).map_err(|_| format!("must be from {min} to {max}, got {v}")),
+        Err(_) => Err(format!(
+            "expected an integer from {min} to {max}, got {s:?}"
+        )),
+    }
+}
+
+/// `--max-clients`' range, for [`parse_ranged`].
+pub(crate) const MAX_CLIENTS_RANGE: (u32, u32) = (1, MAX_MAX_CLIENTS);
+/// `--busy-poll`'s range, for [`parse_ranged`].
+pub(crate) const BUSY_POLL_RANGE: (u32, u32) = (0, MAX_BUSY_POLL_US);
 
 impl FlagFile {
     /// Reads a JSON flag file; `//` and `/* */` comments are allowed.
@@ -429,7 +474,12 @@ impl Config {
         };
         let no_auth = p.no_auth.unwrap_or(false);
         let psk = match (&p.psk_file, no_auth) {
-            (Some(_), true) => return Err(err("no-auth", "conflicts with psk-file")),
+            (Some(_), true) => {
+                return Err(err(
+                    "no-auth",
+                    &format!("conflicts with {}", key("psk-file")),
+                ))
+            }
             (Some(path), false) => {
                 Some(crate::keyfile::read_psk(path).map_err(|m| err("psk-file", &m))?)
             }
@@ -438,11 +488,19 @@ impl Config {
         if matches!(channel, ChannelAddr::Tcp(..)) && psk.is_none() && !no_auth {
             return Err(err(
                 "psk-file",
-                "is required on a tcp channel (or pass --no-auth to run without authentication)",
+                &format!(
+                    "is required on a tcp channel (or set {} to run without authentication)",
+                    key("no-auth")
+                ),
             ));
         }
-        let encrypt = encryption((p.encrypt, p.no_encrypt, p.cipher), &channel, psk.is_some())
-            .map_err(|(k, m)| err(k, &m))?;
+        let encrypt = encryption(
+            (p.encrypt, p.no_encrypt, p.cipher),
+            &channel,
+            psk.is_some(),
+            key,
+        )
+        .map_err(|(k, m)| err(k, &m))?;
         Ok(Config {
             log_level: general.log_level.unwrap_or_default(),
             socket,
@@ -462,18 +520,22 @@ impl Config {
 }
 
 /// Whether and how the channel is encrypted: by default over tcp when a key is given, else only
-/// with `--encrypt`. An error names the flag at fault.
+/// with `--encrypt`. An error names the flag at fault, and any other flag as `key` writes it.
 fn encryption(
     (on, off, cipher): (Option<bool>, Option<bool>, Option<Cipher>),
     channel: &ChannelAddr,
     has_key: bool,
+    key: &dyn Fn(&str) -> String,
 ) -> Result<Option<Cipher>, (&'static str, String)> {
     let (on, off) = (on.unwrap_or(false), off.unwrap_or(false));
     if on && off {
-        return Err(("no-encrypt", "conflicts with encrypt".into()));
+        return Err(("no-encrypt", format!("conflicts with {}", key("encrypt"))));
     }
     if on && !has_key {
-        return Err(("encrypt", "needs a pre-shared key (psk-file)".into()));
+        return Err((
+            "encrypt",
+            format!("needs a pre-shared key ({})", key("psk-file")),
+        ));
     }
     let wanted = on || (!off && has_key && matches!(channel, ChannelAddr::Tcp(..)));
     match (wanted, cipher) {
@@ -643,24 +705,25 @@ mod tests {
     fn encryption_is_on_by_default_over_tcp_with_a_key_only() {
         let tcp: ChannelAddr = "tcp:127.0.0.1:1".parse().unwrap();
         let unix: ChannelAddr = "unix:/tmp/c".parse().unwrap();
-        let on = |e, n, c| encryption((e, n, c), &tcp, true);
+        let key = |n: &str| format!("--{n}");
+        let on = |e, n, c| encryption((e, n, c), &tcp, true, &key);
         assert_eq!(on(None, None, None), Ok(Some(DEFAULT_CIPHER)));
         assert_eq!(on(None, Some(true), None), Ok(None));
         let chacha = Some(Cipher::ChaChaPoly);
         assert_eq!(on(None, None, chacha), Ok(chacha));
         assert_eq!(
-            on(Some(true), Some(true), None).unwrap_err().0,
-            "no-encrypt"
+            on(Some(true), Some(true), None).unwrap_err(),
+            ("no-encrypt", "conflicts with --encrypt".to_string())
         );
         assert_eq!(on(None, Some(true), chacha).unwrap_err().0, "cipher");
-        assert_eq!(encryption((None, None, None), &tcp, false), Ok(None));
-        assert_eq!(encryption((None, None, None), &unix, true), Ok(None));
+        assert_eq!(encryption((None, None, None), &tcp, false, &key), Ok(None));
+        assert_eq!(encryption((None, None, None), &unix, true, &key), Ok(None));
         assert_eq!(
-            encryption((Some(true), None, None), &unix, true),
+            encryption((Some(true), None, None), &unix, true, &key),
             Ok(Some(DEFAULT_CIPHER))
         );
-        let e = encryption((Some(true), None, None), &unix, false).unwrap_err();
-        assert_eq!(e.0, "encrypt");
+        let e = encryption((Some(true), None, None), &unix, false, &key).unwrap_err();
+        assert_eq!(e, ("encrypt", "needs a pre-shared key (--psk-file)".into()));
         let f = FlagFile::parse(
             br#"{"doca_program_flags": {"no-encrypt": true, "cipher": "chacha-poly"}}"#,
         )

@@ -12,7 +12,7 @@ use async_io::Async;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -56,10 +56,17 @@ fn probe(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether a process listens on the socket `path` (for `--check`).
+pub fn listening(path: &Path) -> bool {
+    probe(path).is_ok()
+}
+
 /// Binds `path` with a listen backlog of at least `backlog` and mode `mode`.
 ///
 /// An existing socket file nobody listens on is replaced; a live socket or any other kind of
-/// file is an error, and the file is left alone.
+/// file is an error, and the file is left alone. A failure that a restart cannot fix (missing
+/// directory, path too long, no permission) is a configuration error (exit 2), so that systemd
+/// does not restart the relay every few seconds for ever; a busy path stays a runtime error.
 pub fn bind(
     path: &Path,
     mode: u32,
@@ -77,8 +84,8 @@ pub fn bind(
         None,
     )
     .map_err(|e| Error::io(what(), e.into()))?;
-    let addr = SocketAddrUnix::new(path).map_err(|e| Error::io(what(), e.into()))?;
-    rustix::net::bind(&fd, &addr).map_err(|e| Error::io(what(), e.into()))?;
+    let addr = SocketAddrUnix::new(path).map_err(|e| bind_error(path, e))?;
+    bind_with_mode(&fd, &addr, mode).map_err(|e| bind_error(path, e))?;
     let ino = fs::symlink_metadata(path)
         .map_err(|e| Error::io(what(), e))?
         .ino();
@@ -86,13 +93,55 @@ pub fn bind(
         path: path.into(),
         ino,
     };
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(format!("setting the mode of {}", path.display()), e))?;
     // The kernel caps this at net.core.somaxconn; ask for enough to absorb a burst of clients.
     let backlog = backlog.max(128).min(i32::MAX as u32) as i32;
     rustix::net::listen(&fd, backlog).map_err(|e| Error::io(what(), e.into()))?;
     let listener = Async::new(UnixListener::from(fd)).map_err(|e| Error::io(what(), e))?;
     Ok((listener, file))
+}
+
+/// Binds with the socket file created in its final mode. The mode is not set by path after
+/// the bind: in a directory others may write to, the path could by then be a symlink to
+/// another file, whose mode a `chmod` would change. bind(2) creates the file as 0777 less the
+/// umask, so the umask is set to the complement of `mode` for the bind alone. The umask is
+/// process-wide; no other thread of the relay creates files, and it is restored at once.
+fn bind_with_mode(
+    fd: &std::os::fd::OwnedFd,
+    addr: &SocketAddrUnix,
+    mode: u32,
+) -> rustix::io::Result<()> {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_bits_truncate(!mode & 0o777));
+    let bound = rustix::net::bind(fd, addr);
+    rustix::process::umask(old);
+    bound
+}
+
+/// The error for a failed bind: exit 2 for what only the operator can fix.
+fn bind_error(path: &Path, e: rustix::io::Errno) -> Error {
+    use rustix::io::Errno;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fix = match e {
+        Errno::NOENT | Errno::NOTDIR => format!(
+            "the directory {} is missing; create it (under systemd, RuntimeDirectory= does)",
+            dir.display()
+        ),
+        Errno::ACCESS | Errno::PERM | Errno::ROFS => format!(
+            "this user may not create files in {}; pick another directory or give the relay \
+             its group (under systemd, ReadWritePaths= for a read-only file system)",
+            dir.display()
+        ),
+        Errno::NAMETOOLONG | Errno::INVAL => "the path is too long for an AF_UNIX socket".into(),
+        _ => return Error::io(format!("binding {}", path.display()), e.into()),
+    };
+    Error::config(format!(
+        "binding {}: {}: {fix}",
+        path.display(),
+        io::Error::from(e)
+    ))
 }
 
 /// The host side's client listener: the socket systemd passes (socket activation; systemd

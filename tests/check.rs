@@ -132,3 +132,87 @@ fn json_errors_share_one_prefix() {
         assert!(err.starts_with(&want), "{err}");
     }
 }
+
+/// What `--check` finds, the start meets too: a busy tcp port and a live socket stop both
+/// (`--check` with 2; the start with 1, since the holder may go away and a restart then
+/// succeeds), a missing directory and a file in the socket's place stop both with 2 (only the
+/// operator can fix those, so systemd must not restart in a loop).
+#[test]
+fn check_and_start_agree() {
+    let dir = tempdir();
+    let d = dir.path();
+    let key = write_psk(d, "k");
+    let key = key.to_str().unwrap();
+    let app = d.join("app.sock");
+    let app = app.to_str().unwrap();
+    let start = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.retain(|a| *a != "--check");
+        run(d, &all)
+    };
+
+    // A tcp port another process listens on (the DPU side listens on the channel address).
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let chan = format!("tcp:{}", holder.local_addr().unwrap());
+    let args = [
+        "--check",
+        "--role",
+        "dpu",
+        "-s",
+        app,
+        "-n",
+        "svc",
+        "--channel",
+        &chan,
+        "--psk-file",
+        key,
+    ];
+    let (code, _, err) = run(d, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is in use by another process"), "{err}");
+    let (code, _, err) = start(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Address already in use"), "{err}");
+    drop(holder);
+
+    // A host socket a live process listens on.
+    let live = d.join("live.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    let chan = format!("unix:{}", d.join("c.sock").display());
+    let args = check_args(&live, &chan);
+    let (code, _, err) = run(d, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("another process is listening on it"), "{err}");
+    let (code, _, err) = start(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another process is listening on it"), "{err}");
+
+    // A stale socket is only a note, and the start replaces it.
+    let stale = d.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let (code, _, err) = run(d, &check_args(&stale, &chan));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("is a stale socket; it is replaced at start"),
+        "{err}"
+    );
+
+    // What a restart cannot fix: exit 2 from both.
+    let missing = d.join("no/such/dir/h.sock");
+    let args = check_args(&missing, &chan);
+    assert_eq!(run(d, &args).0, 2);
+    let (code, _, err) = start(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the directory") && err.contains("is missing; create it"),
+        "{err}"
+    );
+    let file = d.join("plain");
+    std::fs::write(&file, b"data").unwrap();
+    let args = check_args(&file, &chan);
+    assert_eq!(run(d, &args).0, 2);
+    let (code, _, err) = start(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists and is not a socket"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"data");
+}

@@ -426,8 +426,13 @@ fn host_args(d: &Dir, sock: &str) -> Vec<String> {
 
 /// Asserts a runtime failure: exit 1 and an error line naming the socket.
 fn expect_runtime_error(d: &Dir, args: &[String], sock: &str) {
+    expect_start_error(d, args, sock, 1)
+}
+
+/// Asserts a failure at start with exit `want` and one error line naming the socket.
+fn expect_start_error(d: &Dir, args: &[String], sock: &str, want: i32) {
     let (code, _, err) = run(d.path(), args);
-    assert_eq!(code, 1, "{args:?}: exit code; stderr:\n{err}");
+    assert_eq!(code, want, "{args:?}: exit code; stderr:\n{err}");
     let line = err.lines().find(|l| l.starts_with(PREFIX));
     assert!(line.is_some(), "{args:?}: no {PREFIX:?} line:\n{err}");
     assert!(
@@ -447,7 +452,8 @@ fn host_socket_path_is_a_regular_file() {
     let sock = d.sock();
     fs::write(&sock, b"precious data").unwrap();
     let s = sock.display().to_string();
-    expect_runtime_error(&d, &host_args(&d, &s), &s);
+    // Only the operator can fix it: exit 2, so that systemd does not restart in a loop.
+    expect_start_error(&d, &host_args(&d, &s), &s, 2);
     assert_eq!(
         fs::read(&sock).unwrap(),
         b"precious data",
@@ -476,7 +482,7 @@ fn host_socket_path_has_a_live_listener() {
 fn host_socket_directory_missing() {
     let d = Dir::new();
     let s = d.s("no/such/dir/h.sock");
-    expect_runtime_error(&d, &host_args(&d, &s), &s);
+    expect_start_error(&d, &host_args(&d, &s), &s, 2);
 }
 
 /// The DPU side cannot listen on its channel address: exit 1 naming the address.

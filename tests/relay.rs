@@ -864,6 +864,53 @@ fn host_socket_mode_from_flag() {
     }
 }
 
+/// The socket file is created in its final mode, never changed by path afterwards: in a
+/// directory others may write to, a chmod by path could meet a symlink swapped in after the
+/// bind. Checked with strace: no chmod of any kind, whatever the umask, and the mode is the
+/// one asked for (a umask of 0077 would otherwise leave 0600).
+#[test]
+fn host_socket_mode_is_set_at_bind_without_chmod() {
+    if std::env::var_os("DSR_TEST_RUNNER").is_some() {
+        eprintln!("skipped under qemu-user: strace would trace the emulator");
+        return;
+    }
+    let dir = tempdir();
+    let sock = dir.path().join("h.sock");
+    let trace = dir.path().join("chmod.trace");
+    let script = format!(
+        "umask 0077; exec strace -f -qq -e trace=/chmod -o {} {} \
+         --role host --channel unix:{} -s {} -n {SERVICE} --socket-mode 0666 -l 60",
+        trace.display(),
+        relay_bin(),
+        dir.path().join("nochan.sock").display(),
+        sock.display()
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script]);
+    let mut relay = Relay::spawn_command(dir.path(), "host", cmd);
+    wait_for_socket(&sock, &mut relay);
+    assert_eq!(mode_of(&sock), 0o666, "{}", relay.report());
+    // The relay is strace's child: stopping strace would leave it running, detached.
+    let tracer = relay.pid();
+    let children = std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children"));
+    let traced: u32 = children
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("strace's one child");
+    send_signal(traced, "TERM");
+    assert!(
+        relay.wait_exit(Duration::from_secs(10)).is_some(),
+        "{}",
+        relay.report()
+    );
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        !calls.contains("chmod"),
+        "the relay changed a mode:\n{calls}"
+    );
+}
+
 /// A stale socket file nobody listens on is replaced by the host's listener.
 #[test]
 fn stale_host_socket_is_replaced() {

@@ -67,10 +67,9 @@ pub async fn run(
     stop: Rc<Shutdown>,
 ) -> Result<(), Error> {
     let listener = match &cfg.channel {
-        ChannelAddr::Tcp(host, port) => Listener::Tcp(
-            tcp_listen(host, *port)
-                .map_err(|e| Error::io(format!("listening on {}", cfg.channel), e))?,
-        ),
+        ChannelAddr::Tcp(host, port) => {
+            Listener::Tcp(tcp_listen(host, *port).map_err(|e| listen_error(&cfg.channel, e))?)
+        }
         ChannelAddr::Unix(path) => {
             let (l, file) = unix::bind(path, 0o600, 16)?;
             Listener::Unix(l, file)
@@ -185,6 +184,18 @@ async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> 
 
 /// Listens on `host:port` with `IP_FREEBIND`, so that a DPU side started at boot before its
 /// tmfifo_net0 address is configured can still listen, and is reachable once it is.
+/// A port this user may not take (below 1024 without the capability) stays so on every
+/// restart: exit 2. A port in use may be freed (an old instance still exiting): exit 1.
+fn listen_error(channel: &ChannelAddr, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        return Error::config(format!(
+            "listening on {channel}: {e}: ports below 1024 need CAP_NET_BIND_SERVICE; pick \
+             another port"
+        ));
+    }
+    Error::io(format!("listening on {channel}"), e)
+}
+
 fn tcp_listen(host: &str, port: u16) -> std::io::Result<async_net::TcpListener> {
     use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
     use std::net::ToSocketAddrs;

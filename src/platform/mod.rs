@@ -22,19 +22,21 @@ use crate::config::Config;
 use crate::config::{LogTarget, Role, DEFAULT_SOCKET_MODE};
 
 /// Before binding the AF_UNIX socket `path`, which exists: a socket nobody listens on (`probe`
-/// is refused) is removed; a live socket or any other kind of file is an error, and the file is
-/// left alone. Other probe failures leave the file for `bind` to report.
+/// is refused) is removed; a live socket (exit 1: it may go away) or any other kind of file
+/// (exit 2) is an error, and the file is left alone. Other probe failures leave the file for
+/// `bind` to report.
 pub(crate) fn clear_stale_socket(
     path: &std::path::Path,
     is_socket: bool,
     probe: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
 ) -> Result<(), crate::error::Error> {
     use crate::error::Error;
+    // Another kind of file stays until someone removes it: a restart cannot help (exit 2).
     if !is_socket {
-        return Err(Error::SocketInUse(
-            path.into(),
-            "exists and is not a socket; not touching it",
-        ));
+        return Err(Error::config(format!(
+            "{}: exists and is not a socket; not touching it",
+            path.display()
+        )));
     }
     match probe(path) {
         Ok(()) => Err(Error::SocketInUse(

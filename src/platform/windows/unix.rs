@@ -70,6 +70,11 @@ fn probe(path: &Path) -> io::Result<()> {
     socket()?.connect(&SockAddr::unix(path)?)
 }
 
+/// Whether a process listens on the socket `path` (for `--check`).
+pub fn listening(path: &Path) -> bool {
+    probe(path).is_ok()
+}
+
 /// The host side's client listener: `cfg.socket`, bound here, removed when the guard drops.
 pub fn host_listener(cfg: &Config) -> Result<(Async<UnixListener>, Option<SocketFile>), Error> {
     let (l, file) = bind(&cfg.socket, cfg.max_clients)?;
