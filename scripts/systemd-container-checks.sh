@@ -68,6 +68,10 @@ flags host host "$HOST_SOCK" 7600
 flags actdpu dpu /run/echoapp/srv.sock 7601
 flags act host "$ACT_SOCK" 7601
 printf '{ "doca_program_flags": { "socket": "/run/x.sock", "cc-name": "ci", "max-clients": 0 } }\n' >"$ETC/bad.json"
+# Start failures: a socket directory nobody creates (only the operator can fix it: exit 2) and
+# a DPU port another instance holds (it may be freed: exit 1, restarted).
+flags nodir host /run/no-such-dir/h.sock 7602
+flags busy dpu /run/echoapp/srv.sock 7600
 
 # --- two instances over tcp: Type=notify start returns once READY=1 was sent ---
 check "dpu and host instances start (READY)" systemctl start "$PKG@dpu" "$PKG@host"
@@ -82,11 +86,18 @@ check "service not started before a client" inactive "$PKG@act.service"
 check "first client is relayed through the activated service" relay_bytes "$ACT_SOCK"
 check "service was activated" active "$PKG@act.service"
 
-# --- a configuration error exits 2 and is not restarted ---
-systemctl start "$PKG@bad" >/dev/null 2>&1
-check "bad config exits 2" wait_for 5 test "$(prop "$PKG@bad" ExecMainStatus)" = 2
+# --- a configuration error exits 2 and is not restarted; a busy port exits 1 and is ---
+systemctl start "$PKG@bad" "$PKG@nodir" "$PKG@busy" >/dev/null 2>&1
+status_is() { test "$(prop "$1" ExecMainStatus)" = "$2"; }
+check "bad config exits 2" wait_for 5 status_is "$PKG@bad" 2
+check "missing socket directory exits 2" wait_for 5 status_is "$PKG@nodir" 2
+check "port in use exits 1" wait_for 5 status_is "$PKG@busy" 1
 sleep 7 # longer than RestartSec=5s
 check "bad config not restarted" test "$(prop "$PKG@bad" NRestarts)/$(prop "$PKG@bad" ActiveState)" = 0/failed
+check "missing socket directory not restarted" test "$(prop "$PKG@nodir" NRestarts)/$(prop "$PKG@nodir" ActiveState)" = 0/failed
+check "missing socket directory named in the journal" journalctl -u "$PKG@nodir" --grep "no-such-dir is missing" -q
+check "port in use restarted" test "$(prop "$PKG@busy" NRestarts)" -ge 1
+systemctl stop "$PKG@busy"
 
 # --- a wedged relay is killed by the watchdog and restarted ---
 # The shipped WatchdogSec=20s and RestartSec=5s, shortened in a drop-in to keep the run short;

@@ -8,7 +8,7 @@
 //! free (listened on for a moment and released), and a DOCA channel has its library. Then
 //! what would run is printed.
 
-use crate::config::{ChannelAddr, Config, LogTarget, Role};
+use crate::config::{ChannelAddr, Config, LogTarget, MetricsAddr, Role};
 use crate::unix::{file_kind, may_write, FileKind};
 use std::path::Path;
 
@@ -48,7 +48,9 @@ pub fn check(cfg: &Config) -> Report {
         ChannelAddr::Tcp(host, port) => {
             use std::net::ToSocketAddrs;
             match (host.as_str(), *port).to_socket_addrs().map(|a| a.count()) {
-                Ok(n) if n > 0 && cfg.role == Role::Dpu => check_listen(&mut r, host, *port),
+                Ok(n) if n > 0 && cfg.role == Role::Dpu => {
+                    check_listen(&mut r, "--channel", host, *port)
+                }
                 Ok(n) if n > 0 => {}
                 Ok(_) => r
                     .problems
@@ -68,6 +70,11 @@ pub fn check(cfg: &Config) -> Report {
                     .push(format!("--channel {}: found {found}", cfg.channel));
             }
         }
+    }
+    match &cfg.metrics {
+        Some(MetricsAddr::Tcp(host, port)) => check_listen(&mut r, "--metrics", host, *port),
+        Some(MetricsAddr::Unix(path)) => check_bind_path(&mut r, "--metrics", path),
+        None => {}
     }
     if let LogTarget::Syslog(Some(path)) = &cfg.log_target {
         if !is_socket(path) {
@@ -129,6 +136,9 @@ fn plan(cfg: &Config) -> Vec<String> {
                 .as_ref()
                 .map_or(String::new(), |r| format!(", representor {}", r.0))
         ));
+    }
+    if let Some(addr) = &cfg.metrics {
+        plan.push(format!("metrics on {addr} (GET /metrics, /streams)"));
     }
     plan.push(format!(
         "log level {}, to {}",
@@ -196,7 +206,7 @@ fn check_bind_path(r: &mut Report, flag: &str, path: &Path) {
 
 /// The DPU side's tcp address: listened on for a moment, as the start would, so that a port
 /// in use (or one this user may not take) is found now rather than at start.
-fn check_listen(r: &mut Report, host: &str, port: u16) {
+fn check_listen(r: &mut Report, flag: &str, host: &str, port: u16) {
     use std::io::ErrorKind;
     use std::net::{TcpListener, ToSocketAddrs};
     let Some(addr) = (host, port)
@@ -209,13 +219,13 @@ fn check_listen(r: &mut Report, host: &str, port: u16) {
     match TcpListener::bind(addr) {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::AddrInUse => r.problems.push(format!(
-            "--channel: tcp:{host}:{port} is in use by another process (a running relay? stop \
+            "{flag}: tcp:{host}:{port} is in use by another process (a running relay? stop \
              it first; `ss -ltnp` shows who holds it)"
         )),
         // The relay listens with IP_FREEBIND, so an address the machine does not have yet
         // (tmfifo_net0 not configured at boot) is not fatal: the host connects once it is up.
         Err(e) if e.kind() == ErrorKind::AddrNotAvailable => r.notes.push(format!(
-            "--channel: {host} is not an address of this machine yet; the relay listens \
+            "{flag}: {host} is not an address of this machine yet; the relay listens \
              anyway and the host connects once it is configured"
         )),
         Err(e) => r.problems.push(format!(

@@ -57,6 +57,8 @@ Program Flags:
       --cipher CIPHER         aes-gcm (default) | chacha-poly; both sides must agree
       --socket-mode OCTAL     Permission bits of the host socket (default 0660)
       --log-target TARGET     stderr (default) | syslog | syslog:PATH (facility daemon)
+      --metrics ADDR          Serve GET /metrics (Prometheus) and /streams (JSON) on
+                              tcp:HOST:PORT or unix:PATH (default: off)
       --check                 Check the configuration, key file and paths, print what would run,
                               and exit: 0 when it would start, 2 when not
 
@@ -145,6 +147,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         cipher: value(&mut a, "", "--cipher")?,
         socket_mode: value(&mut a, "", "--socket-mode")?,
         log_target: value(&mut a, "", "--log-target")?,
+        metrics: value(&mut a, "", "--metrics")?,
         check: None,
     };
     if let Some(extra) = a.finish().first() {

@@ -126,6 +126,36 @@ impl fmt::Display for ChannelAddr {
     }
 }
 
+/// Where `--metrics` listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// `tcp:HOST:PORT`
+    Tcp(String, u16),
+    /// `unix:PATH`
+    Unix(PathBuf),
+}
+
+impl FromStr for MetricsAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.parse::<ChannelAddr>() {
+            Ok(ChannelAddr::Tcp(h, p)) => Ok(MetricsAddr::Tcp(h, p)),
+            Ok(ChannelAddr::Unix(p)) => Ok(MetricsAddr::Unix(p)),
+            _ => Err(format!("expected tcp:HOST:PORT or unix:PATH, got {s:?}")),
+        }
+    }
+}
+
+impl fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsAddr::Tcp(h, p) if h.contains(':') => write!(f, "tcp:[{h}]:{p}"),
+            MetricsAddr::Tcp(h, p) => write!(f, "tcp:{h}:{p}"),
+            MetricsAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 /// Where log lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogTarget {
@@ -242,6 +272,9 @@ pub struct ProgramFlags {
     /// `--log-target`
     #[serde(default, deserialize_with = "de_from_str")]
     pub log_target: Option<LogTarget>,
+    /// `--metrics`
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub metrics: Option<MetricsAddr>,
     /// `--check`: only check the configuration (the command line decides; kept out of
     /// [`Config`]).
     pub check: Option<bool>,
@@ -392,6 +425,8 @@ pub struct Config {
     pub socket_mode: u32,
     /// Where log lines go.
     pub log_target: LogTarget,
+    /// Where the metrics endpoint listens (`--metrics`), if anywhere.
+    pub metrics: Option<MetricsAddr>,
 }
 
 /// Checks that `path` fits in `sun_path`.
@@ -515,6 +550,7 @@ impl Config {
             encrypt,
             socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
             log_target: p.log_target.unwrap_or(LogTarget::Stderr),
+            metrics: p.metrics,
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod host;
 pub mod keyfile;
 pub mod logging;
+pub mod metrics;
 pub mod mux;
 pub mod platform;
 pub mod protocol;
@@ -98,7 +99,10 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let role_stats = stats.clone();
     let role_stop = stop.clone();
     let signal_stop = stop.clone();
+    let metrics_ex = ex.clone();
+    let metrics_stats = stats.clone();
     let main = async move {
+        metrics::start(&cfg, &metrics_stats, &metrics_ex).await?;
         let relay = async {
             match role {
                 Role::Host => host::run(cfg, doca, role_stats, ex2, role_stop).await,

@@ -8,29 +8,57 @@ use crate::shutdown::count;
 use futures_lite::StreamExt;
 use std::rc::Rc;
 
-/// The lines of one dump, streams first (ordered by id), totals last.
-pub fn lines(stats: &Stats) -> Vec<String> {
-    let mut streams: Vec<_> = stats
+/// One open stream as the dump and `GET /streams` show it.
+#[derive(Debug, serde::Serialize)]
+pub struct StreamView {
+    /// The stream id on the wire.
+    pub id: u32,
+    /// Seconds since the stream opened.
+    pub open_seconds: f64,
+    /// Bytes sent on the channel.
+    pub bytes_sent: u64,
+    /// Bytes received from the channel.
+    pub bytes_received: u64,
+    /// Bytes this side may still send before the peer grants more.
+    pub send_credit: u32,
+    /// Bytes received and waiting for the local socket to take them.
+    pub bytes_queued: usize,
+}
+
+/// Every open stream of every live session, ordered by id.
+pub fn streams(stats: &Stats) -> Vec<StreamView> {
+    let mut streams: Vec<StreamView> = stats
         .sessions
         .borrow()
         .iter()
         .filter_map(|s| s.upgrade())
         .filter(|s| !s.is_dead())
         .flat_map(|s| s.streams())
+        .map(|s| {
+            let st = s.st.borrow();
+            StreamView {
+                id: s.id,
+                open_seconds: st.opened.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+                bytes_sent: st.sent,
+                bytes_received: st.received,
+                send_credit: st.credit,
+                bytes_queued: st.inbound.len() - st.pos,
+            }
+        })
         .collect();
     streams.sort_by_key(|s| s.id);
+    streams
+}
+
+/// The lines of one dump, streams first (ordered by id), totals last.
+pub fn lines(stats: &Stats) -> Vec<String> {
+    let streams = streams(stats);
     let mut out: Vec<String> = streams
         .iter()
         .map(|s| {
-            let st = s.st.borrow();
             format!(
                 "stream {}: open {:.1} s, {} bytes sent, {} bytes received, send credit {}, {} bytes queued",
-                s.id,
-                st.opened.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-                st.sent,
-                st.received,
-                st.credit,
-                st.inbound.len() - st.pos
+                s.id, s.open_seconds, s.bytes_sent, s.bytes_received, s.send_credit, s.bytes_queued
             )
         })
         .collect();

@@ -5,6 +5,7 @@
 //! way times do, so they can be asserted. The budget is for the release build, which users
 //! run: a debug test build builds it first (`cargo build --release`) and measures that.
 //! Needs `strace` (installed by `.ci/run`); meaningless under qemu-user, which `.ci/run` skips.
+//! Both relays run with `--metrics`, so the budgets hold with the endpoint on.
 
 // These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
 // tests and scripts/windows.sh instead.
@@ -36,7 +37,16 @@ fn setup_with(
 ) -> (std::sync::MutexGuard<'static, ()>, Env) {
     let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     release_relay();
-    let mut setup = Setup::new(chan).server(handler, probe);
+    // With the metrics endpoint on (it is off by default): its counters must cost the data
+    // path nothing, so the budgets hold with it.
+    let (host_metrics, dpu_metrics) = (
+        format!("tcp:127.0.0.1:{}", free_tcp_port()),
+        format!("tcp:127.0.0.1:{}", free_tcp_port()),
+    );
+    let mut setup = Setup::new(chan)
+        .server(handler, probe)
+        .host_args(&["--metrics", &host_metrics])
+        .dpu_args(&["--metrics", &dpu_metrics]);
     if chan == Chan::Tcp && !sealed {
         setup = setup
             .host_args(&["--no-encrypt"])
