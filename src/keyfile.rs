@@ -189,7 +189,8 @@ fn owner_error(path: &Path, uid: u32, euid: u32) -> String {
 fn group_error(path: &Path, mode: u32, gid: u32) -> String {
     let fixed = (mode & 0o600) | 0o400;
     format!(
-        "{} is readable by its group, {}, which the relay is not in; run: chmod {fixed:04o} {}",
+        "{} is readable by its group, {}, which the relay is not in; run: chmod {fixed:04o} {} \
+         (or, if that group is meant to read the key, run the relay in it)",
         described(path),
         id_shown("gid", "/etc/group", gid),
         path.display()
@@ -372,7 +373,8 @@ mod unix_tests {
         let e = group_error(Path::new("/k"), 0o100640, 4_000_000);
         assert_eq!(
             e,
-            "/k is readable by its group, gid 4000000, which the relay is not in; run: chmod 0600 /k"
+            "/k is readable by its group, gid 4000000, which the relay is not in; run: chmod 0600 \
+             /k (or, if that group is meant to read the key, run the relay in it)"
         );
         assert!(group_error(Path::new("/k"), 0o440, 7).contains("chmod 0400"));
     }
