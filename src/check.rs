@@ -32,6 +32,7 @@ pub fn check(cfg: &Config) -> Report {
     if let Err(e) = crate::platform::refuse(cfg) {
         r.problems.push(e);
     }
+    r.notes.extend(cfg.psk_warning.clone());
     let socket = cfg.socket.as_path();
     match cfg.role {
         Role::Host if std::env::var_os("LISTEN_FDS").is_some() => r

@@ -17,6 +17,8 @@ pub enum Command {
     Run(Box<Config>),
     /// `--check`: validate the configuration and print what would run.
     Check(Box<Config>),
+    /// `--gen-key PATH`: write a new random key to PATH.
+    GenKey(PathBuf),
 }
 
 /// The help text.
@@ -49,8 +51,9 @@ Program Flags:
       --busy-poll USEC        Keep polling the sockets for up to USEC microseconds before the
                               event loop sleeps: lower latency for a core's worth of CPU while
                               traffic flows (default 0: sleep at once; up to 1000000)
-      --psk-file PATH         Pre-shared key (at least 32 bytes) authenticating the channel;
-                              required on a tcp channel unless --no-auth
+      --psk-file PATH         Pre-shared key (32 to 4096 bytes; make one with --gen-key)
+                              authenticating the channel; required on a tcp channel unless
+                              --no-auth
       --no-auth               Allow a tcp channel without authentication
       --encrypt               Encrypt the channel (Noise, keyed by --psk-file); the default on tcp
       --no-encrypt            Keep a keyed tcp channel in clear (a trusted point-to-point link)
@@ -61,6 +64,8 @@ Program Flags:
                               tcp:HOST:PORT or unix:PATH (default: off)
       --check                 Check the configuration, key file and paths, print what would run,
                               and exit: 0 when it would start, 2 when not
+      --gen-key PATH          Write a new random 32-byte key to PATH (mode 0600, never
+                              overwriting) for --psk-file, and exit; the only flag allowed
 
 Signals: SIGTERM and SIGINT stop the relay; SIGUSR1 logs every open stream and the totals.
 
@@ -68,6 +73,7 @@ Examples:
   doca_socket_relay -s /tmp/sr_server.socket -n cc_channel -p 03:00.0 -r b1:00.0   (DPU side)
   doca_socket_relay -s /tmp/sr_client.socket -n cc_channel -p 3b:00.0              (host side)
   doca_socket_relay --check --json /etc/doca-socket-relay/myapp.json
+  doca_socket_relay --gen-key /etc/doca-socket-relay/myapp.key
 
 See doca_socket_relay(1).
 ";
@@ -89,6 +95,7 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("", "--cipher"),
     ("", "--socket-mode"),
     ("", "--log-target"),
+    ("", "--gen-key"),
 ];
 
 /// Parses the arguments after the program name.
@@ -100,6 +107,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
     }
     if a.contains(["-v", "--version"]) {
         return Ok(Command::Version);
+    }
+    if let Some(gen) = gen_key(&args) {
+        return gen;
     }
     let check = a.contains("--check");
     let wrap = move |c: Config, in_file: bool| {
@@ -171,6 +181,40 @@ fn ranged(
                 .map_err(|e| Error::config(format!("{long}: {e}")))
         })
         .transpose()
+}
+
+/// `--gen-key PATH` (or `--gen-key=PATH`), which must stand alone: it writes a file and exits,
+/// so any other flag is a mistake to point out rather than to drop silently. `None` when the
+/// flag is absent.
+fn gen_key(args: &[OsString]) -> Option<Result<Command, Error>> {
+    let named = |a: &OsString| {
+        a.to_str()
+            .is_some_and(|s| s == "--gen-key" || s.starts_with("--gen-key="))
+    };
+    if !args.iter().any(named) {
+        return None;
+    }
+    let path = match args {
+        [flag, path] if flag == "--gen-key" => Some(path.clone()),
+        [one] => one
+            .to_str()
+            .and_then(|s| s.strip_prefix("--gen-key="))
+            .map(OsString::from),
+        _ => {
+            return Some(Err(Error::config(
+                "--gen-key: must be the only flag (it writes a key file and exits)",
+            )))
+        }
+    };
+    // A value that looks like a flag (`--gen-key --check`) is a forgotten path, not a file name.
+    Some(match path {
+        Some(p) if !p.is_empty() && !p.to_string_lossy().starts_with('-') => {
+            Ok(Command::GenKey(PathBuf::from(p)))
+        }
+        _ => Err(Error::config(
+            "--gen-key: needs a path (a name starting with - is written ./-NAME)",
+        )),
+    })
 }
 
 fn value<T>(
@@ -259,6 +303,20 @@ mod tests {
             ),
             (&["--frobnicate"], "--frobnicate: unknown argument"),
             (&["-n", "x", "-p", "03:00.0"], "--socket: is mandatory"),
+            (
+                &["--gen-key", "/k", "--check"],
+                "--gen-key: must be the only flag",
+            ),
+            (
+                &["--check", "--gen-key=/k"],
+                "--gen-key: must be the only flag",
+            ),
+            (&["--gen-key", "--check"], "--gen-key: needs a path"),
+            (&["--gen-key="], "--gen-key: needs a path"),
+            (
+                &["--gen-key", "/k", "--gen-key", "/j"],
+                "--gen-key: given more than once",
+            ),
             (&["-s", "/tmp/s", "-n", "x", "-p", "3:0.0"], "--pci-addr:"),
             (
                 &["-s", "/tmp/s", "-n", "x", "-l"],
@@ -269,6 +327,16 @@ mod tests {
             let e = run(args).unwrap_err();
             assert!(e.to_string().starts_with(want), "{args:?}: {e}");
             assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn gen_key_takes_one_path() {
+        for args in [&["--gen-key", "/k"][..], &["--gen-key=/k"]] {
+            let Ok(Command::GenKey(p)) = run(args) else {
+                panic!("{args:?} should parse");
+            };
+            assert_eq!(p, PathBuf::from("/k"));
         }
     }
 

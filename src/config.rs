@@ -419,6 +419,9 @@ pub struct Config {
     pub busy_poll: Duration,
     /// Pre-shared key, or `None` when authentication is off.
     pub psk: Option<Psk>,
+    /// What is doubtful about the key file (it looks like text), naming the flag or JSON key:
+    /// logged at WARN on start, a note under `--check`.
+    pub psk_warning: Option<String>,
     /// The cipher of an encrypted channel, or `None` when frames travel in clear.
     pub encrypt: Option<Cipher>,
     /// Mode bits for the host socket.
@@ -508,7 +511,7 @@ impl Config {
             return Err(missing_error(&missing));
         };
         let no_auth = p.no_auth.unwrap_or(false);
-        let psk = match (&p.psk_file, no_auth) {
+        let (psk, psk_warning) = match (&p.psk_file, no_auth) {
             (Some(_), true) => {
                 return Err(err(
                     "no-auth",
@@ -516,9 +519,14 @@ impl Config {
                 ))
             }
             (Some(path), false) => {
-                Some(crate::keyfile::read_psk(path).map_err(|m| err("psk-file", &m))?)
+                let file = crate::keyfile::read_psk(path).map_err(|m| err("psk-file", &m))?;
+                // Through the error type for its escaping: the path must not split the line.
+                let warning = file
+                    .warning
+                    .map(|w| Error::config(format!("{}: {w}", key("psk-file"))).to_string());
+                (Some(file.psk), warning)
             }
-            (None, _) => None,
+            (None, _) => (None, None),
         };
         if matches!(channel, ChannelAddr::Tcp(..)) && psk.is_none() && !no_auth {
             return Err(err(
@@ -547,6 +555,7 @@ impl Config {
             max_clients,
             busy_poll: Duration::from_micros(busy_poll.into()),
             psk,
+            psk_warning,
             encrypt,
             socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
             log_target: p.log_target.unwrap_or(LogTarget::Stderr),

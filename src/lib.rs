@@ -2,7 +2,7 @@
 //! application on a BlueField DPU over one multiplexed channel.
 //!
 //! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
-//! checks the key file; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
+//! checks the key file, [`keygen`] writes a new one; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
 //! proofs; [`secure`] the encrypted channel (Noise handshake, sealed records); [`channel`] the
 //! transports and the handshake; [`mux`] one session's streams, flow control and frame I/O;
 //! [`pump`] the per-connection task; [`reactor`] the event loop of the sockets that carry
@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod keyfile;
+pub mod keygen;
 pub mod logging;
 pub mod metrics;
 pub mod mux;
@@ -82,6 +83,9 @@ use std::time::Duration;
 /// crosses threads.
 pub fn run(cfg: Config) -> Result<(), Error> {
     platform::refuse(&cfg).map_err(Error::Config)?;
+    if let Some(warning) = &cfg.psk_warning {
+        log::warn!("{warning}");
+    }
     // The device is opened before anything is bound, so a missing library or a wrong PCI
     // address leaves nothing behind.
     let doca = if cfg.channel.is_doca() {

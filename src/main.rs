@@ -30,6 +30,18 @@ fn relay() -> u8 {
         }
         Command::Run(config) => config,
         Command::Check(config) => return check(&config),
+        Command::GenKey(path) => {
+            return match doca_socket_relay::keygen::generate(&path) {
+                Ok(done) => {
+                    eprintln!("doca_socket_relay: {done}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("doca_socket_relay: error: {e}");
+                    e.exit_code() as u8
+                }
+            }
+        }
     };
     let instance = format!("{}/{}", config.cc_name, config.role);
     logging::init(config.log_level, &config.log_target, &instance);
