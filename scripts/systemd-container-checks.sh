@@ -76,7 +76,7 @@ flags busy dpu /run/echoapp/srv.sock 7600
 # --- --check before the start: root (not in the group the key is shared with) and the
 # service's user both accept the packaged layout; a live instance would be a problem ---
 check "root's --check accepts the packaged key layout" doca_socket_relay --check --json "$ETC/dpu.json"
-check "the service user's --check passes too" runuser -u "$PKG" -- doca_socket_relay --check --json "$ETC/host.json"
+check "the service user's --check passes too" runuser -u "$PKG" -- doca_socket_relay --check --json "$ETC/dpu.json"
 
 # --- two instances over tcp: Type=notify start returns once READY=1 was sent ---
 check "dpu and host instances start (READY)" systemctl start "$PKG@dpu" "$PKG@host"
