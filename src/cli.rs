@@ -3,7 +3,7 @@
 use crate::config::{Config, FlagFile, GeneralFlags, ProgramFlags};
 use crate::error::Error;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// What the command line asks for.
@@ -126,16 +126,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
                 "--json: must be the only flag besides --check (put the others in the file)",
             ));
         }
-        let mut file = FlagFile::load(&path)?;
-        let in_file = file.doca_program_flags.check.take().unwrap_or(false);
-        let section = |name: &str| match name {
-            "log-level" | "sdk-log-level" => "doca_general_flags",
-            _ => "doca_program_flags",
-        };
-        // The same prefix as errors from reading the file: `--json FILE: section.key: problem`.
-        let key = |name: &str| format!("--json {}: {}.{name}", path.display(), section(name));
-        return Config::validate(file.doca_general_flags, file.doca_program_flags, &key)
-            .map(|c| wrap(c, in_file));
+        return load_json(&path).map(|(c, in_file)| wrap(c, in_file));
     }
     let general = GeneralFlags {
         log_level: value(&mut a, "-l", "--log-level")?,
@@ -167,6 +158,22 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         )));
     }
     Config::validate(general, program, &|name| format!("--{name}")).map(|c| wrap(c, false))
+}
+
+/// Reads and validates a JSON flag file, as `--json` and a reload do; also says whether the
+/// file asks for `--check` itself.
+pub fn load_json(path: &Path) -> Result<(Config, bool), Error> {
+    let mut file = FlagFile::load(path)?;
+    let in_file = file.doca_program_flags.check.take().unwrap_or(false);
+    let section = |name: &str| match name {
+        "log-level" | "sdk-log-level" => "doca_general_flags",
+        _ => "doca_program_flags",
+    };
+    // The same prefix as errors from reading the file: `--json FILE: section.key: problem`.
+    let key = |name: &str| format!("--json {}: {}.{name}", path.display(), section(name));
+    let mut config = Config::validate(file.doca_general_flags, file.doca_program_flags, &key)?;
+    config.json = Some(path.to_path_buf());
+    Ok((config, in_file))
 }
 
 /// An integer flag; a value that is not one names the flag's range.

@@ -430,6 +430,8 @@ pub struct Config {
     pub log_target: LogTarget,
     /// Where the metrics endpoint listens (`--metrics`), if anywhere.
     pub metrics: Option<MetricsAddr>,
+    /// The JSON file the configuration came from (`--json`), which a reload reads again.
+    pub json: Option<PathBuf>,
 }
 
 /// Checks that `path` fits in `sun_path`.
@@ -560,6 +562,7 @@ impl Config {
             socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
             log_target: p.log_target.unwrap_or(LogTarget::Stderr),
             metrics: p.metrics,
+            json: None,
         })
     }
 }

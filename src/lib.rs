@@ -25,6 +25,7 @@ pub mod platform;
 pub mod protocol;
 pub mod pump;
 pub mod ratelimit;
+pub mod reload;
 pub mod secure;
 pub mod shutdown;
 pub mod stats_dump;
@@ -103,10 +104,17 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let role_stats = stats.clone();
     let role_stop = stop.clone();
     let signal_stop = stop.clone();
-    let metrics_ex = ex.clone();
-    let metrics_stats = stats.clone();
+    let live = Rc::new(reload::Live::new(&cfg));
+    let mut reloader = reload::Reloader {
+        running: cfg.clone(),
+        live: live.clone(),
+        stats: stats.clone(),
+        metrics: None,
+        ex: ex.clone(),
+    };
     let main = async move {
-        metrics::start(&cfg, &metrics_stats, &metrics_ex).await?;
+        reloader.metrics = metrics::start(&cfg, &reloader.stats, &reloader.ex).await?;
+        reloader.ex.clone().spawn(reloader.run()).detach();
         let relay = async {
             match role {
                 Role::Host => host::run(cfg, doca, role_stats, ex2, role_stop).await,

@@ -1,5 +1,5 @@
 //! The signals the relay acts on: SIGTERM and SIGINT stop it, SIGUSR1 asks for the statistics
-//! dump ([`crate::stats_dump`]).
+//! dump ([`crate::stats_dump`]), SIGHUP for a reload of the JSON file ([`crate::reload`]).
 //!
 //! Platform code: Windows has `platform/windows/signals.rs` with the same API (Ctrl-C and the
 //! service manager's stop request).
@@ -27,5 +27,11 @@ pub fn stop() -> Result<impl Future<Output = Option<&'static str>>, Error> {
 /// One item per request for the statistics dump (SIGUSR1).
 pub fn stats_requests() -> std::io::Result<impl Stream<Item = ()>> {
     let signals = Signals::new([Signal::Usr1])?;
+    Ok(signals.take_while(|s| s.is_ok()).map(|_| ()))
+}
+
+/// One item per reload request (SIGHUP; `systemctl reload` sends it through ExecReload).
+pub fn reload_requests() -> std::io::Result<impl Stream<Item = ()>> {
+    let signals = Signals::new([Signal::Hup])?;
     Ok(signals.take_while(|s| s.is_ok()).map(|_| ()))
 }

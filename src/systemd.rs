@@ -29,6 +29,21 @@ pub fn ready(stats: &Stats) {
     let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status_line(stats))]);
 }
 
+/// Tells systemd a reload started (`RELOADING=1` with the monotonic time it asks for, so that
+/// `systemctl reload` can tell this reload from an earlier one).
+pub fn reloading() {
+    let mut states = vec![NotifyState::Reloading, NotifyState::Status("reloading")];
+    if let Ok(now) = NotifyState::monotonic_usec_now() {
+        states.push(now);
+    }
+    let _ = sd_notify::notify(&states);
+}
+
+/// Tells systemd the reload is over, whatever its outcome: the relay runs on either way.
+pub fn reloaded(stats: &Stats) {
+    let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status_line(stats))]);
+}
+
 /// Tells systemd the relay is shutting down.
 pub fn stopping() {
     let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);

@@ -44,6 +44,8 @@ fn config(role: Role, keyed: bool) -> Config {
         encrypt: None,
         socket_mode: 0o660,
         log_target: LogTarget::Stderr,
+        metrics: None,
+        json: None,
     }
 }
 

@@ -251,21 +251,25 @@ fn route(request: &[u8]) -> Result<Route, Status> {
     }
 }
 
-/// Binds and starts the endpoint when `cfg` asks for one.
+/// Binds and starts the endpoint when `cfg` asks for one; dropping the task stops it (and
+/// removes its socket file).
 pub async fn start(
     cfg: &Config,
     stats: &Rc<Stats>,
     ex: &Rc<LocalExecutor<'static>>,
-) -> Result<(), Error> {
+) -> Result<Option<Task<()>>, Error> {
     let Some(addr) = &cfg.metrics else {
-        return Ok(());
+        return Ok(None);
     };
     let listener = bind(addr).await?;
     log::info!("metrics on {addr} (GET /metrics, /streams)");
     let info = Rc::new(Info::of(cfg));
-    ex.spawn(serve(listener, stats.clone(), info, ex.clone()))
-        .detach();
-    Ok(())
+    Ok(Some(ex.spawn(serve(
+        listener,
+        stats.clone(),
+        info,
+        ex.clone(),
+    ))))
 }
 
 #[cfg(test)]

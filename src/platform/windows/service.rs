@@ -144,6 +144,12 @@ pub fn ready(stats: &Stats) {
     report(ServiceState::Running, ServiceExitCode::NO_ERROR);
 }
 
+/// A reload started: Windows has none (no SIGHUP), so nothing to tell.
+pub fn reloading() {}
+
+/// A reload is over: nothing to tell the service manager.
+pub fn reloaded(_stats: &Stats) {}
+
 /// The relay is shutting down.
 pub fn stopping() {
     report(ServiceState::StopPending, ServiceExitCode::NO_ERROR);

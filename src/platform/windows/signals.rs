@@ -20,3 +20,9 @@ pub fn stop() -> Result<impl Future<Output = Option<&'static str>>, Error> {
 pub fn stats_requests() -> std::io::Result<impl Stream<Item = ()>> {
     Ok(futures_lite::stream::pending())
 }
+
+/// Windows has no SIGHUP: a reload needs a restart of the service there. The stream never
+/// yields.
+pub fn reload_requests() -> std::io::Result<impl Stream<Item = ()>> {
+    Ok(futures_lite::stream::pending())
+}
