@@ -367,7 +367,8 @@ fn a_relay_that_never_started_does_not_log_stopped() {
     let mut args = host_only_args(dir.path());
     args[5] = dir.path().join("missing/dir/h.sock").display().to_string();
     let (st, _, err) = run_relay(dir.path(), &args, Duration::from_secs(10));
-    assert_eq!(st.and_then(|s| s.code()), Some(1), "{err}");
+    // A missing directory is the operator's to fix: exit 2, so that systemd does not loop.
+    assert_eq!(st.and_then(|s| s.code()), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("doca_socket_relay: error: binding "),
