@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::mux::{Session, Stats};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::ratelimit::{self, Kind};
 use crate::reactor::Io;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
@@ -31,6 +32,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// nothing changes until an operator acts, so retry slowly.
 const REFUSED_BACKOFF_MIN: Duration = Duration::from_secs(1);
 const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long the DPU side may be unreachable before that is a warning: at a normal start with
+/// both sides launched together the host often tries first.
+const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 
 struct Host {
     cfg: Config,
@@ -88,7 +92,11 @@ pub async fn run(
             }
             Err(e) => {
                 // EMFILE and friends pass; keep serving the clients we have.
-                log::warn!("accepting a client failed: {e}");
+                ratelimit::log(
+                    log::Level::Warn,
+                    Kind::Accept,
+                    format_args!("accepting a client failed: {e}"),
+                );
                 Timer::after(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
@@ -106,7 +114,13 @@ impl Host {
     fn admit(self: &Rc<Self>, sock: Io<UnixStream>) {
         let clients = self.stats.clients.get();
         if clients >= self.cfg.max_clients {
-            log::warn!("client refused: {clients} clients connected, the limit (--max-clients)");
+            ratelimit::log(
+                log::Level::Warn,
+                Kind::ClientLimit,
+                format_args!(
+                    "client refused: {clients} clients connected, the limit (--max-clients)"
+                ),
+            );
             return;
         }
         self.stats.clients.set(clients + 1);
@@ -123,7 +137,11 @@ impl Host {
                 End::Reset(why @ (ResetReason::CHANNEL_LOST | ResetReason::SHUTDOWN)) => {
                     log::debug!("stream {id}: {why}")
                 }
-                End::Reset(why) => log::info!("stream {id}: client closed: {why}"),
+                End::Reset(why) => ratelimit::log(
+                    log::Level::Info,
+                    Kind::StreamReset(reset_kind(why)),
+                    format_args!("stream {id}: client closed: {why}"),
+                ),
             }
         }
     }
@@ -131,12 +149,22 @@ impl Host {
     async fn relay_client(&self, sock: Rc<Io<UnixStream>>) -> Option<(u32, End)> {
         let Some(session) = self.wait_for_session().await else {
             if self.stop.started() {
-                log::info!("client closed: shutting down before a channel to the DPU side was up");
+                ratelimit::log(
+                    log::Level::Info,
+                    "client closed: shutting down",
+                    format_args!(
+                        "client closed: shutting down before a channel to the DPU side was up"
+                    ),
+                );
                 return None;
             }
-            log::warn!(
-                "client closed: no channel to the DPU side within {} s",
-                CHANNEL_WAIT.as_secs()
+            ratelimit::log(
+                log::Level::Warn,
+                Kind::NoChannel,
+                format_args!(
+                    "client closed: no channel to the DPU side within {} s",
+                    CHANNEL_WAIT.as_secs()
+                ),
             );
             return None;
         };
@@ -176,7 +204,8 @@ impl Host {
 
     async fn channel_loop(self: Rc<Self>) {
         let mut backoff = BACKOFF_MIN;
-        let mut quiet = false;
+        // Since when the DPU side has been unreachable, and whether that was logged at WARN.
+        let mut unreachable: Option<(Instant, bool)> = None;
         while !self.stop.started() {
             let mut refused = false;
             let attempt = future::or(connect(&self.cfg, self.doca.as_ref()), async {
@@ -191,7 +220,7 @@ impl Host {
                         self.cfg.cc_name
                     );
                     backoff = BACKOFF_MIN;
-                    quiet = false;
+                    unreachable = None;
                     let session = Session::new(
                         agreed.max_data,
                         agreed.peer_window,
@@ -218,24 +247,15 @@ impl Host {
                 }
                 Err(ConnectError::Refused(msg)) => {
                     // Refused means an operator must act: retry slowly, log once a while.
-                    crate::ratelimit::log(
+                    ratelimit::log(
                         log::Level::Error,
-                        &crate::ratelimit::kind_of(&msg),
+                        Kind::text(&msg),
                         format_args!("channel to {} refused: {msg}", self.cfg.channel),
                     );
                     backoff = backoff.max(REFUSED_BACKOFF_MIN);
                     refused = true;
                 }
-                Err(ConnectError::Unreachable(msg)) if !quiet => {
-                    log::warn!(
-                        "cannot reach the DPU side at {}: {msg}; retrying",
-                        self.cfg.channel
-                    );
-                    quiet = true;
-                }
-                Err(ConnectError::Unreachable(msg)) => {
-                    log::debug!("still cannot reach {}: {msg}", self.cfg.channel)
-                }
+                Err(ConnectError::Unreachable(msg)) => self.unreachable(&mut unreachable, &msg),
             }
             future::or(
                 async {
@@ -251,6 +271,45 @@ impl Host {
             };
             backoff = (backoff * 2).min(max);
         }
+    }
+}
+
+impl Host {
+    /// Logs a failed attempt to reach the DPU side: INFO the first time (both sides started
+    /// together, the host is often first), WARN once it has lasted [`UNREACHABLE_GRACE`],
+    /// DEBUG otherwise.
+    fn unreachable(&self, since: &mut Option<(Instant, bool)>, msg: &str) {
+        let chan = &self.cfg.channel;
+        match since {
+            None => {
+                log::info!("cannot reach the DPU side at {chan} yet: {msg}; retrying");
+                *since = Some((Instant::now(), false));
+            }
+            Some((at, warned @ false)) if at.elapsed() >= UNREACHABLE_GRACE => {
+                log::warn!(
+                    "cannot reach the DPU side at {chan} for {} s: {msg}; still retrying",
+                    at.elapsed().as_secs()
+                );
+                *warned = true;
+            }
+            Some(_) => log::debug!("still cannot reach {chan}: {msg}"),
+        }
+    }
+}
+
+/// The kind a reset is logged under: unknown reason codes (a peer's choice) share one.
+fn reset_kind(why: ResetReason) -> u32 {
+    let known = [
+        ResetReason::SERVER_UNAVAILABLE,
+        ResetReason::LIMIT,
+        ResetReason::PROTOCOL,
+        ResetReason::SOCKET_ERROR,
+        ResetReason::SHUTDOWN,
+    ];
+    if known.contains(&why) {
+        why.0
+    } else {
+        0
     }
 }
 

@@ -168,6 +168,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     }
     // A relay that never started says only why; one that ran says why it stopped, then that.
     if stats.ready.get() {
+        ratelimit::flush_all();
         if let Err(e) = &result {
             logging::report_fatal(e);
         }

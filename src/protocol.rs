@@ -121,6 +121,10 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::UnknownType(T_SEALED) => f.write_str(
+                "an encrypted record (frame type 0x05) on a channel in clear: the peer encrypts \
+                 and this side does not (--encrypt/--no-encrypt must agree on both sides)",
+            ),
             Self::UnknownType(t) => write!(f, "unknown frame type 0x{t:02x}"),
             Self::TooLong(t, n) => write!(
                 f,
@@ -531,6 +535,12 @@ mod tests {
         assert_eq!(
             Frame::decode(&[0x7f, 0, 0, 0, 0, 0, 0, 0, 0], 100),
             Err(DecodeError::UnknownType(0x7f))
+        );
+        // A record where clear frames are expected says what is wrong, not just the type.
+        let sealed = Frame::decode(&[T_SEALED, 0, 0, 0, 0, 0, 0, 0, 32], 100).unwrap_err();
+        assert!(
+            sealed.to_string().contains("--encrypt/--no-encrypt"),
+            "{sealed}"
         );
         let mut buf = Vec::new();
         Frame::Data(1, &[0; 101]).encode(&mut buf);

@@ -259,20 +259,26 @@ fn host_only_args(dir: &Path) -> Vec<String> {
     args
 }
 
-/// Runs a host side until its socket listens, stops it with SIGTERM, returns its stderr.
+/// Runs a host side until its socket listens and it has logged a warning (a client refused:
+/// the readiness probe waiting for a channel takes the only slot), stops it with SIGTERM,
+/// returns its stderr.
 fn run_host_briefly(dir: &Path, label: &str, envs: &[(String, String)]) -> String {
-    let mut r = Relay::spawn_env(dir, label, &host_only_args(dir), envs);
+    let mut args = host_only_args(dir);
+    args.extend(strings(&["--max-clients", "1"]));
+    let mut r = Relay::spawn_env(dir, label, &args, envs);
     assert!(
         wait_listening(&dir.join("h.sock"), Duration::from_secs(10)),
         "{}",
         r.report()
     );
+    let _refused = try_client(&dir.join("h.sock"));
     // The first failed channel attempt is part of what the callers check; under qemu it can
     // come after the socket is listening, so wait for it rather than race it.
     assert!(
-        wait_until(Duration::from_secs(10), || r
-            .stderr()
-            .contains("cannot reach")),
+        wait_until(Duration::from_secs(10), || {
+            let err = r.stderr();
+            err.contains("cannot reach") && err.contains("client refused")
+        }),
         "{}",
         r.report()
     );
@@ -327,7 +333,9 @@ fn journal_lines_carry_the_priority_prefix() {
     let meta = std::fs::metadata(&stderr_path).unwrap();
     let stream = format!("{}:{}", meta.dev(), meta.ino());
     let err = run_host_briefly(dir.path(), "journal", &[("JOURNAL_STREAM".into(), stream)]);
-    assert!(err.contains("<4>[svc/host][WRN] cannot reach"), "{err}");
+    // Expected at a start where the host comes first: INFO; a refused client: WARN.
+    assert!(err.contains("<6>[svc/host][INF] cannot reach"), "{err}");
+    assert!(err.contains("<4>[svc/host][WRN] client refused"), "{err}");
     assert!(err.contains("<6>[svc/host][INF] stopped"), "{err}");
     for line in err.lines() {
         let ok = ["<6>[svc/host][INF] ", "<4>[svc/host][WRN] "]
@@ -359,7 +367,8 @@ fn a_relay_that_never_started_does_not_log_stopped() {
     let mut args = host_only_args(dir.path());
     args[5] = dir.path().join("missing/dir/h.sock").display().to_string();
     let (st, _, err) = run_relay(dir.path(), &args, Duration::from_secs(10));
-    assert_eq!(st.and_then(|s| s.code()), Some(1), "{err}");
+    // A missing directory is the operator's to fix: exit 2, so that systemd does not loop.
+    assert_eq!(st.and_then(|s| s.code()), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("doca_socket_relay: error: binding "),

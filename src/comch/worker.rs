@@ -222,7 +222,11 @@ impl<'a> Worker<'a> {
                 st.inbox
                     .extend(early.into_iter().map(|data| (generation, data)));
             } else {
-                log::warn!("Comch: refusing a second host connection; one host at a time");
+                crate::ratelimit::log(
+                    log::Level::Warn,
+                    crate::ratelimit::Kind::SecondHost,
+                    format_args!("Comch: refusing a second host connection; one host at a time"),
+                );
                 self.refuse.push(conn);
             }
         }

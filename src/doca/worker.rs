@@ -308,7 +308,11 @@ impl Worker<'_> {
                 return; // leftovers of a host already dropped
             }
             if self.current.is_some() {
-                log::warn!("DOCA: refusing a second host connection; one host at a time");
+                crate::ratelimit::log(
+                    log::Level::Warn,
+                    crate::ratelimit::Kind::SecondHost,
+                    format_args!("DOCA: refusing a second host connection; one host at a time"),
+                );
                 self.drop_peer(from);
                 return;
             }

@@ -19,11 +19,11 @@ use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
 use futures_lite::future;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time allowed for connecting to the server application.
 const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,8 +39,6 @@ struct Dpu {
     ex: Rc<LocalExecutor<'static>>,
     /// Connections now in their handshake.
     gate: gate::Gate,
-    /// When a handshake warning was last logged, and how many were held back since.
-    warned: Cell<(Option<Instant>, u32)>,
     /// Which host is served, to refuse a second live one.
     hosts: takeover::Hosts,
 }
@@ -103,7 +101,6 @@ pub async fn run(
         stats,
         ex: ex.clone(),
         gate: gate::Gate::default(),
-        warned: Cell::new((None, 0)),
         hosts: takeover::Hosts::default(),
     });
     loop {
@@ -123,7 +120,7 @@ pub async fn run(
                 let (slot, evicted) = dpu.gate.admit(ip);
                 if let Some(old) = evicted {
                     let from = old.peer.map_or("a peer".to_string(), |ip| ip.to_string());
-                    dpu.warn(format_args!(
+                    crate::ratelimit::warn_peer(format_args!(
                         "{} channel connections are already in their handshake; closing the one from {from} least likely to be the host",
                         gate::MAX_HANDSHAKES
                     ));
@@ -132,7 +129,11 @@ pub async fn run(
                     .detach();
             }
             Err(e) => {
-                log::warn!("accepting a channel connection failed: {e}");
+                crate::ratelimit::log(
+                    log::Level::Warn,
+                    crate::ratelimit::Kind::Accept,
+                    format_args!("accepting a channel connection failed: {e}"),
+                );
                 Timer::after(Duration::from_millis(100)).await;
             }
         }
@@ -221,24 +222,6 @@ fn tcp_listen(host: &str, port: u16) -> std::io::Result<async_net::TcpListener> 
 }
 
 impl Dpu {
-    /// Logs a warning an unauthenticated peer can provoke: at most one a second, so a flood of
-    /// bad connections cannot flood the log (or stall the loop writing it).
-    fn warn(&self, msg: std::fmt::Arguments<'_>) {
-        let (last, held) = self.warned.get();
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            self.warned.set((last, held + 1));
-            return;
-        }
-        // Past the flood guard, repeats of one kind (a host with the wrong key retrying) are
-        // held back for longer, as on the host side.
-        if held > 0 {
-            crate::ratelimit::warn(format_args!("{msg} ({held} more like it held back)"));
-        } else {
-            crate::ratelimit::warn(msg);
-        }
-        self.warned.set((Some(Instant::now()), 0));
-    }
-
     /// One channel connection, holding `slot` in the gate until its handshake ends.
     async fn host_session(
         self: Rc<Self>,
@@ -280,23 +263,33 @@ impl Dpu {
                     });
                     match first.await {
                         Some(Ok(())) => {}
-                        Some(Err(e)) => return Err(e.to_string()),
+                        // Closed before saying a word: a probe (a second DPU side checking
+                        // whether this socket is live, a port scanner), not a failed host.
+                        Some(Err(e))
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                            ) =>
+                        {
+                            return Err(None)
+                        }
+                        Some(Err(e)) => return Err(Some(e.to_string())),
                         None => {
-                            return Err(format!(
+                            return Err(Some(format!(
                                 "sent nothing within {} s",
                                 FIRST_BYTES_TIMEOUT.as_secs()
-                            ))
+                            )))
                         }
                     }
                 }
                 slot.spoke();
                 channel::handshake(transport, &mut reader, &self.cfg)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| Some(e.to_string()))
             },
             async {
                 Timer::after(HANDSHAKE_TIMEOUT).await;
-                Err("timed out".to_string())
+                Err(Some("timed out".to_string()))
             },
         )
         .await;
@@ -311,8 +304,12 @@ impl Dpu {
                     None
                 }
             },
-            Err(e) => {
-                self.warn(format_args!("handshake with host {peer} failed: {e}"));
+            Err(Some(e)) => {
+                crate::ratelimit::warn_peer(format_args!("handshake with host {peer} failed: {e}"));
+                None
+            }
+            Err(None) => {
+                log::debug!("channel connection from {peer} closed before sending anything");
                 None
             }
         }
@@ -392,10 +389,14 @@ impl Dpu {
         let sock = match connected {
             Ok(s) => Rc::new(s),
             Err(e) => {
-                crate::ratelimit::warn(format_args!(
-                    "stream {id}: cannot connect to the server application at {}: {e}; closing the client",
-                    self.cfg.socket.display()
-                ));
+                crate::ratelimit::log(
+                    log::Level::Warn,
+                    crate::ratelimit::Kind::ServerConnect(e.kind()),
+                    format_args!(
+                        "stream {id}: cannot connect to the server application at {}: {e}; closing the client",
+                        self.cfg.socket.display()
+                    ),
+                );
                 let mut st = stream.st.borrow_mut();
                 session.reset_stream(&stream, &mut st, ResetReason::SERVER_UNAVAILABLE);
                 return;

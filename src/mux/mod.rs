@@ -345,7 +345,13 @@ impl Session {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let over = st.recv_outstanding as usize + len > self.window as usize;
         if over || st.peer_closed {
-            log::warn!("stream {id}: peer broke flow control or sent data after close; resetting");
+            crate::ratelimit::log(
+                log::Level::Warn,
+                crate::ratelimit::Kind::FlowControl,
+                format_args!(
+                    "stream {id}: peer broke flow control or sent data after close; resetting"
+                ),
+            );
             return self.reset_stream(&stream, &mut st, ResetReason::PROTOCOL);
         }
         if st.write_stopped {
@@ -404,9 +410,13 @@ impl Session {
             return Err(format!("OPEN for stream {id}, which is already open"));
         }
         if inner.streams.len() >= self.max_streams {
-            log::warn!(
-                "stream {id}: refused, {} streams are open (the limit)",
-                self.max_streams
+            crate::ratelimit::log(
+                log::Level::Warn,
+                crate::ratelimit::Kind::StreamLimit,
+                format_args!(
+                    "stream {id}: refused, {} streams are open (the limit)",
+                    self.max_streams
+                ),
             );
             Frame::Reset(id, ResetReason::LIMIT).encode(&mut inner.out);
             inner.wake_writer();
