@@ -85,6 +85,25 @@ check "STATUS shows the channel up" wait_for 5 status_has "$PKG@host" "channel u
 # The status loop sends changed figures once a second: the 256 KiB just relayed shows up.
 check "STATUS is live (byte counts)" wait_for 5 status_has "$PKG@host" "channel up; 0 clients; 262144 bytes sent, 262144 bytes received"
 
+# --- reload: the log level and the client limit change while a client streams ---
+(for i in $(seq 1 100); do echo "line $i"; sleep 0.05; done) |
+    socat -t 5 - "UNIX-CONNECT:$HOST_SOCK" >/tmp/stream.out &
+streamer=$!
+sleep 0.5
+cp "$ETC/host.json" /tmp/host.json.good
+sed -i 's/"log-level": 50/"log-level": 60/; s/"socket-mode": "0666"/"socket-mode": "0666", "max-clients": 1/' "$ETC/host.json"
+check "systemctl reload" systemctl reload "$PKG@host"
+check "reload applied (journal)" wait_for 5 journalctl -u "$PKG@host" -q --grep "changed: log-level 50 -> 60, max-clients 512 -> 1"
+check "a second client is refused at the reloaded limit" bash -c "! printf x | socat -t 2 - UNIX-CONNECT:$HOST_SOCK | grep -q x"
+printf '{ broken\n' >"$ETC/host.json"
+check "systemctl reload with a broken file" systemctl reload "$PKG@host"
+check "the broken file is reported and the relay keeps running" wait_for 5 bash -c "journalctl -u $PKG@host -q --grep 'reload failed, the running configuration stays' && systemctl is-active -q $PKG@host"
+wait "$streamer"
+check "the stream was not dropped by the reloads" test "$(grep -c '^line ' /tmp/stream.out)" = 100
+cp /tmp/host.json.good "$ETC/host.json"
+check "reload back to the shipped settings" systemctl reload "$PKG@host"
+check "relay works after the reloads" wait_for 10 relay_bytes "$HOST_SOCK"
+
 # --- socket activation: systemd owns the socket, the first client starts the service ---
 check "socket unit starts" systemctl start "$PKG@actdpu" "$PKG@act.socket"
 check "service not started before a client" inactive "$PKG@act.service"

@@ -67,7 +67,8 @@ Program Flags:
       --gen-key PATH          Write a new random 32-byte key to PATH (mode 0600, never
                               overwriting) for --psk-file, and exit; the only flag allowed
 
-Signals: SIGTERM and SIGINT stop the relay; SIGUSR1 logs every open stream and the totals.
+Signals: SIGTERM and SIGINT stop the relay; SIGUSR1 logs every open stream and the totals;
+SIGHUP reloads the --json file (log level, max clients, busy-poll, metrics, key).
 
 Examples:
   doca_socket_relay -s /tmp/sr_server.socket -n cc_channel -p 03:00.0 -r b1:00.0   (DPU side)

@@ -10,6 +10,7 @@ use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
 use crate::ratelimit::{self, Kind};
 use crate::reactor::Io;
+use crate::reload::Live;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
 use crate::unix;
@@ -38,6 +39,8 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 
 struct Host {
     cfg: Config,
+    /// What a reload changes (the client limit).
+    live: Rc<Live>,
     session: RefCell<Option<Rc<Session>>>,
     /// Notified whenever `session` changes.
     changed: Event,
@@ -51,6 +54,7 @@ struct Host {
 /// Runs the host role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
+    live: Rc<Live>,
     device: Option<Rc<doca::Backend>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
@@ -66,6 +70,7 @@ pub async fn run(
     );
     let host = Rc::new(Host {
         cfg,
+        live,
         session: RefCell::new(None),
         changed: Event::new(),
         stats,
@@ -113,7 +118,7 @@ pub async fn run(
 impl Host {
     fn admit(self: &Rc<Self>, sock: Io<UnixStream>) {
         let clients = self.stats.clients.get();
-        if clients >= self.cfg.max_clients {
+        if clients >= self.live.max_clients.get() {
             ratelimit::log(
                 log::Level::Warn,
                 Kind::ClientLimit,
@@ -225,7 +230,7 @@ impl Host {
                         agreed.max_data,
                         agreed.peer_window,
                         STREAM_WINDOW,
-                        self.cfg.max_clients,
+                        self.live.max_clients.get(),
                         false,
                         self.stats.clone(),
                     );

@@ -117,8 +117,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         reloader.ex.clone().spawn(reloader.run()).detach();
         let relay = async {
             match role {
-                Role::Host => host::run(cfg, doca, role_stats, ex2, role_stop).await,
-                Role::Dpu => dpu::run(cfg, doca, role_stats, ex2, role_stop).await,
+                Role::Host => host::run(cfg, live, doca, role_stats, ex2, role_stop).await,
+                Role::Dpu => dpu::run(cfg, live, doca, role_stats, ex2, role_stop).await,
             }
         };
         // The roles drain by themselves once `stop` is set; this only bounds how long they may.

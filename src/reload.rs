@@ -151,6 +151,15 @@ impl Reloader {
         }
         log::set_max_level(new.log_level.filter());
         self.live.max_clients.set(new.max_clients);
+        for session in self
+            .stats
+            .sessions
+            .borrow()
+            .iter()
+            .filter_map(|s| s.upgrade())
+        {
+            session.set_max_streams(new.max_clients);
+        }
         *self.live.psk.borrow_mut() = new.psk.clone();
         #[cfg(target_os = "linux")]
         if let Err(e) = crate::reactor::set_busy_poll(new.busy_poll) {

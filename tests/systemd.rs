@@ -78,8 +78,9 @@ fn unit_exec_start_args(config: &Path) -> Vec<String> {
     args
 }
 
-/// The unit's ExecStart under a fake NOTIFY_SOCKET: READY (with a STATUS) once serving, live STATUS updates, WATCHDOG pings, and STOPPING on
-/// SIGTERM, in that order.
+/// The unit's ExecStart under a fake NOTIFY_SOCKET: READY (with a STATUS) once serving, live
+/// STATUS updates, WATCHDOG pings, RELOADING then READY on SIGHUP, and STOPPING on SIGTERM, in
+/// that order.
 #[test]
 fn notify_ready_status_watchdog_stopping() {
     let dir = tempdir();
@@ -126,6 +127,27 @@ fn notify_ready_status_watchdog_stopping() {
         m.iter()
             .any(|s| s.contains("STATUS=") && !s.contains(" 0 bytes sent"))
     }));
+    // A reload (the unit's ExecReload sends SIGHUP): RELOADING=1 with MONOTONIC_USEC, as
+    // systemd requires to match it to the request, then READY=1.
+    host.signal("HUP");
+    let reload = collect(&notify, Duration::from_secs(10), |m| {
+        m.iter()
+            .skip_while(|s| !s.contains("RELOADING=1"))
+            .any(|s| s.contains("READY=1"))
+    });
+    let reloading = reload
+        .iter()
+        .position(|m| m.contains("RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1 after SIGHUP: {reload:?}"));
+    assert!(
+        reload[reloading].contains("MONOTONIC_USEC="),
+        "RELOADING=1 without MONOTONIC_USEC: {reload:?}"
+    );
+    assert!(
+        reload[reloading..].iter().any(|m| m.contains("READY=1")),
+        "no READY=1 after the reload: {reload:?}\n{}",
+        host.stderr()
+    );
     host.signal("TERM");
     let status = host.wait_exit(Duration::from_secs(10));
     msgs.extend(collect(&notify, Duration::from_secs(2), |m| {

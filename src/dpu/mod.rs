@@ -12,6 +12,7 @@ use crate::host::HANDSHAKE_TIMEOUT;
 use crate::mux::{Session, Stats, Stream};
 use crate::protocol::ResetReason;
 use crate::pump::{pump, End};
+use crate::reload::Live;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
 use crate::takeover::{self, Verdict};
@@ -33,6 +34,8 @@ const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Dpu {
     cfg: Config,
+    /// What a reload changes (the stream limit of new sessions).
+    live: Rc<Live>,
     /// The current host session; a newer authenticated one replaces it.
     session: RefCell<Option<Rc<Session>>>,
     stats: Rc<Stats>,
@@ -59,6 +62,7 @@ enum Listener {
 /// Runs the DPU role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
+    live: Rc<Live>,
     device: Option<Rc<doca::Backend>>,
     stats: Rc<Stats>,
     ex: Rc<LocalExecutor<'static>>,
@@ -97,6 +101,7 @@ pub async fn run(
     systemd::ready(&stats);
     let dpu = Rc::new(Dpu {
         cfg,
+        live,
         session: RefCell::new(None),
         stats,
         ex: ex.clone(),
@@ -326,7 +331,7 @@ impl Dpu {
             agreed.max_data,
             agreed.peer_window,
             STREAM_WINDOW,
-            self.cfg.max_clients,
+            self.live.max_clients.get(),
             true,
             self.stats.clone(),
         );

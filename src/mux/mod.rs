@@ -52,7 +52,8 @@ pub struct Session {
     peer_window: u32,
     /// Receive window this side grants per stream.
     window: u32,
-    max_streams: usize,
+    /// Most streams open at once; a reload may change it ([`Session::set_max_streams`]).
+    max_streams: Cell<usize>,
     /// Only the DPU side accepts OPEN; on the host it is a protocol error.
     accept_opens: bool,
     pub(crate) stats: Rc<Stats>,
@@ -171,7 +172,7 @@ impl Session {
             max_data,
             peer_window,
             window,
-            max_streams: max_streams as usize,
+            max_streams: Cell::new(max_streams as usize),
             accept_opens,
             last_rx: Cell::new(Instant::now()),
             last_tx: Cell::new(Instant::now()),
@@ -185,6 +186,12 @@ impl Session {
         all.push(Rc::downgrade(&session));
         drop(all);
         session
+    }
+
+    /// Changes the stream limit of a live session (a reload of `max-clients`): streams over a
+    /// lowered limit stay; new ones are refused until the count is under it.
+    pub fn set_max_streams(&self, n: u32) {
+        self.max_streams.set(n as usize);
     }
 
     /// Whether the session has ended.
@@ -409,13 +416,13 @@ impl Session {
         if id == 0 || inner.streams.contains_key(&id) {
             return Err(format!("OPEN for stream {id}, which is already open"));
         }
-        if inner.streams.len() >= self.max_streams {
+        if inner.streams.len() >= self.max_streams.get() {
             crate::ratelimit::log(
                 log::Level::Warn,
                 crate::ratelimit::Kind::StreamLimit,
                 format_args!(
                     "stream {id}: refused, {} streams are open (the limit)",
-                    self.max_streams
+                    self.max_streams.get()
                 ),
             );
             Frame::Reset(id, ResetReason::LIMIT).encode(&mut inner.out);
