@@ -3,6 +3,7 @@
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::config::{ChannelAddr, Config};
+use crate::counters::Outcome;
 use crate::doca;
 use crate::error::Error;
 use crate::mux::{Session, Stats};
@@ -119,6 +120,7 @@ impl Host {
     fn admit(self: &Rc<Self>, sock: Io<UnixStream>) {
         let clients = self.stats.clients.get();
         if clients >= self.live.max_clients.get() {
+            self.stats.counters.stream_ended(Outcome::RefusedLimit);
             ratelimit::log(
                 log::Level::Warn,
                 Kind::ClientLimit,
@@ -136,8 +138,17 @@ impl Host {
         let end = self.relay_client(sock).await;
         self.stats.clients.set(self.stats.clients.get() - 1);
         if let Some((id, end)) = end {
+            self.stats.counters.stream_ended(match end {
+                End::Closed => Outcome::Closed,
+                End::SocketError => Outcome::ResetByClient,
+                End::Reset(ResetReason::SOCKET_ERROR) => Outcome::ResetByServer,
+                End::Reset(ResetReason::SERVER_UNAVAILABLE) => Outcome::ServerUnavailable,
+                End::Reset(ResetReason::LIMIT) => Outcome::RefusedLimit,
+                End::Reset(_) => Outcome::ResetByPeer,
+            });
             match end {
                 End::Closed => log::debug!("stream {id}: closed"),
+                End::SocketError => log::debug!("stream {id}: the client's socket failed"),
                 // The session's end is logged once for all its streams.
                 End::Reset(why @ (ResetReason::CHANNEL_LOST | ResetReason::SHUTDOWN)) => {
                     log::debug!("stream {id}: {why}")
@@ -163,6 +174,7 @@ impl Host {
                 );
                 return None;
             }
+            self.stats.counters.stream_ended(Outcome::RefusedNoChannel);
             ratelimit::log(
                 log::Level::Warn,
                 Kind::NoChannel,
@@ -236,6 +248,7 @@ impl Host {
                     );
                     self.set_session(Some(session.clone()));
                     self.stats.channel_up.set(true);
+                    self.stats.counters.session_up();
                     let (why, streams) =
                         session.run(transport, reader, agreed.sealer, |_| {}).await;
                     self.set_session(None);

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod counters;
 pub mod error;
 pub mod host;
 pub mod keyfile;

@@ -34,8 +34,12 @@ pub const RESET_FLUSH: Duration = Duration::from_secs(5);
 pub enum End {
     /// Both directions closed cleanly.
     Closed,
-    /// The stream was reset, by the peer or locally.
+    /// The stream was reset: by the peer (its reason), or locally by the relay (shutdown,
+    /// channel lost, protocol violation).
     Reset(ResetReason),
+    /// The local socket failed (this side's application reset or broke its connection); the
+    /// peer was told with a RESET.
+    SocketError,
 }
 
 /// Relays between `sock` and `stream` until both directions are closed or the stream is reset.
@@ -91,7 +95,7 @@ fn poll_pump(
     }
     if upstream(session, id, &mut st, sock, cx).is_err() {
         session.reset_stream(stream, &mut st, ResetReason::SOCKET_ERROR);
-        return Poll::Ready(End::Reset(ResetReason::SOCKET_ERROR));
+        return Poll::Ready(End::SocketError);
     }
     if st.read_eof && st.write_shut {
         return Poll::Ready(End::Closed);
@@ -218,6 +222,10 @@ fn read_frames(
                 drop(inner);
                 st.credit -= n as u32;
                 st.sent += n as u64;
+                if have == 0 {
+                    let frames = &session.stats.counters.frames_out;
+                    frames.set(frames.get() + 1);
+                }
                 session
                     .stats
                     .bytes_out

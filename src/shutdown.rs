@@ -3,6 +3,7 @@
 //! GOAWAY that tells the peer, and how a session's end is logged: at INFO when the peer
 //! announced it, at WARN when the channel failed.
 
+use crate::counters::SessionEnd;
 use crate::mux::Session;
 use async_io::Timer;
 use event_listener::Event;
@@ -76,6 +77,12 @@ pub fn count(n: usize, what: &str) -> String {
 /// announced its shutdown or this side did, WARN otherwise.
 pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, streams: usize) {
     let reset = count(streams, "open stream");
+    let counters = &session.stats.counters;
+    counters.session_ended(match (session.peer_goaway(), session.is_going_away()) {
+        (Some(_), _) => SessionEnd::PeerShutdown,
+        (None, true) => SessionEnd::Local,
+        (None, false) => SessionEnd::Lost,
+    });
     match session.peer_goaway() {
         Some(reason) => {
             log::info!("{what} closed: the peer is shutting down ({reason}); {reset} reset")

@@ -52,6 +52,7 @@ fn echo(sock: &Path, n: usize) {
 }
 
 const OUT: &str = "doca_socket_relay_bytes_total{direction=\"out\"}";
+const CLOSED: &str = "doca_socket_relay_streams_ended_total{outcome=\"closed\"}";
 
 #[test]
 fn counters_match_the_bytes_relayed_and_promtool_accepts_the_page() {
@@ -60,9 +61,20 @@ fn counters_match_the_bytes_relayed_and_promtool_accepts_the_page() {
     let env = Setup::new(Chan::Tcp)
         .host_args(&["--metrics", &addr])
         .start();
-    let before = sample(&get(port, "/metrics"), OUT).expect("the out counter");
+    let first = get(port, "/metrics");
+    let before = sample(&first, OUT).expect("the out counter");
+    let closed = sample(&first, CLOSED).expect("the closed counter");
     echo(&env.host_sock, 300_000);
+    // The stream's end is counted once the relay has seen both directions close.
+    let ended = wait_until(Duration::from_secs(10), || {
+        sample(&get(port, "/metrics"), CLOSED) == Some(closed + 1.0)
+    });
     let page = get(port, "/metrics");
+    assert!(ended, "one more stream should have ended closed:\n{page}");
+    let frames = "doca_socket_relay_data_frames_total{direction=\"out\"}";
+    assert!(sample(&page, frames).unwrap() >= 1.0, "{page}");
+    let sessions = sample(&page, "doca_socket_relay_channel_sessions_total");
+    assert_eq!(sessions, Some(1.0), "{page}");
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(
         page.contains("Content-Type: text/plain; version=0.0.4"),

@@ -6,6 +6,7 @@ mod gate;
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::comch;
 use crate::config::{ChannelAddr, Config, Role};
+use crate::counters::Outcome;
 use crate::doca;
 use crate::error::Error;
 use crate::host::HANDSHAKE_TIMEOUT;
@@ -345,6 +346,7 @@ impl Dpu {
             );
         }
         self.stats.channel_up.set(true);
+        self.stats.counters.session_up();
         log::info!("host connected from {peer}");
         let (why, streams) = session
             .run(transport, reader, agreed.sealer, |stream| {
@@ -394,6 +396,7 @@ impl Dpu {
         let sock = match connected {
             Ok(s) => Rc::new(s),
             Err(e) => {
+                self.stats.counters.stream_ended(Outcome::ServerUnavailable);
                 crate::ratelimit::log(
                     log::Level::Warn,
                     crate::ratelimit::Kind::ServerConnect(e.kind()),
@@ -415,8 +418,15 @@ impl Dpu {
         self.stats.clients.set(self.stats.clients.get() + 1);
         let end = pump(&session, &stream, sock).await;
         self.stats.clients.set(self.stats.clients.get() - 1);
+        self.stats.counters.stream_ended(match end {
+            End::Closed => Outcome::Closed,
+            End::SocketError => Outcome::ResetByServer,
+            End::Reset(ResetReason::SOCKET_ERROR) => Outcome::ResetByClient,
+            End::Reset(_) => Outcome::ResetByPeer,
+        });
         match end {
             End::Closed => log::debug!("stream {id}: closed"),
+            End::SocketError => log::debug!("stream {id}: the server's socket failed"),
             End::Reset(why) => log::debug!("stream {id}: reset: {why}"),
         }
     }

@@ -1,9 +1,11 @@
 //! The two pages: Prometheus' text exposition format (version 0.0.4) and the streams as JSON.
 
 use crate::config::{ChannelAddr, Config};
+use crate::counters::{HandshakeFailure, Outcome, SessionEnd, DOCA_MESSAGES_IN, DOCA_MESSAGES_OUT};
 use crate::mux::Stats;
 use crate::secure::Security;
 use std::fmt::{Display, Write};
+use std::sync::atomic::Ordering;
 
 /// The content type Prometheus expects for the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -13,6 +15,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Info {
     role: String,
     channel: &'static str,
+    /// A DOCA channel: its message counts are shown.
+    doca: bool,
     security: String,
 }
 
@@ -21,6 +25,7 @@ impl Info {
     pub fn of(cfg: &Config) -> Info {
         Info {
             role: cfg.role.to_string(),
+            doca: cfg.channel.is_doca(),
             channel: match cfg.channel {
                 ChannelAddr::Tcp(..) => "tcp",
                 ChannelAddr::Unix(_) => "unix",
@@ -110,12 +115,90 @@ pub fn render(stats: &Stats, info: &Info) -> String {
         &[("direction", "in")],
         stats.bytes_in.get(),
     );
+    let c = &stats.counters;
+    p.family(
+        "doca_socket_relay_data_frames_total",
+        "counter",
+        "DATA frames relayed: sent on the channel (out), received from it (in).",
+    );
+    p.sample(
+        "doca_socket_relay_data_frames_total",
+        &[("direction", "out")],
+        c.frames_out.get(),
+    );
+    p.sample(
+        "doca_socket_relay_data_frames_total",
+        &[("direction", "in")],
+        c.frames_in.get(),
+    );
+    p.family(
+        "doca_socket_relay_streams_ended_total",
+        "counter",
+        "Relayed connections that ended, and clients refused, by outcome.",
+    );
+    for o in Outcome::ALL {
+        p.sample(
+            "doca_socket_relay_streams_ended_total",
+            &[("outcome", o.label())],
+            c.streams_ended(o),
+        );
+    }
     p.one(
         "doca_socket_relay_channel_up",
         "gauge",
         "1 while a channel session to the peer is up.",
         u8::from(stats.channel_up.get()),
     );
+    p.one(
+        "doca_socket_relay_channel_up_seconds",
+        "gauge",
+        "Seconds since the current channel session came up; 0 while it is down.",
+        c.up_since.get().map_or(0.0, |t| t.elapsed().as_secs_f64()),
+    );
+    p.one(
+        "doca_socket_relay_channel_sessions_total",
+        "counter",
+        "Channel sessions that completed their handshake.",
+        c.sessions.get(),
+    );
+    p.family(
+        "doca_socket_relay_channel_session_ends_total",
+        "counter",
+        "Channel sessions that ended, by reason.",
+    );
+    for why in SessionEnd::ALL {
+        p.sample(
+            "doca_socket_relay_channel_session_ends_total",
+            &[("reason", why.label())],
+            c.session_ends(why),
+        );
+    }
+    p.family(
+        "doca_socket_relay_handshake_failures_total",
+        "counter",
+        "Channel handshakes that failed, by reason.",
+    );
+    for why in HandshakeFailure::ALL {
+        p.sample(
+            "doca_socket_relay_handshake_failures_total",
+            &[("reason", why.label())],
+            c.handshake_failures(why),
+        );
+    }
+    if info.doca {
+        p.family(
+            "doca_socket_relay_doca_messages_total",
+            "counter",
+            "Messages handed to DOCA (out) and taken from it (in).",
+        );
+        for (dir, n) in [("out", &DOCA_MESSAGES_OUT), ("in", &DOCA_MESSAGES_IN)] {
+            p.sample(
+                "doca_socket_relay_doca_messages_total",
+                &[("direction", dir)],
+                n.load(Ordering::Relaxed),
+            );
+        }
+    }
     process(&mut p);
     p.0
 }

@@ -12,6 +12,7 @@
 
 mod io;
 
+use crate::counters::Outcome;
 use crate::protocol::{Frame, ResetReason, HEADER_LEN};
 use crate::reactor::Io;
 use crate::unix::UnixStream;
@@ -41,6 +42,8 @@ pub struct Stats {
     pub bytes_in: Cell<u64>,
     /// Every session of the process, for the shutdown announcement and the SIGUSR1 dump.
     pub sessions: RefCell<Vec<Weak<Session>>>,
+    /// What `--metrics` shows beyond the figures above.
+    pub counters: crate::counters::Counters,
 }
 
 /// A channel session shared by its reader, writer and stream tasks.
@@ -323,6 +326,8 @@ impl Session {
         self.stats
             .bytes_in
             .set(self.stats.bytes_in.get() + n as u64);
+        let frames = &self.stats.counters.frames_in;
+        frames.set(frames.get() + 1);
         if st.reset.is_some() {
             return; // the peer no longer sends on this stream
         }
@@ -417,6 +422,7 @@ impl Session {
             return Err(format!("OPEN for stream {id}, which is already open"));
         }
         if inner.streams.len() >= self.max_streams.get() {
+            self.stats.counters.stream_ended(Outcome::RefusedLimit);
             crate::ratelimit::log(
                 log::Level::Warn,
                 crate::ratelimit::Kind::StreamLimit,

@@ -1,6 +1,7 @@
 //! The relay's side of one DOCA connection: reads and writes through the worker's queues.
 
 use super::{signal, wait, Channel, State, OUTBOX_LIMIT};
+use crate::counters;
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
@@ -57,6 +58,7 @@ impl Link {
                     buf[n..n + msg.len()].copy_from_slice(msg);
                     n += msg.len();
                     st.inbox.pop_front();
+                    counters::add_messages(&counters::DOCA_MESSAGES_IN, 1);
                 }
                 if n > 0 {
                     return Ok(n);
@@ -83,6 +85,7 @@ impl Link {
                     }
                     if st.outbox.len() < OUTBOX_LIMIT {
                         st.outbox.push_back(msg);
+                        counters::add_messages(&counters::DOCA_MESSAGES_OUT, 1);
                         break;
                     }
                 }
