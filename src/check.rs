@@ -138,6 +138,10 @@ fn plan(cfg: &Config) -> Vec<String> {
                 .map_or(String::new(), |r| format!(", representor {}", r.0))
         ));
     }
+    plan.push(format!(
+        "on SIGTERM, open streams may finish for up to {} s (--drain-timeout)",
+        cfg.drain_timeout.as_secs()
+    ));
     if let Some(addr) = &cfg.metrics {
         plan.push(format!("metrics on {addr} (GET /metrics, /streams)"));
     }

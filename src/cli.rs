@@ -51,6 +51,8 @@ Program Flags:
       --busy-poll USEC        Keep polling the sockets for up to USEC microseconds before the
                               event loop sleeps: lower latency for a core's worth of CPU while
                               traffic flows (default 0: sleep at once; up to 1000000)
+      --drain-timeout SECONDS On SIGTERM, let open streams finish for up to SECONDS (no new
+                              ones), then cut the rest (default 10; 0-3600)
       --psk-file PATH         Pre-shared key (32 to 4096 bytes; make one with --gen-key)
                               authenticating the channel; required on a tcp channel unless
                               --no-auth
@@ -142,6 +144,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
         channel: value(&mut a, "", "--channel")?,
         max_clients: ranged(&mut a, "--max-clients", crate::config::MAX_CLIENTS_RANGE)?,
         busy_poll: ranged(&mut a, "--busy-poll", crate::config::BUSY_POLL_RANGE)?,
+        drain_timeout: ranged(
+            &mut a,
+            "--drain-timeout",
+            crate::config::DRAIN_TIMEOUT_RANGE,
+        )?,
         psk_file: value(&mut a, "", "--psk-file")?,
         no_auth: a.contains("--no-auth").then_some(true),
         encrypt: a.contains("--encrypt").then_some(true),

@@ -24,6 +24,10 @@ pub const DEFAULT_MAX_CLIENTS: u32 = 512;
 const MAX_MAX_CLIENTS: u32 = 65535;
 /// Longest `--busy-poll`, in microseconds: one second, beyond which spinning only burns a core.
 const MAX_BUSY_POLL_US: u32 = 1_000_000;
+/// Seconds open streams may go on after SIGTERM unless `--drain-timeout` says otherwise.
+pub const DEFAULT_DRAIN_TIMEOUT: u32 = 10;
+/// Longest `--drain-timeout`: an hour (the unit's TimeoutStopSec= must be raised to match).
+const MAX_DRAIN_TIMEOUT: u32 = 3600;
 
 /// Which end of the relay this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +259,9 @@ pub struct ProgramFlags {
     /// `--busy-poll`, microseconds.
     #[serde(default, deserialize_with = "de_busy_poll")]
     pub busy_poll: Option<u32>,
+    /// `--drain-timeout`, seconds.
+    #[serde(default, deserialize_with = "de_drain_timeout")]
+    pub drain_timeout: Option<u32>,
     /// `--psk-file`
     pub psk_file: Option<PathBuf>,
     /// `--no-auth`
@@ -354,6 +361,10 @@ fn de_busy_poll<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error
     d.deserialize_u32(Ranged(0, MAX_BUSY_POLL_US)).map(Some)
 }
 
+fn de_drain_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    d.deserialize_u32(Ranged(0, MAX_DRAIN_TIMEOUT)).map(Some)
+}
+
 /// Parses an integer flag given on the command line; the error names its range.
 pub(crate) fn parse_ranged(s: &str, (min, max): (u32, u32)) -> Result<u32, String> {
     match s.parse::<u64>() {
@@ -368,6 +379,8 @@ pub(crate) fn parse_ranged(s: &str, (min, max): (u32, u32)) -> Result<u32, Strin
 pub(crate) const MAX_CLIENTS_RANGE: (u32, u32) = (1, MAX_MAX_CLIENTS);
 /// `--busy-poll`'s range, for [`parse_ranged`].
 pub(crate) const BUSY_POLL_RANGE: (u32, u32) = (0, MAX_BUSY_POLL_US);
+/// `--drain-timeout`'s range, for [`parse_ranged`].
+pub(crate) const DRAIN_TIMEOUT_RANGE: (u32, u32) = (0, MAX_DRAIN_TIMEOUT);
 
 impl FlagFile {
     /// Reads a JSON flag file; `//` and `/* */` comments are allowed.
@@ -417,6 +430,8 @@ pub struct Config {
     /// How long the event loop keeps polling its sockets before it sleeps; zero (the
     /// default) sleeps at once.
     pub busy_poll: Duration,
+    /// How long open streams may go on after SIGTERM before the rest are cut.
+    pub drain_timeout: Duration,
     /// Pre-shared key, or `None` when authentication is off.
     pub psk: Option<Psk>,
     /// What is doubtful about the key file (it looks like text), naming the flag or JSON key:
@@ -482,6 +497,13 @@ impl Config {
             return Err(err(
                 "busy-poll",
                 &format!("must be from 0 to {MAX_BUSY_POLL_US} microseconds, got {busy_poll}"),
+            ));
+        }
+        let drain_timeout = p.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+        if drain_timeout > MAX_DRAIN_TIMEOUT {
+            return Err(err(
+                "drain-timeout",
+                &format!("must be from 0 to {MAX_DRAIN_TIMEOUT} seconds, got {drain_timeout}"),
             ));
         }
         let role = p.role.unwrap_or(if p.rep_pci.is_some() {
@@ -556,6 +578,7 @@ impl Config {
             channel,
             max_clients,
             busy_poll: Duration::from_micros(busy_poll.into()),
+            drain_timeout: Duration::from_secs(drain_timeout.into()),
             psk,
             psk_warning,
             encrypt,

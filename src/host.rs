@@ -112,7 +112,7 @@ pub async fn run(
     drop(listener);
     drop(file);
     let session = host.session.borrow().clone();
-    shutdown::finish(session).await;
+    shutdown::finish(session, host.live.drain_timeout.get()).await;
     Ok(())
 }
 

@@ -106,6 +106,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let role_stop = stop.clone();
     let signal_stop = stop.clone();
     let live = Rc::new(reload::Live::new(&cfg));
+    let (deadline_live, signal_live) = (live.clone(), live.clone());
     let mut reloader = reload::Reloader {
         running: cfg.clone(),
         live: live.clone(),
@@ -125,7 +126,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         // The roles drain by themselves once `stop` is set; this only bounds how long they may.
         let deadline = async {
             stop.wait().await;
-            Timer::after(shutdown::GRACE + Duration::from_secs(1)).await;
+            let drain = deadline_live.drain_timeout.get();
+            Timer::after(drain + shutdown::GRACE + Duration::from_secs(1)).await;
             log::warn!("the drain did not finish in time; exiting anyway");
             Ok(())
         };
@@ -134,7 +136,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let on_signal = async move {
         if let Some(name) = stop_signal.await {
             log::info!(
-                "{name} received, shutting down (draining for up to {} s)",
+                "{name} received, shutting down (open streams may finish for up to {} s, \
+                 then what was read is delivered for up to {} s)",
+                signal_live.drain_timeout.get().as_secs(),
                 shutdown::GRACE.as_secs()
             );
         }

@@ -14,6 +14,7 @@ use async_executor::{LocalExecutor, Task};
 use futures_lite::StreamExt;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// The settings a reload changes, read by the roles where they act.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct Live {
     pub max_clients: Cell<u32>,
     /// The pre-shared key (`psk-file`).
     pub psk: RefCell<Option<Psk>>,
+    /// How long open streams may go on after SIGTERM (`drain-timeout`).
+    pub drain_timeout: Cell<Duration>,
 }
 
 impl Live {
@@ -30,6 +33,7 @@ impl Live {
         Live {
             max_clients: Cell::new(cfg.max_clients),
             psk: RefCell::new(cfg.psk.clone()),
+            drain_timeout: Cell::new(cfg.drain_timeout),
         }
     }
 }
@@ -60,6 +64,11 @@ pub fn compare(old: &Config, new: &Config) -> Changes {
         "max-clients",
         old.max_clients.to_string(),
         new.max_clients.to_string(),
+    );
+    live(
+        "drain-timeout",
+        old.drain_timeout.as_secs().to_string(),
+        new.drain_timeout.as_secs().to_string(),
     );
     live(
         "busy-poll",
@@ -151,6 +160,7 @@ impl Reloader {
         }
         log::set_max_level(new.log_level.filter());
         self.live.max_clients.set(new.max_clients);
+        self.live.drain_timeout.set(new.drain_timeout);
         for session in self
             .stats
             .sessions
@@ -167,6 +177,7 @@ impl Reloader {
         }
         let r = &mut self.running;
         (r.log_level, r.max_clients, r.busy_poll) = (new.log_level, new.max_clients, new.busy_poll);
+        r.drain_timeout = new.drain_timeout;
         (r.metrics, r.psk) = (new.metrics, new.psk);
         let changed = if changes.live.is_empty() {
             "nothing that applies live changed".to_string()

@@ -92,10 +92,27 @@ pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, s
     }
 }
 
-/// The end of a role's run after the shutdown started and its listener is gone: drains the
-/// current session, if any (see [`Session::drain`]), then tells the peer with GOAWAY.
-pub async fn finish(session: Option<Rc<Session>>) {
+/// The end of a role's run after the shutdown started and its listener is gone: lets the
+/// current session's open streams finish for up to `drain_timeout` (no new ones start; see
+/// [`Session::finish_streams`]), cuts what is left after the bytes already read (see
+/// [`Session::drain`]), then tells the peer with GOAWAY.
+pub async fn finish(session: Option<Rc<Session>>, drain_timeout: Duration) {
     if let Some(session) = session {
+        let open = session.stream_count();
+        if open > 0 && !drain_timeout.is_zero() && !session.is_dead() {
+            log::info!(
+                "draining {} for up to {} s (--drain-timeout); new clients are refused",
+                count(open, "open stream"),
+                drain_timeout.as_secs()
+            );
+            session.stats.draining.set(true);
+            crate::systemd::status(&session.stats);
+            let left = session.finish_streams(Instant::now() + drain_timeout).await;
+            session.stats.draining.set(false);
+            if left == 0 {
+                log::info!("drained: every stream finished");
+            }
+        }
         let cut = session.drain(GRACE).await;
         log::info!(
             "drained: {} cut after the bytes already read",

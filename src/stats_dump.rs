@@ -73,8 +73,16 @@ pub fn lines(stats: &Stats) -> Vec<String> {
 /// The one-line summary (`systemctl status` shows it too): channel state, clients, bytes each
 /// way.
 pub fn status_line(stats: &Stats) -> String {
+    let draining = if stats.draining.get() {
+        format!(
+            "draining {}; ",
+            count(stats.clients.get() as usize, "stream")
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "channel {}; {}; {} bytes sent, {} bytes received",
+        "{draining}channel {}; {}; {} bytes sent, {} bytes received",
         if stats.channel_up.get() { "up" } else { "down" },
         crate::shutdown::count(stats.clients.get() as usize, "client"),
         stats.bytes_out.get(),

@@ -49,6 +49,11 @@ pub fn stopping() {
     let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
+/// Sends the `STATUS=` line now (the drain starting, say), not at the next tick.
+pub fn status(stats: &Stats) {
+    let _ = sd_notify::notify(&[NotifyState::Status(&status_line(stats))]);
+}
+
 /// Sends `STATUS=` whenever the figures changed, checking once a second.
 pub async fn status_loop(stats: Rc<Stats>) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {

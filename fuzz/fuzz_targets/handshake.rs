@@ -37,6 +37,7 @@ fn config(role: Role, keyed: bool) -> Config {
         channel: ChannelAddr::Unix("/nonexistent/chan.sock".into()),
         max_clients: 1,
         busy_poll: std::time::Duration::ZERO,
+        drain_timeout: std::time::Duration::ZERO,
         psk: keyed.then(|| Psk(vec![7; 32])),
         psk_warning: None,
         // The unix channel's default: key proofs, frames in clear (the Noise handshake has its

@@ -146,7 +146,7 @@ pub async fn run(
     }
     drop(listener);
     let session = dpu.session.borrow().clone();
-    shutdown::finish(session).await;
+    shutdown::finish(session, dpu.live.drain_timeout.get()).await;
     Ok(())
 }
 

@@ -198,6 +198,31 @@ impl Session {
         (why, streams)
     }
 
+    /// The graceful part of a shutdown: no new streams (an OPEN is answered with RESET
+    /// "shutting down"), while the open ones keep relaying both ways until each ends or
+    /// `deadline` passes. Returns how many are still open.
+    pub async fn finish_streams(&self, deadline: Instant) -> usize {
+        self.inner.borrow_mut().closing = true;
+        let all_gone = async {
+            loop {
+                let gone = self.stream_gone.listen();
+                if self.is_dead() || self.stream_count() == 0 {
+                    return;
+                }
+                gone.await;
+            }
+        };
+        future::or(all_gone, async {
+            Timer::at(deadline).await;
+        })
+        .await;
+        if self.is_dead() {
+            0
+        } else {
+            self.stream_count()
+        }
+    }
+
     /// Shutdown: stops reading local sockets, cuts every stream after the bytes already read
     /// (RESET with reason "shutting down" follows them on the channel), and waits up to
     /// `grace` for the writer to hand everything to the channel and for the stream tasks to

@@ -42,6 +42,8 @@ pub struct Stats {
     pub bytes_in: Cell<u64>,
     /// Every session of the process, for the shutdown announcement and the SIGUSR1 dump.
     pub sessions: RefCell<Vec<Weak<Session>>>,
+    /// Shutting down and waiting for open streams to finish (STATUS says so).
+    pub draining: Cell<bool>,
     /// What `--metrics` shows beyond the figures above.
     pub counters: crate::counters::Counters,
 }
@@ -64,6 +66,8 @@ pub struct Session {
     last_tx: Cell<Instant>,
     /// Notified by [`Session::kill`], so that a writer blocked on a full channel stops at once.
     ended: Event,
+    /// Notified whenever a stream leaves the session, for the graceful drain.
+    pub(crate) stream_gone: Event,
     /// The peer's GOAWAY reason, once it said it is shutting down.
     goaway: RefCell<Option<String>>,
     /// This side sent GOAWAY: the channel closing next is expected.
@@ -82,6 +86,8 @@ pub(crate) struct Inner {
     dead: bool,
     /// Shutting down: local sockets are no longer read.
     pub(crate) draining: bool,
+    /// Shutting down gracefully: no new streams, the open ones go on until they end.
+    pub(crate) closing: bool,
     /// Batches the writer has taken so far; a frame left open in `out` is only valid within
     /// one.
     batch: u64,
@@ -169,6 +175,7 @@ impl Session {
                 out_waiters: Vec::new(),
                 dead: false,
                 draining: false,
+                closing: false,
                 batch: 0,
                 next_id: 1,
             }),
@@ -180,6 +187,7 @@ impl Session {
             last_rx: Cell::new(Instant::now()),
             last_tx: Cell::new(Instant::now()),
             ended: Event::new(),
+            stream_gone: Event::new(),
             goaway: RefCell::new(None),
             going_away: Cell::new(false),
             stats: stats.clone(),
@@ -217,7 +225,7 @@ impl Session {
     /// Host side: opens a stream for a new client. `None` when the session is gone.
     pub fn open_stream(&self, socket: Rc<Io<UnixStream>>) -> Option<Rc<Stream>> {
         let mut inner = self.inner.borrow_mut();
-        if inner.dead || inner.draining {
+        if inner.dead || inner.draining || inner.closing {
             return None;
         }
         let mut id = inner.next_id;
@@ -254,6 +262,7 @@ impl Session {
             .is_some_and(|s| std::ptr::eq(Rc::as_ptr(s), stream))
         {
             inner.streams.remove(&stream.id);
+            self.stream_gone.notify(usize::MAX);
         }
     }
 
@@ -270,6 +279,7 @@ impl Session {
         if known {
             let mut inner = self.inner.borrow_mut();
             inner.streams.remove(&stream.id);
+            self.stream_gone.notify(usize::MAX);
             if !inner.dead {
                 Frame::Reset(stream.id, why).encode(&mut inner.out);
                 inner.wake_writer();
@@ -317,6 +327,7 @@ impl Session {
         }
         waiters.into_iter().chain(writer).for_each(Waker::wake);
         self.ended.notify(usize::MAX);
+        self.stream_gone.notify(usize::MAX);
         streams.len()
     }
 
@@ -413,7 +424,7 @@ impl Session {
         if inner.dead {
             return Ok(None);
         }
-        if inner.draining {
+        if inner.draining || inner.closing {
             Frame::Reset(id, ResetReason::SHUTDOWN).encode(&mut inner.out);
             inner.wake_writer();
             return Ok(None);

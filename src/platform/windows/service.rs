@@ -144,6 +144,9 @@ pub fn ready(stats: &Stats) {
     report(ServiceState::Running, ServiceExitCode::NO_ERROR);
 }
 
+/// The service manager shows no status line: nothing to send.
+pub fn status(_stats: &Stats) {}
+
 /// A reload started: Windows has none (no SIGHUP), so nothing to tell.
 pub fn reloading() {}
 

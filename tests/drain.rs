@@ -1,0 +1,111 @@
+//! A drain that lets streams finish: SIGTERM during a 100 MB download at about 20 MB/s, with
+//! `--drain-timeout 10`, and the whole file arrives byte for byte, on either side; with a
+//! short drain the rest is cut and the relay says how many streams it cut.
+
+#![cfg(unix)]
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SIZE: usize = 100 * 1000 * 1000;
+const CHUNK: usize = 1 << 20;
+
+/// The server application: sends [`SIZE`] bytes of a pattern at about 20 MB/s, then closes.
+fn paced_source() -> Handler {
+    Arc::new(|mut s: UnixStream| {
+        let mut pattern = Pattern::new(7);
+        let mut chunk = vec![0u8; CHUNK];
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < SIZE {
+            let n = CHUNK.min(SIZE - sent);
+            pattern.fill(&mut chunk[..n]);
+            if s.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            sent += n;
+            // 20 MB/s: where this many bytes should be by now.
+            let due = Duration::from_secs_f64(sent as f64 / 20e6);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                thread::sleep(wait);
+            }
+        }
+    })
+}
+
+/// Reads the download, stopping `side` once 20 MB have arrived; returns the bytes received
+/// and whether they match the pattern.
+fn download(env: &mut Env, stop_dpu: bool) -> (usize, bool) {
+    let mut c = UnixStream::connect(&env.host_sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut expect = Pattern::new(7);
+    let (mut buf, mut want) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    let (mut got, mut same, mut stopped) = (0usize, true, false);
+    loop {
+        let n = match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        expect.fill(&mut want[..n]);
+        same &= buf[..n] == want[..n];
+        got += n;
+        if !stopped && got >= 20_000_000 {
+            stopped = true;
+            let relay = if stop_dpu { env.dpu() } else { env.host() };
+            relay.signal("TERM");
+        }
+    }
+    (got, same)
+}
+
+fn whole_download_survives_sigterm(stop_dpu: bool) {
+    let mut env = Setup::new(Chan::Tcp)
+        .server(paced_source(), |_| Ok(()))
+        .host_args(&["--drain-timeout", "10"])
+        .dpu_args(&["--drain-timeout", "10"])
+        .start();
+    let (got, same) = download(&mut env, stop_dpu);
+    let relay = if stop_dpu { env.dpu() } else { env.host() };
+    let status = relay.wait_exit(Duration::from_secs(20));
+    let log = relay.stderr();
+    assert_eq!(got, SIZE, "the download was cut\n{}", env.logs());
+    assert!(same, "the bytes differ from what was sent");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        log.contains("draining 1 open stream for up to 10 s"),
+        "{log}"
+    );
+    assert!(log.contains("drained: every stream finished"), "{log}");
+}
+
+#[test]
+fn sigterm_on_the_host_lets_a_download_finish() {
+    whole_download_survives_sigterm(false);
+}
+
+#[test]
+fn sigterm_on_the_dpu_lets_a_download_finish() {
+    whole_download_survives_sigterm(true);
+}
+
+/// A drain shorter than the download: the relay cuts the stream when it ends, says so, and
+/// exits 0; the client got less than the whole file.
+#[test]
+fn a_short_drain_cuts_what_is_left_and_says_so() {
+    let mut env = Setup::new(Chan::Tcp)
+        .server(paced_source(), |_| Ok(()))
+        .host_args(&["--drain-timeout", "1"])
+        .start();
+    let (got, _) = download(&mut env, false);
+    let status = env.host().wait_exit(Duration::from_secs(20));
+    let log = env.host().stderr();
+    assert!(got < SIZE, "a 1 s drain let all {got} bytes through");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(log.contains("drained: 1 open stream cut"), "{log}");
+}
