@@ -174,8 +174,9 @@ cat <<EOF
     Two relay processes ran on this machine. The host role bound host.sock for clients;
     the DPU role connected each relayed client to the echo app at server.sock; the two
     roles carried all clients over one TCP connection on 127.0.0.1:$PORT, authenticated
-    with a pre-shared key. (On BlueField hardware the same two roles run on the host and
-    on the DPU, over the DOCA Comm Channel instead of TCP.) Every echoed byte was checked.
+    with a pre-shared key and encrypted; no DOCA library was used. On a BlueField the same
+    two roles run on the host and on the DPU, over a DOCA channel (--channel doca) or this
+    TCP channel on the tmfifo_net0 link. Every echoed byte was checked.
 
     bulk stream throughput:     $THROUGHPUT ($THROUGHPUT_BYTES each way, verified)
     round-trip latency:         p50 $P50 us, p99 $P99 us ($LATENCY_SIZE-byte messages)

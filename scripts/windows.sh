@@ -3,7 +3,7 @@
 # zip. Installs nothing: needs the rust target (rustup target add x86_64-pc-windows-gnu),
 # mingw-w64 (gcc-mingw-w64-x86-64), wine64 and zip (.ci/run installs them).
 #
-# What runs under Wine (README, "Windows"): the unit tests, among them a keyed, encrypted tcp
+# What runs under Wine (docs/WINDOWS.md): the unit tests, among them a keyed, encrypted tcp
 # channel between both roles through the Windows event loop; the Windows channel code
 # (examples/channel_probe) against the Linux DPU process; the .exe's flags, refusals and exit
 # codes; its start under Wine's service manager. Wine has no AF_UNIX sockets, so a host
