@@ -19,7 +19,8 @@ cd "$(dirname "$0")/.."
 PKG=doca-socket-relay
 BIN=doca_socket_relay
 UNITS=("$PKG@.service" "$PKG@.socket" "$PKG.target")
-DOCS=(README.md PROTOCOL.md README.packaging.md examples/example.json examples/example-dpu.json)
+DOCS=(README.md PROTOCOL.md README.packaging.md docs/DESIGN.md docs/DOCA.md docs/SECURITY.md
+    examples/example.json examples/example-dpu.json)
 
 fail() {
     echo "check-packages: FAIL: $*" >&2

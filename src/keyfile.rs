@@ -232,7 +232,7 @@ fn id_name(db: &str, id: u32) -> Option<String> {
 }
 
 /// Reads the key file on Windows, which has no mode bits: the file's ACL decides who may read
-/// it and is not judged here (README, "Windows"). It must be a regular file within the size cap.
+/// it and is not judged here (docs/WINDOWS.md). It must be a regular file within the size cap.
 #[cfg(windows)]
 pub fn read_psk(path: &Path) -> Result<KeyFile, String> {
     let shown = path.display();

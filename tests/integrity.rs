@@ -649,7 +649,9 @@ fn handshake_slots_stay_fair_under_an_idle_connection_attacker() {
 }
 
 /// SIGTERM on the host side after it has read a client's whole upload (which the server app
-/// has not read yet): every byte still reaches the server app, and the host exits 0.
+/// has not read yet): every byte still reaches the server app, and the host exits 0. With
+/// `--drain-timeout 0`, the cut that follows a drain (the server here reads only after the
+/// host has exited, so the stream cannot finish).
 #[test]
 fn sigterm_delivers_what_was_already_read() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -675,6 +677,7 @@ fn sigterm_delivers_what_was_already_read() {
             let mut b = [0u8; 1];
             s.read_exact(&mut b)
         })
+        .host_args(&["--drain-timeout", "0"])
         .start();
     // Within one window (1 MiB), so the host reads all of it before the server reads any.
     let mut data = pattern(44, 900 * 1024);
