@@ -254,6 +254,8 @@ fn socket_activation_uses_the_passed_socket() {
         "no log of the passed socket:\n{}",
         host.stderr()
     );
+    // Closed first: an open client would be given the drain (--drain-timeout) to finish.
+    drop(s);
     host.signal("TERM");
     let status = host.wait_exit(Duration::from_secs(10));
     assert!(
