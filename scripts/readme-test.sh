@@ -127,7 +127,7 @@ mkdir -p "$tmp/run" "$tmp/etc"
 block README.md "## Configure" 1 json |
     sed -e "s#\"/run/#\"$tmp/run/#" -e "s#\"/etc/doca-socket-relay/#\"$tmp/etc/#" >"$tmp/flags.json"
 grep -q "$tmp/etc/" "$tmp/flags.json" || fail "README's JSON example names no key under /etc/doca-socket-relay/"
-key=$(sed -n 's/^ *"psk-file": "\(.*\)",\{0,1\}$/\1/p' "$tmp/flags.json")
+key=$(sed -n 's/.*"psk-file": "\([^"]*\)".*/\1/p' "$tmp/flags.json")
 (umask 0022 && "$relay" --gen-key "$key") || fail "--gen-key $key failed"
 out=$(timeout 20 "$relay" --check --json "$tmp/flags.json" 2>&1) ||
     fail "README's JSON example does not pass --check (exit $?):"$'\n'"$out"
