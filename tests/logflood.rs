@@ -4,6 +4,10 @@
 //! since when, and ordinary events (a start where the host comes first, a second DPU side
 //! probing the channel socket, an encrypted record on a clear channel) read as what they are.
 
+// These tests drive the Linux binary over AF_UNIX sockets; the Windows build runs the unit
+// tests and scripts/windows.sh instead.
+#![cfg(unix)]
+
 mod common;
 
 use common::*;

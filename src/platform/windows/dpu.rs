@@ -14,6 +14,7 @@ pub const UNSUPPORTED: &str = "dpu: the DPU side runs on the BlueField's Arm cor
 /// Fails at once; configuration validation refuses the role before this is reached.
 pub async fn run(
     _cfg: Config,
+    _live: Rc<crate::reload::Live>,
     _device: Option<Rc<crate::doca::Backend>>,
     _stats: Rc<Stats>,
     _ex: Rc<LocalExecutor<'static>>,
