@@ -137,6 +137,7 @@ impl Host {
     async fn client(self: Rc<Self>, sock: Rc<Io<UnixStream>>) {
         let end = self.relay_client(sock).await;
         self.stats.clients.set(self.stats.clients.get() - 1);
+        self.stats.task_ended.notify(usize::MAX);
         if let Some((id, end)) = end {
             self.stats.counters.stream_ended(match end {
                 End::Closed => Outcome::Closed,

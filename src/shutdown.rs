@@ -7,6 +7,7 @@ use crate::counters::SessionEnd;
 use crate::mux::Session;
 use async_io::Timer;
 use event_listener::Event;
+use futures_lite::future;
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
@@ -58,10 +59,19 @@ pub async fn announce(session: &Session, reason: &str) {
     }
     let asked = Instant::now();
     session.go_away(reason);
-    while asked.elapsed() < ANNOUNCE_TIMEOUT && !session.is_dead() && !session.flushed_since(asked)
-    {
-        Timer::after(Duration::from_millis(5)).await;
-    }
+    let flushed = async {
+        loop {
+            let progress = session.progress.listen();
+            if session.is_dead() || session.flushed_since(asked) {
+                return;
+            }
+            progress.await;
+        }
+    };
+    future::or(flushed, async {
+        Timer::at(asked + ANNOUNCE_TIMEOUT).await;
+    })
+    .await;
 }
 
 /// "1 stream" or "2 streams".

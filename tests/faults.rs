@@ -170,8 +170,10 @@ channel_faults! {
 // ---------------------------------------------------------------------------------------------
 
 /// Echo until `crash` is set, then drop the connection with unread data (a crashed process's
-/// sockets close the same way).
+/// sockets close the same way). Once [`CRASH_AFTER`] bytes have been echoed in all, `crash` is
+/// set: the crash then falls in the middle of the streams however fast the machine is.
 fn crashing_echo(crash: Arc<AtomicBool>) -> Handler {
+    let echoed = Arc::new(AtomicUsize::new(0));
     Arc::new(move |mut s: UnixStream| {
         let mut buf = vec![0u8; 16 * 1024];
         while !crash.load(Ordering::SeqCst) {
@@ -181,11 +183,18 @@ fn crashing_echo(crash: Arc<AtomicBool>) -> Handler {
                     if s.write_all(&buf[..n]).is_err() {
                         return;
                     }
+                    if echoed.fetch_add(n, Ordering::SeqCst) + n >= CRASH_AFTER {
+                        crash.store(true, Ordering::SeqCst);
+                    }
                 }
             }
         }
     })
 }
+
+/// Bytes echoed (over all streams, the readiness probe included) before the application
+/// "crashes": an eighth of what the four streams send.
+const CRASH_AFTER: usize = 16 << 20;
 
 /// The server application dies in the middle of several streams: each client gets every byte
 /// echoed before the crash intact and then an end, and once the application is back, new
@@ -202,7 +211,9 @@ fn server_crash(chan: Chan) {
             .enumerate()
             .map(|(i, s)| sc.spawn(move || echo_check(s, &pattern(i as u64, 32 << 20))))
             .collect();
-        thread::sleep(Duration::from_millis(300));
+        // The handler sets `crash` part of the way through; a machine too slow to get there
+        // in time crashes it anyway.
+        wait_until(Duration::from_secs(30), || crash.load(Ordering::SeqCst));
         crash.store(true, Ordering::SeqCst);
         env.server.as_mut().unwrap().shutdown(true);
         handles.into_iter().map(|h| h.join().unwrap()).collect()

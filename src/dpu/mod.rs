@@ -418,6 +418,7 @@ impl Dpu {
         self.stats.clients.set(self.stats.clients.get() + 1);
         let end = pump(&session, &stream, sock).await;
         self.stats.clients.set(self.stats.clients.get() - 1);
+        self.stats.task_ended.notify(usize::MAX);
         self.stats.counters.stream_ended(match end {
             End::Closed => Outcome::Closed,
             End::SocketError => Outcome::ResetByServer,

@@ -132,6 +132,8 @@ impl Session {
                 None => transport.write_all(&spare).await,
             };
             self.inner.borrow_mut().writing = false;
+            // No listener (the usual case) makes this a check of one pointer.
+            self.progress.notify(usize::MAX);
             if let Err(e) = written {
                 return format!("channel write failed: {e}");
             }
@@ -205,7 +207,7 @@ impl Session {
         self.inner.borrow_mut().closing = true;
         let all_gone = async {
             loop {
-                let gone = self.stream_gone.listen();
+                let gone = self.progress.listen();
                 if self.is_dead() || self.stream_count() == 0 {
                     return;
                 }
@@ -238,16 +240,24 @@ impl Session {
             self.reset_stream(stream, &mut st, ResetReason::SHUTDOWN);
         }
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline && !self.is_dead() {
-            let flushed = {
-                let inner = self.inner.borrow();
-                inner.out.is_empty() && !inner.writing
-            };
-            if flushed && self.stats.clients.get() == 0 {
-                break;
+        let done = async {
+            loop {
+                // Listening before looking: a change in between still wakes us.
+                let (flush, task) = (self.progress.listen(), self.stats.task_ended.listen());
+                let flushed = {
+                    let inner = self.inner.borrow();
+                    inner.out.is_empty() && !inner.writing
+                };
+                if self.is_dead() || (flushed && self.stats.clients.get() == 0) {
+                    return;
+                }
+                future::or(flush, task).await;
             }
-            Timer::after(Duration::from_millis(10)).await;
-        }
+        };
+        future::or(done, async {
+            Timer::at(deadline).await;
+        })
+        .await;
         streams.len()
     }
 }

@@ -44,6 +44,8 @@ pub struct Stats {
     pub sessions: RefCell<Vec<Weak<Session>>>,
     /// Shutting down and waiting for open streams to finish (STATUS says so).
     pub draining: Cell<bool>,
+    /// Notified when a relayed connection's task has ended (`clients` went down).
+    pub task_ended: Event,
     /// What `--metrics` shows beyond the figures above.
     pub counters: crate::counters::Counters,
 }
@@ -66,8 +68,9 @@ pub struct Session {
     last_tx: Cell<Instant>,
     /// Notified by [`Session::kill`], so that a writer blocked on a full channel stops at once.
     ended: Event,
-    /// Notified whenever a stream leaves the session, for the graceful drain.
-    pub(crate) stream_gone: Event,
+    /// Notified whenever a stream leaves the session, the writer hands a batch to the channel,
+    /// or the session ends: what the shutdown waits on (the drain, GOAWAY's flush).
+    pub(crate) progress: Event,
     /// The peer's GOAWAY reason, once it said it is shutting down.
     goaway: RefCell<Option<String>>,
     /// This side sent GOAWAY: the channel closing next is expected.
@@ -187,7 +190,7 @@ impl Session {
             last_rx: Cell::new(Instant::now()),
             last_tx: Cell::new(Instant::now()),
             ended: Event::new(),
-            stream_gone: Event::new(),
+            progress: Event::new(),
             goaway: RefCell::new(None),
             going_away: Cell::new(false),
             stats: stats.clone(),
@@ -262,7 +265,7 @@ impl Session {
             .is_some_and(|s| std::ptr::eq(Rc::as_ptr(s), stream))
         {
             inner.streams.remove(&stream.id);
-            self.stream_gone.notify(usize::MAX);
+            self.progress.notify(usize::MAX);
         }
     }
 
@@ -279,7 +282,7 @@ impl Session {
         if known {
             let mut inner = self.inner.borrow_mut();
             inner.streams.remove(&stream.id);
-            self.stream_gone.notify(usize::MAX);
+            self.progress.notify(usize::MAX);
             if !inner.dead {
                 Frame::Reset(stream.id, why).encode(&mut inner.out);
                 inner.wake_writer();
@@ -327,7 +330,7 @@ impl Session {
         }
         waiters.into_iter().chain(writer).for_each(Waker::wake);
         self.ended.notify(usize::MAX);
-        self.stream_gone.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
         streams.len()
     }
 
