@@ -129,6 +129,9 @@ fn plan(cfg: &Config) -> Vec<String> {
         ),
         None => "channel not authenticated (no pre-shared key)".into(),
     });
+    if cfg.psk_next.is_some() {
+        plan.push("a second key (--psk-file-next) is accepted from the peer: a rotation".into());
+    }
     if let Some(p) = &cfg.pci_addr {
         plan.push(format!(
             "DOCA device {}{}",

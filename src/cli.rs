@@ -53,6 +53,7 @@ Program Flags:
                               traffic flows (default 0: sleep at once; up to 1000000)
       --drain-timeout SECONDS On SIGTERM, let open streams finish for up to SECONDS (no new
                               ones), then cut the rest (default 10; 0-3600)
+      --psk-file-next PATH    A second key accepted from the peer during a key rotation
       --psk-file PATH         Pre-shared key (32 to 4096 bytes; make one with --gen-key)
                               authenticating the channel; required on a tcp channel unless
                               --no-auth
@@ -94,7 +95,10 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("", "--channel"),
     ("", "--max-clients"),
     ("", "--busy-poll"),
+    ("", "--drain-timeout"),
     ("", "--psk-file"),
+    ("", "--psk-file-next"),
+    ("", "--metrics"),
     ("", "--cipher"),
     ("", "--socket-mode"),
     ("", "--log-target"),
@@ -150,6 +154,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, Error> {
             crate::config::DRAIN_TIMEOUT_RANGE,
         )?,
         psk_file: value(&mut a, "", "--psk-file")?,
+        psk_file_next: value(&mut a, "", "--psk-file-next")?,
         no_auth: a.contains("--no-auth").then_some(true),
         encrypt: a.contains("--encrypt").then_some(true),
         no_encrypt: a.contains("--no-encrypt").then_some(true),

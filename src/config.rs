@@ -264,6 +264,8 @@ pub struct ProgramFlags {
     pub drain_timeout: Option<u32>,
     /// `--psk-file`
     pub psk_file: Option<PathBuf>,
+    /// `--psk-file-next`
+    pub psk_file_next: Option<PathBuf>,
     /// `--no-auth`
     pub no_auth: Option<bool>,
     /// `--encrypt`
@@ -434,6 +436,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Pre-shared key, or `None` when authentication is off.
     pub psk: Option<Psk>,
+    /// A second key accepted from the peer while keys are rotated (`--psk-file-next`).
+    pub psk_next: Option<Psk>,
     /// What is doubtful about the key file (it looks like text), naming the flag or JSON key:
     /// logged at WARN on start, a note under `--check`.
     pub psk_warning: Option<String>,
@@ -535,7 +539,7 @@ impl Config {
             return Err(missing_error(&missing));
         };
         let no_auth = p.no_auth.unwrap_or(false);
-        let (psk, psk_warning) = match (&p.psk_file, no_auth) {
+        let (psk, mut psk_warning) = match (&p.psk_file, no_auth) {
             (Some(_), true) => {
                 return Err(err(
                     "no-auth",
@@ -543,14 +547,31 @@ impl Config {
                 ))
             }
             (Some(path), false) => {
-                let file = crate::keyfile::read_psk(path).map_err(|m| err("psk-file", &m))?;
-                // Through the error type for its escaping: the path must not split the line.
-                let warning = file
-                    .warning
-                    .map(|w| Error::config(format!("{}: {w}", key("psk-file"))).to_string());
-                (Some(file.psk), warning)
+                let (psk, warning) = read_key(path, "psk-file", key)?;
+                (Some(psk), warning)
             }
             (None, _) => (None, None),
+        };
+        let psk_next = match (&p.psk_file_next, &psk) {
+            (Some(_), None) => {
+                return Err(err(
+                    "psk-file-next",
+                    &format!("needs {} (the key in use)", key("psk-file")),
+                ))
+            }
+            (Some(path), Some(current)) => {
+                let (next, warning) = read_key(path, "psk-file-next", key)?;
+                psk_warning = psk_warning.or(warning);
+                if &next == current {
+                    psk_warning.get_or_insert(format!(
+                        "{}: holds the same key as {}",
+                        key("psk-file-next"),
+                        key("psk-file")
+                    ));
+                }
+                Some(next)
+            }
+            (None, _) => None,
         };
         if matches!(channel, ChannelAddr::Tcp(..)) && psk.is_none() && !no_auth {
             return Err(err(
@@ -580,6 +601,7 @@ impl Config {
             busy_poll: Duration::from_micros(busy_poll.into()),
             drain_timeout: Duration::from_secs(drain_timeout.into()),
             psk,
+            psk_next,
             psk_warning,
             encrypt,
             socket_mode: p.socket_mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0),
@@ -588,6 +610,21 @@ impl Config {
             json: None,
         })
     }
+}
+
+/// Reads a key file flag (`name`); a doubtful key's warning names the flag as the user wrote it.
+fn read_key(
+    path: &Path,
+    name: &str,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(Psk, Option<String>), Error> {
+    let file =
+        crate::keyfile::read_psk(path).map_err(|m| Error::config(format!("{}: {m}", key(name))))?;
+    // Through the error type for its escaping: the path must not split the line.
+    let warning = file
+        .warning
+        .map(|w| Error::config(format!("{}: {w}", key(name))).to_string());
+    Ok((file.psk, warning))
 }
 
 /// Whether and how the channel is encrypted: by default over tcp when a key is given, else only

@@ -23,6 +23,8 @@ pub struct Live {
     pub max_clients: Cell<u32>,
     /// The pre-shared key (`psk-file`).
     pub psk: RefCell<Option<Psk>>,
+    /// A second key accepted from the peer during a rotation (`psk-file-next`).
+    pub psk_next: RefCell<Option<Psk>>,
     /// How long open streams may go on after SIGTERM (`drain-timeout`).
     pub drain_timeout: Cell<Duration>,
 }
@@ -33,6 +35,7 @@ impl Live {
         Live {
             max_clients: Cell::new(cfg.max_clients),
             psk: RefCell::new(cfg.psk.clone()),
+            psk_next: RefCell::new(cfg.psk_next.clone()),
             drain_timeout: Cell::new(cfg.drain_timeout),
         }
     }
@@ -80,6 +83,11 @@ pub fn compare(old: &Config, new: &Config) -> Changes {
     live("metrics", shown(&old.metrics), shown(&new.metrics));
     if old.psk != new.psk {
         c.live.push("psk-file (a new key)".into());
+    }
+    match (&old.psk_next, &new.psk_next) {
+        (a, b) if a == b => {}
+        (_, None) => c.live.push("psk-file-next (no second key)".into()),
+        (_, Some(_)) => c.live.push("psk-file-next (a new second key)".into()),
     }
     let fixed: [(&'static str, bool); 9] = [
         ("role", old.role != new.role),
@@ -171,6 +179,7 @@ impl Reloader {
             session.set_max_streams(new.max_clients);
         }
         *self.live.psk.borrow_mut() = new.psk.clone();
+        *self.live.psk_next.borrow_mut() = new.psk_next.clone();
         #[cfg(target_os = "linux")]
         if let Err(e) = crate::reactor::set_busy_poll(new.busy_poll) {
             log::warn!("reload: busy polling unchanged: {e}");
@@ -178,7 +187,7 @@ impl Reloader {
         let r = &mut self.running;
         (r.log_level, r.max_clients, r.busy_poll) = (new.log_level, new.max_clients, new.busy_poll);
         r.drain_timeout = new.drain_timeout;
-        (r.metrics, r.psk) = (new.metrics, new.psk);
+        (r.metrics, r.psk, r.psk_next) = (new.metrics, new.psk, new.psk_next);
         let changed = if changes.live.is_empty() {
             "nothing that applies live changed".to_string()
         } else {

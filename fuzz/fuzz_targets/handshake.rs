@@ -39,6 +39,7 @@ fn config(role: Role, keyed: bool) -> Config {
         busy_poll: std::time::Duration::ZERO,
         drain_timeout: std::time::Duration::ZERO,
         psk: keyed.then(|| Psk(vec![7; 32])),
+        psk_next: None,
         psk_warning: None,
         // The unix channel's default: key proofs, frames in clear (the Noise handshake has its
         // own tests; this target covers HELLO and the proofs).
