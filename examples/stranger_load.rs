@@ -12,7 +12,7 @@
 //! older release can be measured too (4 for releases before the quiet handshake). `blind`
 //! strangers do not wait for anything: they send HELLO and AUTH at once and close, so a DPU
 //! side that holds them unanswered does not slow them down. Linux only.
-//! Prints one line per figure; bench/RESULTS-strangers.md has the numbers.
+//! Prints one line per figure; docs/SECURITY.md ("Measured") has the numbers.
 
 #[cfg(target_os = "linux")]
 fn main() {

@@ -7,7 +7,7 @@
 use std::fmt;
 
 mod hello;
-pub use hello::{Hello, Identity, Verdict};
+pub use hello::{Hello, Identity, Verdict, MAX_REASON};
 
 /// Size of every frame header.
 pub const HEADER_LEN: usize = 9;

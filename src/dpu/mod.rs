@@ -1,8 +1,8 @@
 //! The DPU role: listens for the host's channel, authenticates it, and connects every stream the
 //! host opens to the server application's socket.
 
-mod gate;
-mod rate;
+pub mod gate;
+pub mod rate;
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::comch;
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a new channel connection may stay silent. The host sends its HELLO as soon as it
 /// connects; a connection that says nothing is not a host.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(2);
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Dpu {
     cfg: Config,
