@@ -227,7 +227,10 @@ fuzz_target!(|data: &[u8]| {
             "{types:?}"
         );
     } else {
-        assert!(types.len() <= 1 && types.iter().all(|t| *t == 0x03), "{types:?}");
+        assert!(
+            types.len() <= 1 && types.iter().all(|t| *t == 0x03),
+            "{types:?}"
+        );
     }
 
     match result {
