@@ -107,7 +107,7 @@ dpu=$!
 for _ in $(seq 50); do grep -q "waiting for the host" "$tmp/dpu.log" && break; sleep 0.1; done
 PROG=$PWD/target/$T/release/examples/channel_probe.exe
 expect 0 "encrypted), PING answered" "127.0.0.1:$port" svc "$(win "$tmp/k.key")"
-expect 1 "pre-shared key differs" "127.0.0.1:$port" svc "$(win "$tmp/other.key")"
+expect 1 "transcript or key mismatch" "127.0.0.1:$port" svc "$(win "$tmp/other.key")"
 kill $dpu
 wait $dpu || true
 grep -q "host connected from 127.0.0.1" "$tmp/dpu.log" || fail "the Linux DPU side logged no host: $(cat "$tmp/dpu.log")"

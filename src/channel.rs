@@ -3,21 +3,20 @@
 //! A channel is a reliable, ordered link that carries whole frames. Stream transports (TCP and
 //! AF_UNIX) carry frames back to back; each frame is self-delimiting through its length field.
 
-use crate::auth;
-use crate::config::{Config, Role};
 use crate::doca;
-use crate::protocol::{frame_len, Frame, Hello, HEADER_LEN, VERSION};
+use crate::protocol::{frame_len, is_handshake_type, Frame, HEADER_LEN};
 use crate::reactor::Io;
-use crate::secure::record::{self, CipherState, Sealer, TAG_LEN};
-use crate::secure::{noise, Security};
-use crate::takeover;
+use crate::secure::record::{self, CipherState, TAG_LEN};
 use crate::unix::UnixStream;
 use async_io::Async;
-use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
+
+mod handshake;
+pub(crate) use handshake::lossy;
+pub use handshake::{conclude, handshake, refuse, Agreed, HandshakeError};
 
 /// Largest message a stream transport accepts, header included. A bulk stream's DATA frames
 /// grow to this size (see [`crate::pump`]), and each is written to the far socket in one
@@ -135,16 +134,16 @@ impl Transport {
     }
 }
 
-/// Largest DATA payload a stream queues on a channel that splits DATA into its messages (in
-/// clear only: a sealed record holds whole frames). One read from a socket fills it, where
-/// frames of a 4 KiB DOCA message's size took one read each.
-const SPLIT_DATA: usize = 256 * 1024;
-
 /// Least room worth a read into a [`FrameReader`]'s buffer on a stream transport.
 const MIN_ROOM: usize = 64 * 1024;
 
 /// Least receive buffer of a [`FrameReader`].
 const READ_AHEAD: usize = 256 * 1024;
+
+/// Receive buffer of a stream transport's reader until the handshake is over: room for a
+/// HELLO and an AUTH (at most 1033 and 521 bytes). A stranger that never proves the key costs
+/// this much, not a whole buffer (2 MiB on a stream transport).
+pub const HANDSHAKE_BUF: usize = 4096;
 
 /// Reads frames from a transport through one reusable buffer.
 pub struct FrameReader {
@@ -166,12 +165,33 @@ pub struct FrameReader {
 impl FrameReader {
     /// A reader for messages of up to `max_msg` bytes.
     pub fn new(transport: Transport, max_msg: u32) -> Self {
+        let size = Self::full_size(max_msg as usize);
+        Self::with_buffer(transport, max_msg, size)
+    }
+
+    /// A reader for a handshake: a small buffer until [`FrameReader::grow`], which the
+    /// handshake calls once the peer is admitted. A DOCA channel delivers whole messages, so
+    /// its reader starts with room for two.
+    pub fn for_handshake(transport: Transport, max_msg: u32) -> Self {
+        let size = if transport.splits_data() {
+            2 * max_msg as usize
+        } else {
+            HANDSHAKE_BUF
+        };
+        Self::with_buffer(transport, max_msg, size)
+    }
+
+    /// Twice the largest frame lets one read pick up several frames at once; with small
+    /// messages (DOCA's 4 KiB) a burst of them, whose DATA then goes out in one write.
+    fn full_size(max_msg: usize) -> usize {
+        (2 * max_msg).max(READ_AHEAD)
+    }
+
+    fn with_buffer(transport: Transport, max_msg: u32, size: usize) -> Self {
         let max_msg = max_msg as usize;
         FrameReader {
             transport,
-            // Twice the largest frame lets one read pick up several frames at once; with small
-            // messages (DOCA's 4 KiB) a burst of them, whose DATA then goes out in one write.
-            buf: vec![0; (2 * max_msg).max(READ_AHEAD)],
+            buf: vec![0; size],
             start: 0,
             end: 0,
             max_msg,
@@ -179,6 +199,14 @@ impl FrameReader {
             max_data: max_msg - HEADER_LEN,
             opener: None,
             record_left: 0,
+        }
+    }
+
+    /// Grows the buffer to its full size, keeping what it holds: the handshake is over.
+    pub(crate) fn grow(&mut self) {
+        let full = Self::full_size(self.max_msg);
+        if self.buf.len() < full {
+            self.buf.resize(full, 0);
         }
     }
 
@@ -325,9 +353,18 @@ impl FrameReader {
         }
     }
 
-    /// Reads until a whole frame is available and returns it.
+    /// Reads until a whole handshake frame (HELLO, AUTH or ERROR) is available and returns
+    /// it. Any other frame is refused as soon as its type byte is in: a DATA header announcing
+    /// a MiB is not waited on.
     pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
         loop {
+            if let Some(&ty) = self.buf[self.start..self.end].first() {
+                if !is_handshake_type(ty) {
+                    return Err(HandshakeError::Protocol(format!(
+                        "expected a handshake frame, got type 0x{ty:02x}"
+                    )));
+                }
+            }
             // Decode twice to keep the borrow checker happy about returning the frame.
             if Frame::decode(&self.buf[self.start..self.end], self.max_data)
                 .map_err(|e| HandshakeError::Protocol(e.to_string()))?
@@ -341,227 +378,4 @@ impl FrameReader {
             self.fill().await.map_err(HandshakeError::Io)?;
         }
     }
-}
-
-/// What the handshake settled.
-#[derive(Debug)]
-pub struct Agreed {
-    /// Largest DATA payload to queue (a DOCA channel in clear splits it into its messages).
-    pub max_data: usize,
-    /// Initial send credit per stream (the peer's window).
-    pub peer_window: u32,
-    /// The peer's HELLO: its instance identity and label.
-    pub peer: Hello,
-    /// Seals what this side sends, on an encrypted channel (the reader opens what arrives).
-    pub sealer: Option<Sealer>,
-    /// DPU side: the frame that admits the host ([`admit`] sends it), once this side has
-    /// decided to serve it. Empty on the host side.
-    verdict: Vec<u8>,
-}
-
-/// DPU side: ends the handshake by admitting the host (its AUTH, or an empty AUTH without a
-/// key). Until then the host has not seen the DPU side's proof and sends nothing.
-pub async fn admit(t: &Transport, agreed: &Agreed) -> io::Result<()> {
-    t.write_all(&agreed.verdict).await
-}
-
-/// Why a handshake failed.
-#[derive(Debug)]
-pub enum HandshakeError {
-    /// The transport failed.
-    Io(io::Error),
-    /// This side refused the peer (and told it why).
-    Refused(String),
-    /// The peer refused this side.
-    PeerRefused(String),
-    /// The peer sent something that is not this protocol.
-    Protocol(String),
-}
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandshakeError::Io(e) => write!(f, "{e}"),
-            HandshakeError::Refused(m) => write!(f, "{m}"),
-            HandshakeError::PeerRefused(m) => write!(f, "the peer refused us: {m}"),
-            HandshakeError::Protocol(m) => write!(f, "protocol error: {m}"),
-        }
-    }
-}
-
-/// Runs the handshake on a fresh channel connection: HELLO both ways, checks, then AUTH both
-/// ways when a key is configured. On a mismatch the peer is sent an ERROR saying why.
-pub async fn handshake(
-    t: &Transport,
-    reader: &mut FrameReader,
-    cfg: &Config,
-) -> Result<Agreed, HandshakeError> {
-    let security = cfg.security();
-    let mine = Hello {
-        version: VERSION,
-        security: security.code(),
-        max_msg: t.max_msg(),
-        window: STREAM_WINDOW,
-        nonce: auth::nonce().map_err(HandshakeError::Io)?,
-        service: cfg.cc_name.clone(),
-        instance: takeover::instance(),
-        label: takeover::label().to_string(),
-    };
-    let my_payload = mine.encode();
-    let mut out = Vec::new();
-    Frame::Hello(&my_payload).encode(&mut out);
-    t.write_all(&out).await.map_err(HandshakeError::Io)?;
-
-    let peer_payload = match reader.next_frame().await? {
-        Frame::Hello(p) => p.to_vec(),
-        Frame::Error(p) => return Err(HandshakeError::PeerRefused(lossy(p))),
-        other => {
-            return Err(HandshakeError::Protocol(format!(
-                "expected HELLO, got {other:?}"
-            )))
-        }
-    };
-    let peer = Hello::decode(&peer_payload).map_err(HandshakeError::Protocol)?;
-    let problem = if peer.version != VERSION {
-        Some(format!(
-            "protocol version mismatch: ours is {VERSION}, the peer's {} (run the same release on both sides)",
-            peer.version
-        ))
-    } else if peer.service != cfg.cc_name {
-        Some(format!(
-            "service name mismatch: this side serves {:?}, the peer {:?}",
-            cfg.cc_name, peer.service
-        ))
-    } else if peer.security != mine.security {
-        Some(security_mismatch(security, peer.security))
-    } else if peer.max_msg < MIN_MAX_MSG || peer.window < peer.max_msg {
-        Some(format!(
-            "unusable peer limits (message size {}, window {})",
-            peer.max_msg, peer.window
-        ))
-    } else {
-        None
-    };
-    if let Some(msg) = problem {
-        return Err(refuse(t, msg).await);
-    }
-
-    let (host_hello, dpu_hello) = match cfg.role {
-        Role::Host => (&my_payload, &peer_payload),
-        Role::Dpu => (&peer_payload, &my_payload),
-    };
-    let max_msg = peer.max_msg.min(mine.max_msg);
-    let mut agreed = Agreed {
-        max_data: max_msg as usize - HEADER_LEN,
-        peer_window: peer.window,
-        peer,
-        sealer: None,
-        verdict: Vec::new(),
-    };
-    let verdict = &mut agreed.verdict;
-    match (security, &cfg.psk, cfg.role) {
-        (Security::Sealed(cipher), Some(key), role) => {
-            let keys = noise::handshake(
-                t,
-                reader,
-                (cipher, key, role),
-                (host_hello, dpu_hello),
-                verdict,
-            )
-            .await?;
-            // Whatever the peer sends after its handshake message is sealed.
-            reader.set_opener(keys.recv);
-            agreed.sealer = Some(Sealer::new(keys.send, max_msg as usize));
-            agreed.max_data = record::max_run(max_msg as usize) - HEADER_LEN;
-        }
-        // The host proves itself first and the DPU answers only a host it has verified, so a
-        // stranger who reaches the DPU's port never gets a proof to guess the key from offline.
-        (_, Some(key), Role::Host) => {
-            send_proof(t, key, Role::Host, host_hello, dpu_hello).await?;
-            match reader.next_frame().await? {
-                Frame::Auth(p) if auth::verify(key, Role::Dpu, host_hello, dpu_hello, p) => {}
-                Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
-                other => return Err(unexpected(other, "AUTH")),
-            }
-        }
-        (_, Some(key), Role::Dpu) => {
-            match reader.next_frame().await? {
-                Frame::Auth(p) if auth::verify(key, Role::Host, host_hello, dpu_hello, p) => {}
-                Frame::Auth(_) => return Err(refuse(t, AUTH_FAILED.into()).await),
-                other => return Err(unexpected(other, "AUTH")),
-            }
-            let proof = auth::proof(key, Role::Dpu, host_hello, dpu_hello);
-            Frame::Auth(&proof).encode(verdict);
-        }
-        // Without a key the DPU side's verdict is an empty AUTH.
-        (_, None, Role::Host) => match reader.next_frame().await? {
-            Frame::Auth([]) => {}
-            other => return Err(unexpected(other, "the DPU side's empty AUTH")),
-        },
-        (_, None, Role::Dpu) => Frame::Auth(&[]).encode(verdict),
-    }
-    // Message channels must pack frames to what both sides accept, not only this side.
-    t.limit_max_msg(max_msg);
-    if agreed.sealer.is_none() && t.splits_data() {
-        agreed.max_data = agreed.max_data.max(SPLIT_DATA);
-    }
-    Ok(agreed)
-}
-
-/// The reason a peer's security mode is refused, naming what to change.
-fn security_mismatch(mine: Security, peer: u16) -> String {
-    let theirs = Security::from_code(peer);
-    let (what, hint) = match (mine, theirs) {
-        (Security::None, _) | (_, Some(Security::None)) => ("authentication", ""),
-        (Security::Sealed(_), Some(Security::Sealed(_))) => {
-            ("cipher", " (give both sides the same --cipher)")
-        }
-        _ => (
-            "encryption",
-            " (give --no-encrypt, or --encrypt, to both sides or to neither)",
-        ),
-    };
-    let theirs = theirs.map_or_else(|| format!("an unknown mode ({peer})"), |s| s.to_string());
-    format!("{what} mismatch: this side uses {mine}, the peer {theirs}{hint}")
-}
-
-pub(crate) const AUTH_FAILED: &str = "authentication failed: the peer's pre-shared key differs";
-
-/// The peer's ERROR (it refused us) or any other frame where `expected` should have come.
-pub(crate) fn unexpected(frame: Frame<'_>, expected: &str) -> HandshakeError {
-    match frame {
-        Frame::Error(p) => HandshakeError::PeerRefused(lossy(p)),
-        other => HandshakeError::Protocol(format!("expected {expected}, got {other:?}")),
-    }
-}
-
-async fn send_proof(
-    t: &Transport,
-    key: &crate::config::Psk,
-    prover: Role,
-    host_hello: &[u8],
-    dpu_hello: &[u8],
-) -> Result<(), HandshakeError> {
-    let proof = auth::proof(key, prover, host_hello, dpu_hello);
-    let mut out = Vec::new();
-    Frame::Auth(&proof).encode(&mut out);
-    t.write_all(&out).await.map_err(HandshakeError::Io)
-}
-
-/// Sends ERROR with `msg` and closes the channel.
-pub async fn refuse(t: &Transport, msg: String) -> HandshakeError {
-    let mut out = Vec::new();
-    // The peer rejects control payloads over the limit, which would lose the reason.
-    let text = crate::protocol::cut(&msg, crate::protocol::MAX_CONTROL_PAYLOAD);
-    Frame::Error(text.as_bytes()).encode(&mut out);
-    let _ = t.write_all(&out).await;
-    t.close();
-    HandshakeError::Refused(msg)
-}
-
-/// A peer's ERROR text, made safe to log: it comes from an unauthenticated peer, so it is
-/// quoted (no forged log lines) and cut short.
-pub(crate) fn lossy(p: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(p).chars().take(200).collect();
-    format!("{text:?}")
 }

@@ -30,8 +30,9 @@ pub const CHANNEL_WAIT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Back-off after the DPU side refused this host (wrong key or name, another host connected):
-/// nothing changes until an operator acts, so retry slowly.
+/// Back-off after the DPU side refused this host in a verdict authenticated with the key
+/// (another host connected, wrong service name): nothing changes until an operator acts, so
+/// retry slowly. A clear ERROR gets the ordinary back-off: anyone on the path could forge it.
 const REFUSED_BACKOFF_MIN: Duration = Duration::from_secs(1);
 const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long the DPU side may be unreachable before that is a warning: at a normal start with
@@ -274,6 +275,13 @@ impl Host {
                     backoff = backoff.max(REFUSED_BACKOFF_MIN);
                     refused = true;
                 }
+                Err(ConnectError::Failed(msg)) => {
+                    ratelimit::log(
+                        log::Level::Error,
+                        Kind::text(&msg),
+                        format_args!("channel to {} failed: {msg}", self.cfg.channel),
+                    );
+                }
                 Err(ConnectError::Unreachable(msg)) => self.unreachable(&mut unreachable, &msg),
             }
             future::or(
@@ -335,8 +343,11 @@ fn reset_kind(why: ResetReason) -> u32 {
 enum ConnectError {
     /// Nobody answered, or the connection broke: worth a quiet retry.
     Unreachable(String),
-    /// The peer answered and the handshake failed: an operator must look.
+    /// The DPU side refused this host in an authenticated verdict: an operator must act.
     Refused(String),
+    /// The handshake failed otherwise (a mismatch, a wrong key, a clear ERROR that may be
+    /// forged): an operator should look, and the ordinary back-off applies.
+    Failed(String),
 }
 
 async fn connect(
@@ -359,11 +370,14 @@ async fn connect(
                     .map_err(ConnectError::Unreachable)?
             }
         };
-        let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
+        let mut reader = FrameReader::for_handshake(transport.clone(), transport.max_msg());
         match channel::handshake(&transport, &mut reader, cfg).await {
             Ok(agreed) => Ok((transport, reader, agreed)),
             Err(channel::HandshakeError::Io(e)) => Err(ConnectError::Unreachable(e.to_string())),
-            Err(e) => Err(ConnectError::Refused(e.to_string())),
+            Err(e @ channel::HandshakeError::PeerRefused(_)) => {
+                Err(ConnectError::Refused(e.to_string()))
+            }
+            Err(e) => Err(ConnectError::Failed(e.to_string())),
         }
     };
     future::or(attempt, async {

@@ -6,26 +6,33 @@
 
 use std::fmt;
 
+mod hello;
+pub use hello::{Hello, Identity, Verdict, MAX_REASON};
+
 /// Size of every frame header.
 pub const HEADER_LEN: usize = 9;
 /// Protocol version carried in HELLO. Version 2 added STOP, the instance identity in HELLO,
 /// the DPU side's verdict that ends every handshake, and GOAWAY; version 3 the security mode
 /// in HELLO and the encrypted channel (Noise handshake, SEALED records); version 4 records as
-/// large as a channel message (1 MiB on stream transports, up from 64 KiB).
-pub const VERSION: u16 = 4;
+/// large as a channel message (1 MiB on stream transports, up from 64 KiB); version 5 a DPU
+/// side that speaks only after the host's HELLO, the host's identity moved from HELLO into its
+/// AUTH (encrypted, or covered by the proof) and a verdict that says admitted or refused inside
+/// the DPU side's AUTH (authenticated whenever a key is configured).
+pub const VERSION: u16 = 5;
 /// First bytes of every HELLO payload, so a stray peer is recognised at once.
 pub const MAGIC: [u8; 4] = *b"DSRL";
 /// Length of the handshake nonces.
 pub const NONCE_LEN: usize = 32;
 /// Length of an AUTH proof (HMAC-SHA256).
 pub const PROOF_LEN: usize = 32;
-/// Largest AUTH payload: a proof, or a Noise handshake message (an ephemeral key and a tag).
-pub const MAX_AUTH_PAYLOAD: usize = 64;
-/// Largest payload of a frame that is not DATA (HELLO, ERROR, GOAWAY).
+/// Largest AUTH payload: a proof or a Noise handshake message (an ephemeral key and a tag),
+/// with the host's identity or the DPU side's verdict (which may carry a refusal's reason).
+pub const MAX_AUTH_PAYLOAD: usize = 512;
+/// Largest payload of HELLO, ERROR and GOAWAY.
 pub const MAX_CONTROL_PAYLOAD: usize = 1024;
-/// Length of the per-process instance identity in HELLO.
+/// Length of the per-process instance identity the host sends.
 pub const INSTANCE_LEN: usize = 16;
-/// Longest label (host name and process id) carried in HELLO.
+/// Longest label (host name and process id) the host sends in its identity.
 pub const MAX_LABEL: usize = 100;
 
 const T_HELLO: u8 = 0x01;
@@ -161,6 +168,12 @@ pub fn frame_len(buf: &[u8]) -> usize {
         T_DATA | T_HELLO | T_AUTH | T_ERROR | T_GOAWAY | T_SEALED => HEADER_LEN + value,
         _ => HEADER_LEN,
     }
+}
+
+/// Whether a frame whose first byte is `ty` may come during the handshake (HELLO, AUTH,
+/// ERROR): anything else is refused as soon as its first byte is in, not once it is whole.
+pub fn is_handshake_type(ty: u8) -> bool {
+    matches!(ty, T_HELLO | T_AUTH | T_ERROR)
 }
 
 /// Packs `buf`, which holds whole frames, into messages of at most `max` bytes each, for
@@ -301,93 +314,6 @@ impl Frame<'_> {
             _ => Frame::Pong(value),
         };
         Ok(Some((frame, used)))
-    }
-}
-
-/// Handshake parameters each side sends first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hello {
-    /// Protocol version; both sides must send the same.
-    pub version: u16,
-    /// How the sender protects the channel: a [`crate::secure::Security`] code, kept raw so
-    /// that a peer of another version is still told about the version first. (Versions 1
-    /// and 2 sent 1 with a key and 0 without.)
-    pub security: u16,
-    /// Largest message the sender can receive, header included.
-    pub max_msg: u32,
-    /// Receive window per stream the sender grants.
-    pub window: u32,
-    /// Fresh random nonce.
-    pub nonce: [u8; NONCE_LEN],
-    /// The service (`--cc-name`) the sender serves.
-    pub service: String,
-    /// Random per process: tells two host processes apart, and a host that reconnects from
-    /// one that restarted (version 2; zero when decoding an older peer's HELLO).
-    pub instance: [u8; INSTANCE_LEN],
-    /// Host name and process id of the sender, for log lines only (version 2).
-    pub label: String,
-}
-
-impl Hello {
-    /// Encodes the HELLO payload (not the frame header).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut p = Vec::with_capacity(66 + self.service.len() + self.label.len());
-        p.extend_from_slice(&MAGIC);
-        p.extend_from_slice(&self.version.to_be_bytes());
-        p.extend_from_slice(&self.security.to_be_bytes());
-        p.extend_from_slice(&self.max_msg.to_be_bytes());
-        p.extend_from_slice(&self.window.to_be_bytes());
-        p.extend_from_slice(&self.nonce);
-        p.push(self.service.len() as u8);
-        p.extend_from_slice(self.service.as_bytes());
-        p.extend_from_slice(&self.instance);
-        let label = cut(&self.label, MAX_LABEL);
-        p.push(label.len() as u8);
-        p.extend_from_slice(label.as_bytes());
-        p
-    }
-
-    /// Decodes a HELLO payload. A HELLO of another version is decoded as far as version 1
-    /// defined it (everything up to the service name), so that the caller can refuse the
-    /// peer with a clear "version mismatch" instead of a parse error.
-    pub fn decode(p: &[u8]) -> Result<Hello, String> {
-        const FIXED: usize = 4 + 2 + 2 + 4 + 4 + NONCE_LEN + 1;
-        if p.len() < FIXED || p[..4] != MAGIC {
-            return Err("not a doca_socket_relay peer (bad HELLO)".into());
-        }
-        let u16_at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
-        let u32_at = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
-        let version = u16_at(4);
-        let name_end = FIXED + p[FIXED - 1] as usize;
-        if p.len() < name_end || (version == 1 && p.len() != name_end) {
-            return Err("malformed HELLO (service name length)".into());
-        }
-        let service = std::str::from_utf8(&p[FIXED..name_end])
-            .map_err(|_| "malformed HELLO (service name is not UTF-8)".to_string())?;
-        let mut instance = [0u8; INSTANCE_LEN];
-        let mut label = String::new();
-        if version == VERSION {
-            let rest = &p[name_end..];
-            if rest.len() < INSTANCE_LEN + 1
-                || rest.len() != INSTANCE_LEN + 1 + rest[INSTANCE_LEN] as usize
-            {
-                return Err("malformed HELLO (instance or label length)".into());
-            }
-            instance.copy_from_slice(&rest[..INSTANCE_LEN]);
-            label = String::from_utf8_lossy(&rest[INSTANCE_LEN + 1..]).into_owned();
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&p[16..16 + NONCE_LEN]);
-        Ok(Hello {
-            version,
-            security: u16_at(6),
-            max_msg: u32_at(8),
-            window: u32_at(12),
-            nonce,
-            service: service.to_string(),
-            instance,
-            label,
-        })
     }
 }
 
@@ -561,49 +487,6 @@ mod tests {
         buf.clear();
         put_header(&mut buf, T_AUTH, 0, MAX_AUTH_PAYLOAD as u32 + 1);
         assert!(Frame::decode(&buf, 100).is_err());
-    }
-
-    #[test]
-    fn hello_roundtrip_and_garbage() {
-        let h = Hello {
-            version: VERSION,
-            security: crate::secure::Security::Sealed(crate::secure::Cipher::ChaChaPoly).code(),
-            max_msg: 4080,
-            window: 1 << 19,
-            nonce: [9; NONCE_LEN],
-            service: "cc_channel".into(),
-            instance: [3; INSTANCE_LEN],
-            label: "hostname pid 42".into(),
-        };
-        assert_eq!(Hello::decode(&h.encode()), Ok(h.clone()));
-        let mut p = h.encode();
-        p.pop();
-        assert!(Hello::decode(&p).is_err(), "a truncated label");
-        let mut p = h.encode();
-        p.push(0);
-        assert!(Hello::decode(&p).is_err());
-        assert!(Hello::decode(b"GET / HTTP/1.1\r\n").is_err());
-        let mut p = h.encode();
-        p[0] = b'X';
-        assert!(Hello::decode(&p).is_err());
-    }
-
-    /// A version 1 HELLO (no instance, no label) decodes far enough to be refused by version.
-    #[test]
-    fn version_1_hello_decodes_for_the_mismatch_message() {
-        let h = Hello {
-            version: 1,
-            security: 0,
-            max_msg: 4080,
-            window: 1 << 20,
-            nonce: [1; NONCE_LEN],
-            service: "svc".into(),
-            instance: [0; INSTANCE_LEN],
-            label: String::new(),
-        };
-        let mut p = h.encode();
-        p.truncate(p.len() - INSTANCE_LEN - 1);
-        assert_eq!(Hello::decode(&p), Ok(h));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Which host the DPU side serves when a second one arrives.
 //!
-//! Every process sends a random instance identity and a label (host name, process id) in its
-//! HELLO. The DPU side serves one host session at a time; when an authenticated host completes
-//! its handshake while another session is up:
+//! Every host process sends a random instance identity and a label (host name, process id) in
+//! its AUTH, encrypted or covered by its proof. The DPU side serves one host session at a time;
+//! when an authenticated host completes its handshake while another session is up:
 //!
 //! - the same instance (a host that reconnects, e.g. after it gave up on a channel the DPU
 //!   side still believed up) replaces its old session at once;
@@ -10,11 +10,13 @@
 //!   PINGs it and waits up to [`PROBE_TIMEOUT`] for any frame. A restarted host leaves behind
 //!   either a closed connection (its process ended) or a half-dead one (its machine rebooted:
 //!   no answer, or a reset from the new kernel), so it gets in within that bound;
-//! - a live different host keeps the channel, and the newcomer is refused with an ERROR
-//!   saying another host is connected and from where. It backs off and retries.
+//! - a live different host keeps the channel, and the newcomer is refused with a verdict
+//!   saying another host is connected and from where (authenticated, so only a host that
+//!   proved the key is told). It backs off and retries.
 
 use crate::mux::Session;
-use crate::protocol::{Frame, Hello, INSTANCE_LEN};
+pub use crate::protocol::Verdict;
+use crate::protocol::{Frame, Identity, INSTANCE_LEN};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::sync::OnceLock;
@@ -76,20 +78,11 @@ pub struct Hosts {
     current: RefCell<Option<Current>>,
 }
 
-/// What to do with a host that completed its handshake.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Serve it (replacing the old session, if any).
-    Admit,
-    /// Refuse it with this reason.
-    Refuse(String),
-}
-
 impl Hosts {
-    /// Decides about `hello`'s sender, which connected from `peer`. May wait up to
+    /// Decides about the host `who`, which connected from `peer`. May wait up to
     /// [`PROBE_TIMEOUT`] for the current session to answer a PING.
-    pub async fn decide(&self, hello: &Hello, peer: &str) -> Verdict {
-        let (session, same, who) = {
+    pub async fn decide(&self, who: &Identity, peer: &str) -> Verdict {
+        let (session, same, reason) = {
             let current = self.current.borrow();
             let Some(c) = current.as_ref() else {
                 return Verdict::Admit;
@@ -97,13 +90,13 @@ impl Hosts {
             let Some(session) = c.session.upgrade().filter(|s| !s.is_dead()) else {
                 return Verdict::Admit;
             };
-            let who = format!(
+            let reason = format!(
                 "another host is connected (from {}, {}, for {} s); this one is refused until it goes away",
                 c.peer,
                 c.label,
                 c.since.elapsed().as_secs()
             );
-            (session, c.instance == hello.instance, who)
+            (session, c.instance == who.instance, reason)
         };
         if same {
             log::info!("the host reconnected from {peer}; its old session is replaced");
@@ -114,11 +107,11 @@ impl Hosts {
                 log::Level::Warn,
                 "another host refused",
                 format_args!(
-                    "host {peer} ({}) refused: {who}",
-                    crate::channel::lossy(hello.label.as_bytes())
+                    "host {peer} ({}) refused: {reason}",
+                    crate::channel::lossy(who.label.as_bytes())
                 ),
             );
-            Verdict::Refuse(who)
+            Verdict::Refuse(reason)
         } else {
             log::info!(
                 "host {peer} replaces a session that did not answer within {} s",
@@ -129,11 +122,11 @@ impl Hosts {
     }
 
     /// Records `session` as the one now served.
-    pub fn serve(&self, session: &Rc<Session>, hello: &Hello, peer: &str) {
+    pub fn serve(&self, session: &Rc<Session>, who: &Identity, peer: &str) {
         *self.current.borrow_mut() = Some(Current {
             session: Rc::downgrade(session),
-            instance: hello.instance,
-            label: crate::protocol::cut(&hello.label, crate::protocol::MAX_LABEL)
+            instance: who.instance,
+            label: crate::protocol::cut(&who.label, crate::protocol::MAX_LABEL)
                 .escape_debug()
                 .to_string(),
             peer: peer.to_string(),
@@ -162,17 +155,10 @@ async fn alive(session: &Session) -> bool {
 mod tests {
     use super::*;
     use crate::mux::Stats;
-    use crate::protocol::NONCE_LEN;
     use futures_lite::future::block_on;
 
-    fn hello(instance: u8) -> Hello {
-        Hello {
-            version: crate::protocol::VERSION,
-            security: crate::secure::Security::Psk.code(),
-            max_msg: 4096,
-            window: 1 << 20,
-            nonce: [0; NONCE_LEN],
-            service: "svc".into(),
+    fn hello(instance: u8) -> Identity {
+        Identity {
             instance: [instance; INSTANCE_LEN],
             label: format!("host{instance} pid 1"),
         }

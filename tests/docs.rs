@@ -146,3 +146,88 @@ fn both_packages_ship_man_page_changelog_and_license() {
     assert!(repo_file("LICENSE").contains("Apache License"));
     assert!(cargo.contains("license = \"Apache-2.0\""));
 }
+
+/// `text` with every run of whitespace as one space, so that a phrase may wrap across lines.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The limits docs/SECURITY.md and docs/PROTOCOL.md state are the code's: each phrase is built
+/// from the constant it names, so changing one without the documents fails here.
+#[test]
+fn security_md_states_the_codes_limits() {
+    use doca_socket_relay::channel::{HANDSHAKE_BUF, STREAM_MAX_MSG, STREAM_WINDOW};
+    use doca_socket_relay::dpu::{gate, rate, FIRST_BYTES_TIMEOUT};
+    use doca_socket_relay::protocol::{MAX_AUTH_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_REASON, VERSION};
+    let mib = |n: u32| n >> 20;
+    let security = one_line(&repo_file("docs/SECURITY.md"));
+    let phrases = [
+        format!("(protocol version {VERSION})"),
+        format!("names version {VERSION}"),
+        format!("AUTH payloads at most {MAX_AUTH_PAYLOAD} bytes"),
+        format!("HELLO, ERROR and GOAWAY payloads at most {MAX_CONTROL_PAYLOAD} bytes"),
+        format!("messages of at most {} MiB", mib(STREAM_MAX_MSG)),
+        format!("receive window of {} MiB", mib(STREAM_WINDOW)),
+        format!("through a {} KiB buffer", HANDSHAKE_BUF / 1024),
+        format!("not the full {} MiB", mib(2 * STREAM_MAX_MSG)),
+        format!(
+            "{} handshakes a second per source address, bursts of {}",
+            rate::PER_ADDRESS_RATE,
+            rate::PER_ADDRESS_BURST
+        ),
+        format!(
+            "{} a second from all addresses together, bursts of {}",
+            rate::GLOBAL_RATE,
+            rate::GLOBAL_BURST
+        ),
+        format!("held unanswered for {} s", rate::HOLD.as_secs()),
+        format!(
+            "at most {} connections in their handshake",
+            gate::MAX_HANDSHAKES
+        ),
+        format!("sends nothing within {} s", FIRST_BYTES_TIMEOUT.as_secs()),
+        format!(
+            "handshake within {} s",
+            doca_socket_relay::host::HANDSHAKE_TIMEOUT.as_secs()
+        ),
+        format!(
+            "(default {})",
+            doca_socket_relay::config::DEFAULT_MAX_CLIENTS
+        ),
+        format!(
+            "answers a PING within {} s",
+            doca_socket_relay::takeover::PROBE_TIMEOUT.as_secs()
+        ),
+    ];
+    let missing: Vec<_> = phrases.iter().filter(|p| !security.contains(*p)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/SECURITY.md does not say {missing:?}"
+    );
+
+    let protocol = one_line(&repo_file("docs/PROTOCOL.md"));
+    let phrases = [
+        format!("wire protocol, version {VERSION}"),
+        format!("version u16 (={VERSION})"),
+        format!("payload length (≤ {MAX_AUTH_PAYLOAD})"),
+        format!("at most {MAX_REASON} bytes"),
+        format!("a {} KiB buffer", HANDSHAKE_BUF / 1024),
+        format!(
+            "({} a second, bursts of {};",
+            rate::PER_ADDRESS_RATE,
+            rate::PER_ADDRESS_BURST
+        ),
+        format!(
+            "({} a second, bursts of {})",
+            rate::GLOBAL_RATE,
+            rate::GLOBAL_BURST
+        ),
+        format!("held for {} s", rate::HOLD.as_secs()),
+        format!("At most {} connections", gate::MAX_HANDSHAKES),
+    ];
+    let missing: Vec<_> = phrases.iter().filter(|p| !protocol.contains(*p)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/PROTOCOL.md does not say {missing:?}"
+    );
+}

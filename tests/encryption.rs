@@ -312,8 +312,9 @@ fn cipher_mismatch_is_refused_on_both() {
     assert_eq!(env.server.as_ref().unwrap().accepted(), 0);
 }
 
-/// A host of the previous protocol version (3: records of at most 64 KiB) gets ERROR naming
-/// both versions, and the DPU side logs it.
+/// A host of the previous protocol version (4: its identity in HELLO, after the service name)
+/// gets ERROR naming both versions and nothing else (no HELLO of the DPU side), and the DPU
+/// side logs it.
 #[test]
 fn a_previous_version_peer_is_refused() {
     let dir = tempdir();
@@ -342,11 +343,13 @@ fn a_previous_version_peer_is_refused() {
         window: 1024 * 1024,
         nonce: [1; NONCE_LEN],
         service: SERVICE.into(),
-        instance: [2; INSTANCE_LEN],
-        label: "old host".into(),
     };
+    let mut payload = hello.encode();
+    payload.extend_from_slice(&[2; INSTANCE_LEN]);
+    payload.push(8);
+    payload.extend_from_slice(b"old host");
     let mut frame = Vec::new();
-    Frame::Hello(&hello.encode()).encode(&mut frame);
+    Frame::Hello(&payload).encode(&mut frame);
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut c = loop {
         match TcpStream::connect(&addr) {
@@ -365,6 +368,11 @@ fn a_previous_version_peer_is_refused() {
         VERSION - 1
     );
     assert!(text.contains(&want), "the old host was told: {text:?}");
+    assert_eq!(
+        got[0], 0x03,
+        "the old host got more than an ERROR: {text:?}"
+    );
+    assert!(!text.contains("DSRL"), "the old host got a HELLO: {text:?}");
     assert!(
         wait_until(Duration::from_secs(10), || dpu.stderr().contains(&want)),
         "{}",

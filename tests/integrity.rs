@@ -12,7 +12,9 @@ mod common;
 
 use common::*;
 use doca_socket_relay::channel::{STREAM_MAX_MSG, STREAM_WINDOW};
-use doca_socket_relay::protocol::{Frame, Hello, ResetReason, INSTANCE_LEN, NONCE_LEN, VERSION};
+use doca_socket_relay::protocol::{
+    Frame, Hello, Identity, ResetReason, INSTANCE_LEN, NONCE_LEN, VERSION,
+};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -230,12 +232,21 @@ fn hello_for(service: &str) -> Vec<u8> {
         window: STREAM_WINDOW,
         nonce: [5; NONCE_LEN],
         service: service.into(),
+    };
+    let mut out = Vec::new();
+    Frame::Hello(&hello.encode()).encode(&mut out);
+    out
+}
+
+/// The AUTH a host without a key sends after the HELLOs: its identity, in clear.
+fn identity_frame() -> Vec<u8> {
+    let who = Identity {
         // Each raw host is its own process to the DPU side.
         instance: [RAW_HOSTS.fetch_add(1, Ordering::SeqCst); INSTANCE_LEN],
         label: "raw test host".into(),
     };
     let mut out = Vec::new();
-    Frame::Hello(&hello.encode()).encode(&mut out);
+    Frame::Auth(&who.encode()).encode(&mut out);
     out
 }
 
@@ -252,11 +263,12 @@ fn raw_host(addr: &str, dpu: &mut Relay) -> (TcpStream, FrameBuf) {
             if !sent {
                 // Falls through to the deadline check below.
             } else if let Some(Frame::Hello(_)) = fb.next(&mut c).as_ref().map(|f| f.as_frame()) {
-                // The DPU side's verdict ends the handshake: an empty AUTH without a key.
+                c.write_all(&identity_frame()).unwrap();
+                // The DPU side's verdict ends the handshake: admitted (0), in clear without a key.
                 let verdict = fb.next(&mut c);
                 assert_eq!(
                     verdict,
-                    Some(Owned::Other("Auth([])".into())),
+                    Some(Owned::Other("Auth([0])".into())),
                     "{}",
                     dpu.report()
                 );

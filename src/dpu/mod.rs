@@ -1,7 +1,8 @@
 //! The DPU role: listens for the host's channel, authenticates it, and connects every stream the
 //! host opens to the server application's socket.
 
-mod gate;
+pub mod gate;
+pub mod rate;
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::comch;
@@ -16,7 +17,7 @@ use crate::pump::{pump, End};
 use crate::reload::Live;
 use crate::shutdown::{self, Shutdown};
 use crate::systemd;
-use crate::takeover::{self, Verdict};
+use crate::takeover;
 use crate::unix;
 use async_executor::LocalExecutor;
 use async_io::{Async, Timer};
@@ -31,7 +32,7 @@ use std::time::Duration;
 const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a new channel connection may stay silent. The host sends its HELLO as soon as it
 /// connects; a connection that says nothing is not a host.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(2);
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Dpu {
     cfg: Config,
@@ -43,6 +44,8 @@ struct Dpu {
     ex: Rc<LocalExecutor<'static>>,
     /// Connections now in their handshake.
     gate: gate::Gate,
+    /// How many handshakes each address, and all together, may start.
+    rate: rate::Limiter,
     /// Which host is served, to refuse a second live one.
     hosts: takeover::Hosts,
 }
@@ -107,6 +110,7 @@ pub async fn run(
         stats,
         ex: ex.clone(),
         gate: gate::Gate::default(),
+        rate: rate::Limiter::default(),
         hosts: takeover::Hosts::default(),
     });
     loop {
@@ -256,12 +260,13 @@ impl Dpu {
         first: Vec<u8>,
         slot: &gate::Slot,
     ) -> Option<(channel::Agreed, FrameReader)> {
-        let mut reader = FrameReader::new(transport.clone(), transport.max_msg());
+        let mut reader = FrameReader::for_handshake(transport.clone(), transport.max_msg());
         reader.push(&first);
         let handshake = future::or(
             async {
-                // Nothing is sent to a peer that has said nothing: its slot is the first to go
-                // when the gate is full, and a port scanner learns nothing.
+                // A peer that says nothing within its time is not a host: its slot is the first
+                // to go when the gate is full. It is sent nothing (nor is any peer before its
+                // HELLO: see `channel::handshake`).
                 if reader.is_empty() {
                     let first = future::or(async { Some(reader.fill().await) }, async {
                         Timer::after(FIRST_BYTES_TIMEOUT).await;
@@ -289,6 +294,13 @@ impl Dpu {
                     }
                 }
                 slot.spoke();
+                if let Err(over) = self.rate.admit(slot.peer) {
+                    // Answer nothing for a while: a stranger that waits for an answer before
+                    // trying again is slowed to the limit's pace, at the cost of a gate slot
+                    // (the eviction order gives it up before a new host's).
+                    Timer::after(rate::HOLD).await;
+                    return Err(Some(over.to_string()));
+                }
                 channel::handshake(transport, &mut reader, &self.cfg)
                     .await
                     .map_err(|e| Some(e.to_string()))
@@ -300,16 +312,14 @@ impl Dpu {
         )
         .await;
         match handshake {
-            Ok(a) => match self.hosts.decide(&a.peer, peer).await {
-                Verdict::Admit => channel::admit(transport, &a)
-                    .await
-                    .ok()
-                    .map(|()| (a, reader)),
-                Verdict::Refuse(why) => {
-                    channel::refuse(transport, why).await;
-                    None
+            Ok(mut a) => {
+                let verdict = self.hosts.decide(&a.host, peer).await;
+                let admitted = channel::conclude(transport, &mut reader, &mut a, verdict).await;
+                if admitted.is_ok() {
+                    self.rate.prefer(slot.peer);
                 }
-            },
+                admitted.ok().map(|()| (a, reader))
+            }
             Err(Some(e)) => {
                 crate::ratelimit::warn_peer(format_args!("handshake with host {peer} failed: {e}"));
                 None
@@ -336,7 +346,7 @@ impl Dpu {
             true,
             self.stats.clone(),
         );
-        self.hosts.serve(&session, &agreed.peer, &peer);
+        self.hosts.serve(&session, &agreed.host, &peer);
         if let Some(old) = self.session.replace(Some(session.clone())) {
             // `kill` also ends its run at once, even with its writer blocked on a full channel.
             let n = old.kill();

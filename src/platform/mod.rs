@@ -137,10 +137,11 @@ mod tests {
 /// channel code running for real (scripts/windows.sh).
 #[cfg(test)]
 mod channel_tests {
-    use crate::channel::{admit, handshake, FrameReader, Transport};
+    use crate::channel::{conclude, handshake, FrameReader, Transport};
     use crate::cli::{self, Command};
     use crate::config::{Config, Psk};
     use crate::protocol::Frame;
+    use crate::protocol::Verdict;
     use crate::secure::Cipher;
     use futures_lite::future;
     use std::io::IoSlice;
@@ -173,19 +174,21 @@ mod channel_tests {
                 },
             )
             .await;
-            let mut dpu_reader = FrameReader::new(dpu.clone(), dpu.max_msg());
-            let mut host_reader = FrameReader::new(host.clone(), host.max_msg());
+            let mut dpu_reader = FrameReader::for_handshake(dpu.clone(), dpu.max_msg());
+            let mut host_reader = FrameReader::for_handshake(host.clone(), host.max_msg());
             let (dpu_agreed, host_agreed) = future::zip(
                 async {
-                    let agreed = handshake(&dpu, &mut dpu_reader, &dpu_cfg).await.unwrap();
-                    admit(&dpu, &agreed).await.unwrap();
+                    let mut agreed = handshake(&dpu, &mut dpu_reader, &dpu_cfg).await.unwrap();
+                    conclude(&dpu, &mut dpu_reader, &mut agreed, Verdict::Admit)
+                        .await
+                        .unwrap();
                     agreed
                 },
                 async { handshake(&host, &mut host_reader, &host_cfg).await.unwrap() },
             )
             .await;
             assert_eq!(host_agreed.peer.service, "svc");
-            assert_eq!(dpu_agreed.peer.label, crate::takeover::label());
+            assert_eq!(dpu_agreed.host.label, crate::takeover::label());
             let mut sealer = host_agreed.sealer.expect("an encrypted channel");
             let mut frame = Vec::new();
             Frame::Ping(0x5eed).encode(&mut frame);

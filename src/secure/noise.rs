@@ -3,25 +3,28 @@
 //! The host (initiator) sends `psk, e`, the DPU side answers `e, ee`, each in an AUTH frame.
 //! Mixing the key in before the first message means the first message's tag already proves the
 //! host holds it, so the DPU side answers nothing to a peer without the key, as with the plain
-//! proofs. The ephemeral keys give forward secrecy: a key file stolen later does not open
-//! recorded traffic. Both HELLO payloads are the prologue, so a peer that saw other HELLOs than
-//! this side sent (another service name, other limits, another mode) cannot finish.
+//! proofs; that message's payload (the host's identity) is encrypted under a key only the PSK
+//! gives. The DPU side's message carries its verdict, admitted or refused, encrypted and
+//! authenticated after `ee`, so a refusal cannot be forged by someone without the key. The
+//! ephemeral keys give forward secrecy: a key file stolen later does not open recorded traffic
+//! (the host's identity excepted). Both HELLO payloads are the prologue, so a peer that saw
+//! other HELLOs than this side sent (another service name, other limits, another mode) cannot
+//! finish.
 //!
 //! Only the handshake runs in `snow`; its split keys go to [`super::record`], which seals and
 //! opens records in place (snow's transport API copies every message into a second buffer).
 
 use super::record::CipherState;
 use super::Cipher;
-use crate::channel::{refuse, unexpected, FrameReader, HandshakeError, Transport, AUTH_FAILED};
+use crate::channel::HandshakeError;
 use crate::config::{Psk, Role};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, MAX_AUTH_PAYLOAD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 const PROLOGUE_LABEL: &[u8] = b"doca-socket-relay noise v1\0";
 const PSK_LABEL: &[u8] = b"doca-socket-relay noise psk v1";
-/// Largest handshake message: an ephemeral public key and the tag of an empty payload.
-const MSG_LEN: usize = 32 + 16;
 
 /// The two directions' keys after a handshake.
 #[derive(Debug)]
@@ -41,11 +44,11 @@ pub fn protocol_name(cipher: Cipher) -> &'static str {
 }
 
 /// Noise takes a 32-byte PSK; a key file may be longer, so it is condensed with a label that
-/// keeps it apart from the plain proofs made with the same file.
-fn noise_psk(key: &Psk) -> [u8; 32] {
+/// keeps it apart from the plain proofs made with the same file. Wiped when dropped.
+fn noise_psk(key: &Psk) -> Zeroizing<[u8; 32]> {
     let mut m = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC takes keys of any length");
     m.update(PSK_LABEL);
-    m.finalize().into_bytes().into()
+    Zeroizing::new(m.finalize().into_bytes().into())
 }
 
 /// The prologue: a label and both HELLO payloads (host's first), each with its length.
@@ -58,7 +61,9 @@ pub fn prologue(host_hello: &[u8], dpu_hello: &[u8]) -> Vec<u8> {
     p
 }
 
-/// A handshake state for `role`.
+/// A handshake state for `role`. snow keeps its own copy of the PSK in it: [`split`] (or
+/// dropping a [`Handshake`]) overwrites that copy; a state dropped any other way keeps it in
+/// freed memory.
 pub fn start(
     cipher: Cipher,
     key: &Psk,
@@ -76,95 +81,130 @@ pub fn start(
     }
 }
 
-/// The keys of a finished handshake, as `role` uses them.
+/// Overwrites the PSK snow copied into `hs`, the one secret in it that snow lets us reach. Its
+/// ephemeral private key and chaining key stay until the memory is reused (docs/SECURITY.md).
+fn wipe(hs: &mut snow::HandshakeState) {
+    // Only fails for a wrong slot or length, and slot 0 with 32 bytes is what `start` set.
+    let _ = hs.set_psk(0, &[0; 32]);
+}
+
+/// The keys of a finished handshake, as `role` uses them; wipes the PSK copy in `hs`.
 pub fn split(mut hs: snow::HandshakeState, cipher: Cipher, role: Role) -> Keys {
+    let keys = split_keys(&mut hs, cipher, role);
+    wipe(&mut hs);
+    keys
+}
+
+fn split_keys(hs: &mut snow::HandshakeState, cipher: Cipher, role: Role) -> Keys {
     let (initiator_to_responder, responder_to_initiator) = hs.dangerously_get_raw_split();
     let (send, recv) = match role {
         Role::Host => (initiator_to_responder, responder_to_initiator),
         Role::Dpu => (responder_to_initiator, initiator_to_responder),
     };
     // Wiped on return; ring's key schedules cannot be, they live as long as the session.
-    let (send, recv) = (zeroize::Zeroizing::new(send), zeroize::Zeroizing::new(recv));
+    let (send, recv) = (Zeroizing::new(send), Zeroizing::new(recv));
     Keys {
         send: CipherState::new(cipher, &send),
         recv: CipherState::new(cipher, &recv),
     }
 }
 
-/// Appends an AUTH frame holding the next handshake message to `out`.
-fn write(hs: &mut snow::HandshakeState, out: &mut Vec<u8>) -> Result<(), HandshakeError> {
-    let mut msg = [0u8; MSG_LEN];
-    let n = hs
-        .write_message(&[], &mut msg)
-        .map_err(|e| HandshakeError::Protocol(format!("Noise handshake: {e}")))?;
-    Frame::Auth(&msg[..n]).encode(out);
-    Ok(())
+/// One side's Noise handshake over AUTH frames: the host's message carries its identity, the
+/// DPU side's its verdict. Boxed so that moving it does not leave copies of snow's state
+/// behind, and wiped (as far as snow allows) when dropped.
+pub struct Handshake {
+    hs: Box<snow::HandshakeState>,
+    cipher: Cipher,
+    role: Role,
 }
 
-async fn receive(
-    t: &Transport,
-    reader: &mut FrameReader,
-    hs: &mut snow::HandshakeState,
-) -> Result<(), HandshakeError> {
-    match reader.next_frame().await? {
-        Frame::Auth(p) => {
-            let mut payload = [0u8; MSG_LEN];
-            if hs.read_message(p, &mut payload).is_err() {
-                return Err(refuse(t, AUTH_FAILED.into()).await);
-            }
-            Ok(())
-        }
-        other => Err(unexpected(other, "a Noise handshake message")),
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Handshake({}, {:?})",
+            protocol_name(self.cipher),
+            self.role
+        )
     }
 }
 
-/// Runs the handshake over AUTH frames after the HELLO exchange. The DPU side's answer is
-/// its verdict: it goes into `verdict`, sent once the DPU side has decided to serve the host.
-pub async fn handshake(
-    t: &Transport,
-    reader: &mut FrameReader,
-    (cipher, key, role): (Cipher, &Psk, Role),
-    (host_hello, dpu_hello): (&[u8], &[u8]),
-    verdict: &mut Vec<u8>,
-) -> Result<Keys, HandshakeError> {
-    let mut hs = start(cipher, key, role, &prologue(host_hello, dpu_hello))
-        .map_err(|e| HandshakeError::Protocol(format!("Noise handshake: {e}")))?;
-    match role {
-        Role::Host => {
-            let mut out = Vec::new();
-            write(&mut hs, &mut out)?;
-            t.write_all(&out).await.map_err(HandshakeError::Io)?;
-            receive(t, reader, &mut hs).await?;
-        }
-        Role::Dpu => {
-            // Answer only a first message that verified: a stranger gets nothing to work on.
-            receive(t, reader, &mut hs).await?;
-            write(&mut hs, verdict)?;
-        }
+impl Handshake {
+    /// A handshake for `role` with both HELLO payloads as the prologue.
+    pub fn new(
+        cipher: Cipher,
+        key: &Psk,
+        role: Role,
+        (host_hello, dpu_hello): (&[u8], &[u8]),
+    ) -> Result<Handshake, HandshakeError> {
+        let hs = start(cipher, key, role, &prologue(host_hello, dpu_hello))
+            .map_err(|e| HandshakeError::Protocol(format!("Noise handshake: {e}")))?;
+        Ok(Handshake {
+            hs: Box::new(hs),
+            cipher,
+            role,
+        })
     }
-    Ok(split(hs, cipher, role))
+
+    /// Appends an AUTH frame holding this side's next handshake message, carrying `payload`.
+    pub fn write(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), HandshakeError> {
+        let mut msg = Zeroizing::new([0u8; MAX_AUTH_PAYLOAD]);
+        let n = self
+            .hs
+            .write_message(payload, &mut *msg)
+            .map_err(|e| HandshakeError::Protocol(format!("Noise handshake: {e}")))?;
+        Frame::Auth(&msg[..n]).encode(out);
+        Ok(())
+    }
+
+    /// The payload of the peer's handshake message `msg`, if it verifies.
+    pub fn read(&mut self, msg: &[u8]) -> Option<Vec<u8>> {
+        let mut payload = Zeroizing::new([0u8; MAX_AUTH_PAYLOAD]);
+        let n = self.hs.read_message(msg, &mut *payload).ok()?;
+        Some(payload[..n].to_vec())
+    }
+
+    /// The transport keys, once both messages went through.
+    pub fn split(mut self) -> Keys {
+        split_keys(&mut self.hs, self.cipher, self.role)
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        wipe(&mut self.hs);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The AUTH frame's payload in `out`.
+    fn auth(out: &[u8]) -> &[u8] {
+        match Frame::decode(out, 0) {
+            Ok(Some((Frame::Auth(p), _))) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn pair(cipher: Cipher, host_key: &Psk, dpu_key: &Psk, p: &[u8], q: &[u8]) -> Option<Keys> {
-        let mut host = start(cipher, host_key, Role::Host, p).unwrap();
-        let mut dpu = start(cipher, dpu_key, Role::Dpu, q).unwrap();
-        let (mut m, mut scratch) = ([0u8; MSG_LEN], [0u8; MSG_LEN]);
-        let n = host.write_message(&[], &mut m).unwrap();
-        dpu.read_message(&m[..n], &mut scratch).ok()?;
-        let n = dpu.write_message(&[], &mut m).unwrap();
-        host.read_message(&m[..n], &mut scratch).ok()?;
+        let mut host = Handshake::new(cipher, host_key, Role::Host, (p, b"dpu")).unwrap();
+        let mut dpu = Handshake::new(cipher, dpu_key, Role::Dpu, (q, b"dpu")).unwrap();
+        let mut out = Vec::new();
+        host.write(b"who", &mut out).unwrap();
+        assert_eq!(dpu.read(auth(&out))?, b"who");
+        out.clear();
+        dpu.write(b"verdict", &mut out).unwrap();
+        assert_eq!(host.read(auth(&out))?, b"verdict");
         // Each side's sending key is the other's receiving key.
-        let mut h = split(host, cipher, Role::Host);
-        let mut d = split(dpu, cipher, Role::Dpu);
+        let mut h = host.split();
+        let mut d = dpu.split();
         let mut rec = *b"frames";
-        let tag = h.send.seal(&mut rec);
+        let tag = h.send.seal(&mut rec).unwrap();
         d.recv.open(&mut rec, &tag).ok()?;
         assert_eq!(&rec, b"frames");
-        let tag = d.send.seal(&mut rec);
+        let tag = d.send.seal(&mut rec).unwrap();
         h.recv.open(&mut rec, &tag).ok()?;
         Some(h)
     }
@@ -178,5 +218,29 @@ mod tests {
             assert!(pair(cipher, &k, &k, b"hello", b"hellO").is_none());
         }
         assert_ne!(prologue(b"ab", b"c"), prologue(b"a", b"bc"));
+    }
+
+    /// The host's identity in the first message is not in clear: only the key opens it.
+    #[test]
+    fn the_first_message_hides_its_payload() {
+        let k = Psk(vec![7; 40]);
+        let mut host = Handshake::new(Cipher::AesGcm, &k, Role::Host, (b"h", b"d")).unwrap();
+        let mut out = Vec::new();
+        host.write(b"myhost pid 1234", &mut out).unwrap();
+        assert!(!out.windows(6).any(|w| w == b"myhost"));
+        assert_eq!(auth(&out).len(), 32 + 15 + 16);
+    }
+
+    /// Dropping a state, or splitting it, overwrites snow's copy of the PSK: a handshake
+    /// started from the wiped state no longer matches one with the key.
+    #[test]
+    fn the_psk_copy_is_wiped() {
+        let k = Psk(vec![7; 40]);
+        let mut wiped = start(Cipher::AesGcm, &k, Role::Host, b"p").unwrap();
+        wipe(&mut wiped);
+        let mut dpu = start(Cipher::AesGcm, &k, Role::Dpu, b"p").unwrap();
+        let (mut m, mut scratch) = ([0u8; 64], [0u8; 64]);
+        let n = wiped.write_message(&[], &mut m).unwrap();
+        assert!(dpu.read_message(&m[..n], &mut scratch).is_err());
     }
 }

@@ -27,6 +27,9 @@ pub const TAG_LEN: usize = 16;
 /// Records sealed under one key; then both sides move to the next key (Noise REKEY). With
 /// records of at most 1 MiB a key protects at most 4 GiB (2^28 AES blocks).
 pub const REKEY_EVERY: u64 = 1 << 12;
+/// The first nonce a record may not use: Noise reserves 2^64 - 1 for REKEY, and a counter
+/// that got there refuses to go on (the session ends and the host reconnects with fresh keys).
+pub const NONCE_LIMIT: u64 = u64::MAX;
 
 /// Largest record (ciphertext and tag) on a channel whose messages hold `max_msg` bytes: a
 /// record and its header fill one message.
@@ -91,21 +94,40 @@ impl CipherState {
         tag.as_ref().try_into().expect("tags are TAG_LEN bytes")
     }
 
-    /// Encrypts `buf` in place and returns its tag.
-    pub fn seal(&mut self, buf: &mut [u8]) -> [u8; TAG_LEN] {
+    /// Encrypts `buf` in place and returns its tag. Refuses once the nonce counter reached
+    /// [`NONCE_LIMIT`]: the session must end rather than reuse a nonce.
+    pub fn seal(&mut self, buf: &mut [u8]) -> Result<[u8; TAG_LEN], RecordError> {
+        self.check_limit()?;
         let tag = self.seal_at(self.n, buf);
         self.advance();
-        tag
+        Ok(tag)
     }
 
     /// Decrypts `buf` in place if `tag` authenticates it under the next nonce.
     pub fn open(&mut self, buf: &mut [u8], tag: &[u8]) -> Result<(), RecordError> {
+        self.check_limit()?;
         let tag = Tag::try_from(tag).map_err(|_| RecordError::Forged)?;
         self.aead
             .open_in_place_separate_tag(self.nonce(self.n), Aad::empty(), tag, buf, 0..)
             .map_err(|_| RecordError::Forged)?;
         self.advance();
         Ok(())
+    }
+
+    fn check_limit(&self) -> Result<(), RecordError> {
+        if self.n == NONCE_LIMIT {
+            return Err(RecordError::Exhausted);
+        }
+        Ok(())
+    }
+
+    /// A direction whose counter is already at `n`, to test the limit without 2^64 records.
+    #[cfg(test)]
+    fn at(cipher: Cipher, key: &[u8; 32], n: u64) -> CipherState {
+        CipherState {
+            n,
+            ..CipherState::new(cipher, key)
+        }
     }
 
     fn advance(&mut self) {
@@ -133,6 +155,8 @@ pub enum RecordError {
     BadLength(u32, usize),
     /// The tag did not verify.
     Forged,
+    /// The direction's nonce counter reached [`NONCE_LIMIT`].
+    Exhausted,
 }
 
 impl fmt::Display for RecordError {
@@ -149,6 +173,9 @@ impl fmt::Display for RecordError {
             }
             RecordError::Forged => f.write_str(
                 "a record failed authentication: altered, replayed, reordered or lost on the way",
+            ),
+            RecordError::Exhausted => f.write_str(
+                "the record counter reached its limit; the session must start over with fresh keys",
             ),
         }
     }
@@ -236,7 +263,10 @@ impl Sealer {
     pub fn seal<'a>(&'a mut self, frames: &'a mut [u8]) -> io::Result<Vec<IoSlice<'a>>> {
         self.runs.clear();
         for range in record_runs(frames, self.max_run)? {
-            let tag = self.cs.seal(&mut frames[range.clone()]);
+            let tag = self
+                .cs
+                .seal(&mut frames[range.clone()])
+                .map_err(|e| io::Error::other(e.to_string()))?;
             let mut head = [0u8; HEADER_LEN];
             head[0] = T_SEALED;
             head[5..].copy_from_slice(&((range.len() + TAG_LEN) as u32).to_be_bytes());
@@ -345,7 +375,7 @@ mod tests {
                 }
                 let msg = i.to_be_bytes();
                 let mut rec = msg;
-                let tag = ours.send.seal(&mut rec);
+                let tag = ours.send.seal(&mut rec).unwrap();
                 let sealed = [&rec[..], &tag[..]].concat();
                 let n = snow
                     .read_message(&sealed, &mut out)
@@ -444,6 +474,28 @@ mod tests {
                 plain.starts_with(&got),
                 "round {round}: a frame that was never sent"
             );
+        }
+    }
+
+    /// A direction refuses to seal or open at the nonce Noise reserves, and the record before
+    /// it still goes through; the sender's error ends the session instead of reusing a nonce.
+    #[test]
+    fn the_record_counter_stops_at_its_limit() {
+        let key = [4u8; 32];
+        for cipher in [Cipher::AesGcm, Cipher::ChaChaPoly] {
+            let mut tx = CipherState::at(cipher, &key, NONCE_LIMIT - 1);
+            let mut rx = CipherState::at(cipher, &key, NONCE_LIMIT - 1);
+            let mut rec = *b"last";
+            let tag = tx.seal(&mut rec).expect("the last nonce is usable");
+            rx.open(&mut rec, &tag).expect("and opens");
+            assert_eq!(&rec, b"last");
+            assert_eq!(tx.seal(&mut rec), Err(RecordError::Exhausted));
+            assert_eq!(rx.open(&mut rec, &tag), Err(RecordError::Exhausted));
+            let mut sealer = Sealer::new(tx, 4096);
+            let mut frames = Vec::new();
+            Frame::Ping(1).encode(&mut frames);
+            let err = sealer.seal(&mut frames).unwrap_err();
+            assert!(err.to_string().contains("limit"), "{err}");
         }
     }
 }
