@@ -93,15 +93,18 @@ pub enum HandshakeFailure {
     Protocol,
     /// The connection failed or timed out during the handshake.
     Io,
+    /// The DPU side's handshake rate limit held the connection back (a flood, or a stranger).
+    RateLimited,
 }
 
 impl HandshakeFailure {
     /// Every reason, in the order they are rendered.
-    pub const ALL: [HandshakeFailure; 4] = [
+    pub const ALL: [HandshakeFailure; 5] = [
         HandshakeFailure::Key,
         HandshakeFailure::Refused,
         HandshakeFailure::Protocol,
         HandshakeFailure::Io,
+        HandshakeFailure::RateLimited,
     ];
 
     /// The label value.
@@ -111,6 +114,7 @@ impl HandshakeFailure {
             HandshakeFailure::Refused => "refused",
             HandshakeFailure::Protocol => "protocol",
             HandshakeFailure::Io => "io",
+            HandshakeFailure::RateLimited => "rate_limited",
         }
     }
 }
@@ -126,7 +130,7 @@ pub struct Counters {
     /// Channel sessions that completed their handshake.
     pub sessions: Cell<u64>,
     session_ends: [Cell<u64>; 3],
-    handshake_failures: [Cell<u64>; 4],
+    handshake_failures: [Cell<u64>; 5],
     /// When the current channel session came up.
     pub up_since: Cell<Option<Instant>>,
 }

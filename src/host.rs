@@ -3,7 +3,7 @@
 
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::config::{ChannelAddr, Config};
-use crate::counters::Outcome;
+use crate::counters::{Counters, Outcome};
 use crate::doca;
 use crate::error::Error;
 use crate::mux::{Session, Stats};
@@ -227,7 +227,9 @@ impl Host {
         let mut unreachable: Option<(Instant, bool)> = None;
         while !self.stop.started() {
             let mut refused = false;
-            let attempt = future::or(connect(&self.cfg, self.doca.as_ref()), async {
+            let cfg = self.live.keyed(&self.cfg);
+            let counters = &self.stats.counters;
+            let attempt = future::or(connect(&cfg, counters, self.doca.as_ref()), async {
                 self.stop.wait().await;
                 Err(ConnectError::Unreachable("shutting down".into()))
             });
@@ -352,6 +354,7 @@ enum ConnectError {
 
 async fn connect(
     cfg: &Config,
+    counters: &Counters,
     device: Option<&Rc<doca::Backend>>,
 ) -> Result<(Transport, FrameReader, channel::Agreed), ConnectError> {
     let attempt = async {
@@ -371,7 +374,11 @@ async fn connect(
             }
         };
         let mut reader = FrameReader::for_handshake(transport.clone(), transport.max_msg());
-        match channel::handshake(&transport, &mut reader, cfg).await {
+        let handshake = channel::handshake(&transport, &mut reader, cfg).await;
+        if let Err(e) = &handshake {
+            counters.handshake_failed(e.failure());
+        }
+        match handshake {
             Ok(agreed) => Ok((transport, reader, agreed)),
             Err(channel::HandshakeError::Io(e)) => Err(ConnectError::Unreachable(e.to_string())),
             Err(e @ channel::HandshakeError::PeerRefused(_)) => {

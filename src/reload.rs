@@ -30,6 +30,15 @@ pub struct Live {
 }
 
 impl Live {
+    /// `cfg` with the keys in force now, for a handshake.
+    pub fn keyed(&self, cfg: &Config) -> Config {
+        Config {
+            psk: self.psk.borrow().clone(),
+            psk_next: self.psk_next.borrow().clone(),
+            ..cfg.clone()
+        }
+    }
+
     /// The live settings of a relay starting with `cfg`.
     pub fn new(cfg: &Config) -> Live {
         Live {
@@ -81,13 +90,16 @@ pub fn compare(old: &Config, new: &Config) -> Changes {
     let shown =
         |m: &Option<crate::config::MetricsAddr>| m.as_ref().map_or("off".into(), |a| a.to_string());
     live("metrics", shown(&old.metrics), shown(&new.metrics));
-    if old.psk != new.psk {
-        c.live.push("psk-file (a new key)".into());
-    }
-    match (&old.psk_next, &new.psk_next) {
-        (a, b) if a == b => {}
-        (_, None) => c.live.push("psk-file-next (no second key)".into()),
-        (_, Some(_)) => c.live.push("psk-file-next (a new second key)".into()),
+    // Keys change live only within the same security mode (see the restart list below).
+    if old.security() == new.security() {
+        if old.psk != new.psk {
+            c.live.push("psk-file (a new key)".into());
+        }
+        match (&old.psk_next, &new.psk_next) {
+            (a, b) if a == b => {}
+            (_, None) => c.live.push("psk-file-next (no second key)".into()),
+            (_, Some(_)) => c.live.push("psk-file-next (a new second key)".into()),
+        }
     }
     let fixed: [(&'static str, bool); 9] = [
         ("role", old.role != new.role),
@@ -178,8 +190,11 @@ impl Reloader {
         {
             session.set_max_streams(new.max_clients);
         }
-        *self.live.psk.borrow_mut() = new.psk.clone();
-        *self.live.psk_next.borrow_mut() = new.psk_next.clone();
+        // A key that appears or goes changes the security mode: that waits for a restart.
+        if new.security() == self.running.security() {
+            *self.live.psk.borrow_mut() = new.psk.clone();
+            *self.live.psk_next.borrow_mut() = new.psk_next.clone();
+        }
         #[cfg(target_os = "linux")]
         if let Err(e) = crate::reactor::set_busy_poll(new.busy_poll) {
             log::warn!("reload: busy polling unchanged: {e}");
@@ -187,7 +202,10 @@ impl Reloader {
         let r = &mut self.running;
         (r.log_level, r.max_clients, r.busy_poll) = (new.log_level, new.max_clients, new.busy_poll);
         r.drain_timeout = new.drain_timeout;
-        (r.metrics, r.psk, r.psk_next) = (new.metrics, new.psk, new.psk_next);
+        if new.security() == r.security() {
+            (r.psk, r.psk_next) = (new.psk, new.psk_next);
+        }
+        r.metrics = new.metrics;
         let changed = if changes.live.is_empty() {
             "nothing that applies live changed".to_string()
         } else {

@@ -11,6 +11,7 @@
 use super::{FrameReader, Transport, MIN_MAX_MSG, STREAM_WINDOW};
 use crate::auth;
 use crate::config::{Config, Psk, Role};
+use crate::counters::HandshakeFailure;
 use crate::protocol::{cut, Frame, Hello, Identity, Verdict, HEADER_LEN, PROOF_LEN, VERSION};
 use crate::secure::noise::Handshake;
 use crate::secure::record::{self, Sealer};
@@ -88,6 +89,20 @@ impl fmt::Display for HandshakeError {
                 write!(f, "the peer says (unauthenticated, so only its claim): {m}")
             }
             HandshakeError::Protocol(m) => write!(f, "protocol error: {m}"),
+        }
+    }
+}
+
+impl HandshakeError {
+    /// How `--metrics` counts this failure.
+    pub fn failure(&self) -> HandshakeFailure {
+        match self {
+            HandshakeError::Io(_) => HandshakeFailure::Io,
+            HandshakeError::Refused(m) if m == AUTH_FAILED => HandshakeFailure::Key,
+            HandshakeError::Refused(_)
+            | HandshakeError::PeerRefused(_)
+            | HandshakeError::PeerClaim(_) => HandshakeFailure::Refused,
+            HandshakeError::Protocol(_) => HandshakeFailure::Protocol,
         }
     }
 }
@@ -220,15 +235,14 @@ async fn host_auth(
     };
     let verdict = match (&mut noise, &cfg.psk) {
         (Some(hs), _) => hs.read(&answer),
-        (None, Some(key)) if answer.len() >= PROOF_LEN => {
+        (None, Some(_)) if answer.len() >= PROOF_LEN => {
             let (proof, verdict) = answer.split_at(PROOF_LEN);
-            auth::verify(
-                key,
-                Role::Dpu,
-                &[host_hello, dpu_hello, &who, verdict],
-                proof,
-            )
-            .then(|| verdict.to_vec())
+            let parts = [host_hello, dpu_hello, &who, verdict];
+            // The DPU side answers with the key this side proved, or during a rotation with
+            // the next one.
+            let mut keys = cfg.psk.iter().chain(&cfg.psk_next);
+            keys.any(|k| auth::verify(k, Role::Dpu, &parts, proof))
+                .then(|| verdict.to_vec())
         }
         (None, Some(_)) => None,
         (None, None) => Some(answer),
@@ -268,20 +282,34 @@ async fn dpu_auth(
         Frame::Auth(p) => p.to_vec(),
         other => return Err(unexpected(other, "AUTH")),
     };
+    // During a key rotation a host may prove either key (`--psk-file-next`); the answer is
+    // made with the one it proved.
+    let keys = cfg.psk.iter().chain(&cfg.psk_next);
     let (who, pending) = match (cfg.security(), &cfg.psk) {
-        (Security::Sealed(cipher), Some(key)) => {
-            let mut hs = Handshake::new(cipher, key, Role::Dpu, (host_hello, dpu_hello))?;
+        (Security::Sealed(cipher), Some(_)) => {
+            let mut opened = None;
+            for key in keys {
+                let mut hs = Handshake::new(cipher, key, Role::Dpu, (host_hello, dpu_hello))?;
+                if let Some(who) = hs.read(&auth) {
+                    opened = Some((who, Pending::Noise(hs)));
+                    break;
+                }
+            }
             // Answer only a first message that verified: a stranger gets nothing to work on.
-            match hs.read(&auth) {
-                Some(who) => (who, Pending::Noise(hs)),
+            match opened {
+                Some(opened) => opened,
                 None => return Err(refuse(t, AUTH_FAILED.into()).await),
             }
         }
-        (_, Some(key)) => {
+        (_, Some(_)) => {
             let (proof, who) = auth.split_at(auth.len().min(PROOF_LEN));
-            if !auth::verify(key, Role::Host, &[host_hello, dpu_hello, who], proof) {
+            let parts = [host_hello, dpu_hello, who];
+            let Some(key) = keys
+                .into_iter()
+                .find(|k| auth::verify(k, Role::Host, &parts, proof))
+            else {
                 return Err(refuse(t, AUTH_FAILED.into()).await);
-            }
+            };
             let transcript = vec![host_hello.to_vec(), dpu_hello.to_vec(), who.to_vec()];
             (
                 who.to_vec(),

@@ -7,7 +7,7 @@ pub mod rate;
 use crate::channel::{self, FrameReader, Transport, STREAM_WINDOW};
 use crate::comch;
 use crate::config::{ChannelAddr, Config, Role};
-use crate::counters::Outcome;
+use crate::counters::{HandshakeFailure, Outcome};
 use crate::doca;
 use crate::error::Error;
 use crate::host::HANDSHAKE_TIMEOUT;
@@ -298,15 +298,22 @@ impl Dpu {
                     // Answer nothing for a while: a stranger that waits for an answer before
                     // trying again is slowed to the limit's pace, at the cost of a gate slot
                     // (the eviction order gives it up before a new host's).
+                    self.stats
+                        .counters
+                        .handshake_failed(HandshakeFailure::RateLimited);
                     Timer::after(rate::HOLD).await;
                     return Err(Some(over.to_string()));
                 }
-                channel::handshake(transport, &mut reader, &self.cfg)
+                channel::handshake(transport, &mut reader, &self.live.keyed(&self.cfg))
                     .await
-                    .map_err(|e| Some(e.to_string()))
+                    .map_err(|e| {
+                        self.stats.counters.handshake_failed(e.failure());
+                        Some(e.to_string())
+                    })
             },
             async {
                 Timer::after(HANDSHAKE_TIMEOUT).await;
+                self.stats.counters.handshake_failed(HandshakeFailure::Io);
                 Err(Some("timed out".to_string()))
             },
         )
