@@ -242,3 +242,22 @@ fn hostile_clients_do_not_lock_out_a_scrape_or_disturb_the_relay() {
     echo(&env.host_sock, 100_000);
     assert!(env.host().is_running());
 }
+
+/// Over a DOCA channel (the fake Comch library) the page also counts the messages handed to
+/// DOCA and taken from it.
+#[test]
+fn doca_messages_are_counted() {
+    let port = free_tcp_port();
+    let addr = format!("tcp:127.0.0.1:{port}");
+    let env = Setup::new(Chan::Comch(ComchApi::V29))
+        .host_args(&["--metrics", &addr])
+        .start();
+    echo(&env.host_sock, 200_000);
+    let page = get(port, "/metrics");
+    let out = "doca_socket_relay_doca_messages_total{direction=\"out\"}";
+    let inn = "doca_socket_relay_doca_messages_total{direction=\"in\"}";
+    // 200 KB each way in messages of a few KiB: dozens of messages at least.
+    assert!(sample(&page, out).unwrap_or(0.0) >= 40.0, "{page}");
+    assert!(sample(&page, inn).unwrap_or(0.0) >= 40.0, "{page}");
+    assert!(page.contains("channel=\"doca\""), "{page}");
+}
