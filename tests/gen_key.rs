@@ -18,20 +18,9 @@ use std::time::Duration;
 
 /// `--check` of a host side on a unix channel with `key` as `--psk-file`.
 fn check_with(dir: &Path, key: &Path) -> Vec<String> {
-    let sock = dir.join("h.sock").display().to_string();
-    let chan = format!("unix:{}", dir.join("c.sock").display());
-    let key = key.display().to_string();
-    strings(&[
-        "-s",
-        &sock,
-        "-n",
-        "svc",
-        "--channel",
-        &chan,
-        "--psk-file",
-        &key,
-        "--check",
-    ])
+    let mut args = keyed_host_args(dir, key);
+    args.push("--check".into());
+    args
 }
 
 /// Runs `--gen-key PATH` from a shell with the usual umask 0022, as a user would.

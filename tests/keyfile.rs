@@ -28,19 +28,7 @@ fn key_with_mode(dir: &Path, name: &str, mode: u32) -> PathBuf {
 
 /// Host-side arguments on a unix channel with `key` as `--psk-file`.
 fn host_args(dir: &Path, key: &Path) -> Vec<String> {
-    let sock = dir.join("h.sock").display().to_string();
-    let chan = format!("unix:{}", dir.join("c.sock").display());
-    let key = key.display().to_string();
-    strings(&[
-        "-s",
-        &sock,
-        "-n",
-        "svc",
-        "--channel",
-        &chan,
-        "--psk-file",
-        &key,
-    ])
+    keyed_host_args(dir, key)
 }
 
 /// The same settings as a JSON flag file.

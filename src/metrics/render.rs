@@ -5,7 +5,7 @@ use crate::counters::{HandshakeFailure, Outcome, SessionEnd, DOCA_MESSAGES_IN, D
 use crate::mux::Stats;
 use crate::secure::Security;
 use std::fmt::{Display, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The content type Prometheus expects for the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -69,6 +69,20 @@ impl Page {
         let _ = writeln!(self.0, " {value}");
     }
 
+    /// A counter family with one label, a sample per value.
+    fn labeled<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, "counter", help);
+        for (value, n) in samples {
+            self.sample(name, &[(label, value)], n);
+        }
+    }
+
     /// A family of one sample without labels.
     fn one(&mut self, name: &str, kind: &str, help: &str, value: impl Display) {
         self.family(name, kind, help);
@@ -116,33 +130,18 @@ pub fn render(stats: &Stats, info: &Info) -> String {
         stats.bytes_in.get(),
     );
     let c = &stats.counters;
-    p.family(
+    p.labeled(
         "doca_socket_relay_data_frames_total",
-        "counter",
         "DATA frames relayed: sent on the channel (out), received from it (in).",
+        "direction",
+        [("out", c.frames_out.get()), ("in", c.frames_in.get())],
     );
-    p.sample(
-        "doca_socket_relay_data_frames_total",
-        &[("direction", "out")],
-        c.frames_out.get(),
-    );
-    p.sample(
-        "doca_socket_relay_data_frames_total",
-        &[("direction", "in")],
-        c.frames_in.get(),
-    );
-    p.family(
+    p.labeled(
         "doca_socket_relay_streams_ended_total",
-        "counter",
         "Relayed connections that ended, and clients refused, by outcome.",
+        "outcome",
+        Outcome::ALL.map(|o| (o.label(), c.streams_ended(o))),
     );
-    for o in Outcome::ALL {
-        p.sample(
-            "doca_socket_relay_streams_ended_total",
-            &[("outcome", o.label())],
-            c.streams_ended(o),
-        );
-    }
     p.one(
         "doca_socket_relay_channel_up",
         "gauge",
@@ -161,43 +160,26 @@ pub fn render(stats: &Stats, info: &Info) -> String {
         "Channel sessions that completed their handshake.",
         c.sessions.get(),
     );
-    p.family(
+    p.labeled(
         "doca_socket_relay_channel_session_ends_total",
-        "counter",
         "Channel sessions that ended, by reason.",
+        "reason",
+        SessionEnd::ALL.map(|w| (w.label(), c.session_ends(w))),
     );
-    for why in SessionEnd::ALL {
-        p.sample(
-            "doca_socket_relay_channel_session_ends_total",
-            &[("reason", why.label())],
-            c.session_ends(why),
-        );
-    }
-    p.family(
+    p.labeled(
         "doca_socket_relay_handshake_failures_total",
-        "counter",
         "Channel handshakes that failed, by reason.",
+        "reason",
+        HandshakeFailure::ALL.map(|w| (w.label(), c.handshake_failures(w))),
     );
-    for why in HandshakeFailure::ALL {
-        p.sample(
-            "doca_socket_relay_handshake_failures_total",
-            &[("reason", why.label())],
-            c.handshake_failures(why),
-        );
-    }
     if info.doca {
-        p.family(
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        p.labeled(
             "doca_socket_relay_doca_messages_total",
-            "counter",
             "Messages handed to DOCA (out) and taken from it (in).",
+            "direction",
+            [("out", n(&DOCA_MESSAGES_OUT)), ("in", n(&DOCA_MESSAGES_IN))],
         );
-        for (dir, n) in [("out", &DOCA_MESSAGES_OUT), ("in", &DOCA_MESSAGES_IN)] {
-            p.sample(
-                "doca_socket_relay_doca_messages_total",
-                &[("direction", dir)],
-                n.load(Ordering::Relaxed),
-            );
-        }
     }
     process(&mut p);
     p.0

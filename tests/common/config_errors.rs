@@ -47,3 +47,20 @@ pub fn expect_config_error(dir: &Path, args: &[String], want: &str, sock: &Path)
 pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
+
+/// Host-side arguments on a unix channel in `dir` with `key` as `--psk-file`.
+pub fn keyed_host_args(dir: &Path, key: &Path) -> Vec<String> {
+    let sock = dir.join("h.sock").display().to_string();
+    let chan = format!("unix:{}", dir.join("c.sock").display());
+    let key = key.display().to_string();
+    strings(&[
+        "-s",
+        &sock,
+        "-n",
+        "svc",
+        "--channel",
+        &chan,
+        "--psk-file",
+        &key,
+    ])
+}
