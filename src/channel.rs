@@ -359,6 +359,11 @@ impl FrameReader {
     pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, HandshakeError> {
         loop {
             if let Some(&ty) = self.buf[self.start..self.end].first() {
+                if ty == crate::protocol::T_SEALED {
+                    // Says which setting differs rather than only "not a handshake frame".
+                    let sealed = crate::protocol::DecodeError::UnknownType(ty);
+                    return Err(HandshakeError::Protocol(sealed.to_string()));
+                }
                 if !is_handshake_type(ty) {
                     return Err(HandshakeError::Protocol(format!(
                         "expected a handshake frame, got type 0x{ty:02x}"
