@@ -51,7 +51,38 @@ pub fn stopping() {
 
 /// Sends the `STATUS=` line now (the drain starting, say), not at the next tick.
 pub fn status(stats: &Stats) {
-    let _ = sd_notify::notify(&[NotifyState::Status(&status_line(stats))]);
+    send_status(&status_line(stats));
+}
+
+/// Sends `STATUS=line` without waiting. sd_notify's send blocks while the notify socket's
+/// queue is full (a manager that is busy, or a test that reads late: 10 datagrams by default),
+/// and this runs on the event loop; a status line the next tick replaces may be dropped
+/// instead. READY, RELOADING, STOPPING and the watchdog still go through sd_notify: systemd
+/// must get those.
+fn send_status(line: &str) {
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let addr = {
+        use std::os::unix::ffi::OsStrExt;
+        #[cfg(target_os = "linux")]
+        if let Some(name) = path.as_bytes().strip_prefix(b"@") {
+            use std::os::linux::net::SocketAddrExt;
+            SocketAddr::from_abstract_name(name)
+        } else {
+            SocketAddr::from_pathname(&path)
+        }
+        #[cfg(not(target_os = "linux"))]
+        SocketAddr::from_pathname(&path)
+    };
+    let Ok(addr) = addr else {
+        return;
+    };
+    if let Ok(sock) = UnixDatagram::unbound() {
+        let _ = sock.set_nonblocking(true);
+        let _ = sock.send_to_addr(format!("STATUS={line}\n").as_bytes(), &addr);
+    }
 }
 
 /// Sends `STATUS=` whenever the figures changed, checking once a second.
@@ -64,7 +95,7 @@ pub async fn status_loop(stats: Rc<Stats>) {
         Timer::after(Duration::from_secs(1)).await;
         let line = status_line(&stats);
         if stats.ready.get() && line != last {
-            let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
+            send_status(&line);
             last = line;
         }
     }

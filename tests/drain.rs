@@ -87,7 +87,28 @@ fn download(env: &mut Env, stop_dpu: bool) -> (usize, bool) {
 }
 
 fn whole_download_survives_sigterm(stop_dpu: bool) {
+    // systemd's notify socket, to see the STATUS line while the relay drains.
+    let notify_dir = tempdir();
+    let notify_path = notify_dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    // Read as systemd would, at once: a notify socket left unread fills its queue.
+    let statuses = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = statuses.clone();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let reader = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline && Arc::strong_count(&seen) > 1 {
+            if let Ok(n) = notify.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                seen.lock().unwrap().push(line);
+            }
+        }
+    });
     let mut env = Setup::new(Chan::Tcp)
+        .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
         .server(paced_source(), |_| Ok(()))
         .host_args(&["--drain-timeout", drain()])
         .dpu_args(&["--drain-timeout", drain()])
@@ -102,6 +123,17 @@ fn whole_download_survives_sigterm(stop_dpu: bool) {
     let draining = format!("draining 1 open stream for up to {} s", drain());
     assert!(log.contains(&draining), "{log}");
     assert!(log.contains("drained: every stream finished"), "{log}");
+    let statuses = Arc::try_unwrap(statuses).map_or_else(
+        |shared| shared.lock().unwrap().clone(),
+        |own| own.into_inner().unwrap(),
+    );
+    reader.join().unwrap();
+    assert!(
+        statuses
+            .iter()
+            .any(|m| m.contains("STATUS=draining 1 stream;")),
+        "no STATUS while draining: {statuses:?}"
+    );
 }
 
 #[test]

@@ -372,3 +372,26 @@ fn syslog_lines_wait_for_a_late_syslogd() {
         "the lines logged at exit were lost: {lines:?}"
     );
 }
+
+/// A notify socket nobody reads (a manager that is busy) fills after a few datagrams; the
+/// relay's once-a-second STATUS lines must not then block its event loop. Echoes keep
+/// completing for longer than the queue lasts (10 datagrams by default, two relays sending).
+#[test]
+fn an_unread_notify_socket_does_not_stall_the_relay() {
+    let notify_dir = tempdir();
+    let notify_path = notify_dir.path().join("notify.sock");
+    let _unread = UnixDatagram::bind(&notify_path).unwrap();
+    let mut env = Setup::new(Chan::Unix)
+        .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
+        .start();
+    let client = env.client();
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut round = 0u64;
+    while Instant::now() < until {
+        // Changing figures every second: a new STATUS line from each relay every second.
+        let res = echo_check(&client, &pattern(round, 4096));
+        assert!(res.is_ok(), "round {round}: {res:?}\n{}", env.logs());
+        round += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
