@@ -38,13 +38,12 @@ fn drain() -> &'static str {
 }
 
 /// The server application: sends [`SIZE`] bytes of a pattern at about 20 MB/s, then closes.
-fn paced_source() -> Handler {
-    Arc::new(|mut s: UnixStream| {
+fn paced_source(size: usize) -> Handler {
+    Arc::new(move |mut s: UnixStream| {
         let mut pattern = Pattern::new(7);
         let mut chunk = vec![0u8; CHUNK];
         let start = Instant::now();
         let mut sent = 0;
-        let size = size();
         while sent < size {
             let n = CHUNK.min(size - sent);
             pattern.fill(&mut chunk[..n]);
@@ -63,7 +62,7 @@ fn paced_source() -> Handler {
 
 /// Reads the download, stopping `side` once 20 MB have arrived; returns the bytes received
 /// and whether they match the pattern.
-fn download(env: &mut Env, stop_dpu: bool) -> (usize, bool) {
+fn download(env: &mut Env, stop_dpu: bool, size: usize) -> (usize, bool) {
     let mut c = UnixStream::connect(&env.host_sock).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut expect = Pattern::new(7);
@@ -77,7 +76,7 @@ fn download(env: &mut Env, stop_dpu: bool) -> (usize, bool) {
         expect.fill(&mut want[..n]);
         same &= buf[..n] == want[..n];
         got += n;
-        if !stopped && got >= size() / 5 {
+        if !stopped && got >= size / 5 {
             stopped = true;
             let relay = if stop_dpu { env.dpu() } else { env.host() };
             relay.signal("TERM");
@@ -109,11 +108,11 @@ fn whole_download_survives_sigterm(stop_dpu: bool) {
     });
     let mut env = Setup::new(Chan::Tcp)
         .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
-        .server(paced_source(), |_| Ok(()))
+        .server(paced_source(size()), |_| Ok(()))
         .host_args(&["--drain-timeout", drain()])
         .dpu_args(&["--drain-timeout", drain()])
         .start();
-    let (got, same) = download(&mut env, stop_dpu);
+    let (got, same) = download(&mut env, stop_dpu, size());
     let relay = if stop_dpu { env.dpu() } else { env.host() };
     let status = relay.wait_exit(Duration::from_secs(30));
     let log = relay.stderr();
@@ -151,13 +150,14 @@ fn sigterm_on_the_dpu_lets_a_download_finish() {
 #[test]
 fn a_short_drain_cuts_what_is_left_and_says_so() {
     let mut env = Setup::new(Chan::Tcp)
-        .server(paced_source(), |_| Ok(()))
+        // The whole 100 MB even under qemu: at 20 MB/s the rest takes 4 s, four times the drain.
+        .server(paced_source(100_000_000), |_| Ok(()))
         .host_args(&["--drain-timeout", "1"])
         .start();
-    let (got, _) = download(&mut env, false);
+    let (got, _) = download(&mut env, false, 100_000_000);
     let status = env.host().wait_exit(Duration::from_secs(20));
     let log = env.host().stderr();
-    assert!(got < size(), "a 1 s drain let all {got} bytes through");
+    assert!(got < 100_000_000, "a 1 s drain let all {got} bytes through");
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
     assert!(log.contains("drained: 1 open stream cut"), "{log}");
 }
