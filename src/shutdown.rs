@@ -109,6 +109,7 @@ pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, s
 pub async fn finish(session: Option<Rc<Session>>, drain_timeout: Duration) {
     if let Some(session) = session {
         let open = session.stream_count();
+        let mut finished = false;
         if open > 0 && !drain_timeout.is_zero() && !session.is_dead() {
             log::info!(
                 "draining {} for up to {} s (--drain-timeout); new clients are refused",
@@ -121,13 +122,16 @@ pub async fn finish(session: Option<Rc<Session>>, drain_timeout: Duration) {
             session.stats.draining.set(false);
             if left == 0 {
                 log::info!("drained: every stream finished");
+                finished = true;
             }
         }
         let cut = session.drain(GRACE).await;
-        log::info!(
-            "drained: {} cut after the bytes already read",
-            count(cut, "open stream")
-        );
+        if !finished || cut > 0 {
+            log::info!(
+                "drained: {} cut after the bytes already read",
+                count(cut, "open stream")
+            );
+        }
         announce(&session, "shutting down").await;
     }
 }
