@@ -53,10 +53,10 @@ Program Flags:
                               traffic flows (default 0: sleep at once; up to 1000000)
       --drain-timeout SECONDS On SIGTERM, let open streams finish for up to SECONDS (no new
                               ones), then cut the rest (default 10; 0-3600)
-      --psk-file-next PATH    A second key accepted from the peer during a key rotation
       --psk-file PATH         Pre-shared key (32 to 4096 bytes; make one with --gen-key)
                               authenticating the channel; required on a tcp channel unless
                               --no-auth
+      --psk-file-next PATH    A second key accepted from the peer during a key rotation
       --no-auth               Allow a tcp channel without authentication
       --encrypt               Encrypt the channel (Noise, keyed by --psk-file); the default on tcp
       --no-encrypt            Keep a keyed tcp channel in clear (a trusted point-to-point link)

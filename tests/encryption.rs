@@ -267,10 +267,17 @@ fn client_bytes_are_not_on_the_wire() {
             .unwrap_or_else(|_| panic!("{extra:?}: nothing reached the server\n{}", t.logs()));
         assert_eq!(got, sent, "{extra:?}: the server app got other bytes");
         let wire = t.wire.lock().unwrap().clone();
-        let found = wire.windows(64).any(|w| w == &sent[1000..1064]);
+        // Ten 32-byte pieces of the client's bytes: in clear, a DATA header may fall inside
+        // one of them (how the relay's reads split the upload depends on timing), never inside
+        // all; encrypted, none may appear.
+        let on_wire = (0..10)
+            .map(|i| &sent[100 + i * 280..132 + i * 280])
+            .filter(|piece| wire.windows(32).any(|w| w == *piece))
+            .count();
         assert_eq!(
-            found, visible,
-            "{extra:?}: client bytes on the wire: {found}"
+            on_wire > 0,
+            visible,
+            "{extra:?}: {on_wire} of 10 pieces of the client's bytes on the wire"
         );
         drop(t.dir);
     }
