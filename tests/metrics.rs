@@ -61,6 +61,11 @@ fn counters_match_the_bytes_relayed_and_promtool_accepts_the_page() {
     let env = Setup::new(Chan::Tcp)
         .host_args(&["--metrics", &addr])
         .start();
+    // The readiness probes' streams may still be ending: start from a quiet relay.
+    let quiet = wait_until(Duration::from_secs(10), || {
+        sample(&get(port, "/metrics"), "doca_socket_relay_streams_open") == Some(0.0)
+    });
+    assert!(quiet, "streams still open before the test");
     let first = get(port, "/metrics");
     let before = sample(&first, OUT).expect("the out counter");
     let closed = sample(&first, CLOSED).expect("the closed counter");
