@@ -176,11 +176,12 @@ install_test() {
     [[ -z "$out" ]] || echo "check-packages: info: systemd-analyze security: ${out#→ }"
 
     # The shipped examples pass the relay's own validation: exit code 2 means a config error.
-    # (Exit 1 is expected here: the socket directory or the DPU address does not exist.)
-    head -c 32 /dev/urandom >"$tmp/check.key"
-    chmod 0600 "$tmp/check.key"
+    # Their key and socket directory are moved into $tmp (a missing socket directory is exit 2
+    # too); exit 1 or the timeout is expected here (the DPU address does not answer).
+    "$BIN" --gen-key "$tmp/check.key" 2>/dev/null
     for example in example.json example-dpu.json; do
-        sed "s#/etc/$PKG/myapp.key#$tmp/check.key#" "/usr/share/doc/$PKG/examples/$example" >"$tmp/$example"
+        sed -e "s#/etc/$PKG/myapp.key#$tmp/check.key#" -e "s#/run/$PKG/myapp/#$tmp/#" \
+            "/usr/share/doc/$PKG/examples/$example" >"$tmp/$example"
         out=$(timeout 5 "$BIN" --json "$tmp/$example" 2>&1) && rc=0 || rc=$?
         case $rc in
         0 | 1 | 124) ;;
