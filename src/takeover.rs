@@ -139,16 +139,24 @@ impl Hosts {
 async fn alive(session: &Session) -> bool {
     let asked = Instant::now();
     session.queue(Frame::Ping(0x7a6b_0001));
-    while asked.elapsed() < PROBE_TIMEOUT {
-        if session.is_dead() {
-            return false;
+    let answered = async {
+        loop {
+            // Listening before looking: the PONG (or the session's end) wakes this.
+            let progress = session.progress.listen();
+            if session.is_dead() {
+                return false;
+            }
+            if session.last_heard() >= asked {
+                return true;
+            }
+            progress.await;
         }
-        if session.last_heard() >= asked {
-            return true;
-        }
-        async_io::Timer::after(Duration::from_millis(10)).await;
-    }
-    false
+    };
+    futures_lite::future::or(answered, async {
+        async_io::Timer::at(asked + PROBE_TIMEOUT).await;
+        false
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -69,7 +69,8 @@ pub struct Session {
     /// Notified by [`Session::kill`], so that a writer blocked on a full channel stops at once.
     ended: Event,
     /// Notified whenever a stream leaves the session, the writer hands a batch to the channel,
-    /// or the session ends: what the shutdown waits on (the drain, GOAWAY's flush).
+    /// a PONG arrives, or the session ends: what the shutdown (the drain, GOAWAY's flush) and
+    /// the takeover probe wait on.
     pub(crate) progress: Event,
     /// The peer's GOAWAY reason, once it said it is shutting down.
     goaway: RefCell<Option<String>>,
@@ -485,7 +486,10 @@ impl Session {
                 }
             }
             Frame::Ping(token) => self.queue(Frame::Pong(token)),
-            Frame::Pong(_) => {}
+            // The takeover probe waits for an answer to its PING (rare: once a second at most).
+            Frame::Pong(_) => {
+                self.progress.notify(usize::MAX);
+            }
             Frame::Error(msg) => {
                 return Err(format!(
                     "the peer ended the session: {}",
