@@ -14,10 +14,28 @@ use doca_socket_relay::protocol::{Frame, Hello, NONCE_LEN, VERSION};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, IntoRawFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// A host side with a key on a tcp channel `chan`, serving `sock`.
+fn keyed_host(dir: &Path, label: &str, chan: &str, key: &str, sock: &str) -> Relay {
+    let args = [
+        "--role",
+        "host",
+        "--channel",
+        chan,
+        "--psk-file",
+        key,
+        "-s",
+        sock,
+        "-n",
+        SERVICE,
+    ];
+    Relay::spawn(dir, label, &args)
+}
 
 /// A HELLO of this version for `service`, as a host with a key and encryption sends it.
 fn hello_frame(service: &str) -> Vec<u8> {
@@ -142,21 +160,12 @@ fn a_forged_clear_refusal_gets_the_short_back_off() {
         thread::spawn(move || fake_dpu(listener, &attempts, &stop))
     };
     let sock = dir.path().join("h.sock");
-    let mut host = Relay::spawn(
+    let mut host = keyed_host(
         dir.path(),
         "host",
-        &[
-            "--role",
-            "host",
-            "--channel",
-            &format!("tcp:{addr}"),
-            "--psk-file",
-            key.to_str().unwrap(),
-            "-s",
-            sock.to_str().unwrap(),
-            "-n",
-            SERVICE,
-        ],
+        &format!("tcp:{addr}"),
+        key.to_str().unwrap(),
+        sock.to_str().unwrap(),
     );
     let four = wait_until(Duration::from_secs(20), || {
         attempts.lock().unwrap().len() >= 4
@@ -254,21 +263,12 @@ fn a_genuine_refusal_is_authenticated_and_not_in_clear() {
     }
     let key = env.dir.path().join("shared.key");
     let sock = env.dir.path().join("second.sock");
-    let mut second = Relay::spawn(
+    let mut second = keyed_host(
         env.dir.path(),
         "second",
-        &[
-            "--role",
-            "host",
-            "--channel",
-            &format!("tcp:{via}"),
-            "--psk-file",
-            key.to_str().unwrap(),
-            "-s",
-            sock.to_str().unwrap(),
-            "-n",
-            SERVICE,
-        ],
+        &format!("tcp:{via}"),
+        key.to_str().unwrap(),
+        sock.to_str().unwrap(),
     );
     let refused = wait_until(Duration::from_secs(20), || {
         second
@@ -342,21 +342,12 @@ fn a_handshake_flood_is_throttled_while_the_host_connects() {
     env.host().kill();
     let key = env.dir.path().join("shared.key");
     let sock = env.host_sock.clone();
-    let mut again = Relay::spawn(
+    let mut again = keyed_host(
         env.dir.path(),
         "again",
-        &[
-            "--role",
-            "host",
-            "--channel",
-            &env.channel,
-            "--psk-file",
-            key.to_str().unwrap(),
-            "-s",
-            sock.to_str().unwrap(),
-            "-n",
-            SERVICE,
-        ],
+        &env.channel,
+        key.to_str().unwrap(),
+        sock.to_str().unwrap(),
     );
     wait_for_relay(&sock, echo_probe, &mut [&mut again]);
     flooding.store(false, Ordering::SeqCst);
