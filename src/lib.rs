@@ -79,6 +79,21 @@ use futures_lite::future;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// A signal's request stream, or one that never yields (with a warning) if its handler could
+/// not be installed: the relay runs on without that feature.
+fn installed<S: futures_lite::Stream<Item = ()> + 'static>(
+    requests: std::io::Result<S>,
+    what: &str,
+) -> std::pin::Pin<Box<dyn futures_lite::Stream<Item = ()>>> {
+    match requests {
+        Ok(r) => Box::pin(r),
+        Err(e) => {
+            log::warn!("{what} unavailable: {e}");
+            Box::pin(futures_lite::stream::pending())
+        }
+    }
+}
+
 /// Runs the relay until SIGTERM or SIGINT (`Ok`) or a fatal error.
 ///
 /// Everything runs on the calling thread: one executor, so that a connection's work never
@@ -95,7 +110,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     } else {
         None
     };
+    // Every handler is installed before anything is bound: a signal sent as soon as the socket
+    // exists must find its handler, not the default action (SIGHUP's would end the relay).
     let stop_signal = signals::stop()?;
+    let reload_requests = installed(signals::reload_requests(), "reload (SIGHUP)");
+    let stats_requests = installed(signals::stats_requests(), "SIGUSR1 statistics");
     let ex = Rc::new(LocalExecutor::new());
     let stats = Rc::new(mux::Stats::default());
     let stop = Rc::new(shutdown::Shutdown::default());
@@ -116,7 +135,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     };
     let main = async move {
         reloader.metrics = metrics::start(&cfg, &reloader.stats, &reloader.ex).await?;
-        reloader.ex.clone().spawn(reloader.run()).detach();
+        reloader
+            .ex
+            .clone()
+            .spawn(reloader.run(reload_requests))
+            .detach();
         let relay = async {
             match role {
                 Role::Host => host::run(cfg, live, doca, role_stats, ex2, role_stop).await,
@@ -151,7 +174,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     ex.spawn(on_signal).detach();
     ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
     ex.spawn(systemd::status_loop(stats.clone())).detach();
-    ex.spawn(stats_dump::on_sigusr1(stats.clone())).detach();
+    ex.spawn(stats_dump::on_sigusr1(stats.clone(), stats_requests))
+        .detach();
     ex.spawn(ratelimit::flush_loop()).detach();
     reactor::set_busy_poll(busy_poll).map_err(|e| Error::io("setting up busy polling", e))?;
     if !busy_poll.is_zero() {

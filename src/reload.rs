@@ -135,15 +135,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Reloads on every SIGHUP, until the relay stops.
-    pub async fn run(mut self) {
-        let mut requests = match crate::signals::reload_requests() {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("reload (SIGHUP) unavailable: {e}");
-                return;
-            }
-        };
+    /// Reloads once per item of `requests` (SIGHUP, installed by the caller before anything
+    /// is bound, so that a signal sent as soon as the socket exists is not lost), until the
+    /// relay stops.
+    pub async fn run(mut self, requests: impl futures_lite::Stream<Item = ()>) {
+        let mut requests = std::pin::pin!(requests);
         while requests.next().await.is_some() {
             crate::systemd::reloading();
             self.reload().await;

@@ -91,15 +91,8 @@ pub fn status_line(stats: &Stats) -> String {
 }
 
 /// Logs [`lines`] at INFO on every SIGUSR1, forever.
-pub async fn on_sigusr1(stats: Rc<Stats>) {
-    let signals = match crate::signals::stats_requests() {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("SIGUSR1 statistics are unavailable: {e}");
-            return;
-        }
-    };
-    let mut signals = std::pin::pin!(signals);
+pub async fn on_sigusr1(stats: Rc<Stats>, requests: impl futures_lite::Stream<Item = ()>) {
+    let mut signals = std::pin::pin!(requests);
     while signals.next().await.is_some() {
         for line in lines(&stats) {
             log::info!("{line}");
