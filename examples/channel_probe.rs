@@ -11,9 +11,10 @@
 //! Prints one line and exits 0 on PONG, 1 with the reason otherwise.
 
 use async_io::Timer;
-use doca_socket_relay::channel::{handshake, FrameReader, Transport};
-use doca_socket_relay::cli::{self, Command};
-use doca_socket_relay::protocol::Frame;
+use doca_socket_relay::config::cli::{self, Command};
+use doca_socket_relay::handshake::handshake;
+use doca_socket_relay::link::{FrameReader, Transport};
+use doca_socket_relay::wire::Frame;
 use futures_lite::future;
 use std::io::IoSlice;
 use std::time::Duration;
@@ -76,7 +77,7 @@ async fn probe(args: &[String]) -> Result<String, String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = doca_socket_relay::reactor::block_on(future::or(probe(&args), async {
+    let result = doca_socket_relay::sys::reactor::block_on(future::or(probe(&args), async {
         Timer::after(Duration::from_secs(20)).await;
         Err("no answer within 20 s".to_string())
     }));

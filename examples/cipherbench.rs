@@ -6,11 +6,11 @@
 //! Every record is opened again and compared, so a run is also a correctness check (the
 //! aarch64 build runs it under qemu for that).
 
-use doca_socket_relay::channel::STREAM_MAX_MSG;
 use doca_socket_relay::config::{Psk, Role};
-use doca_socket_relay::secure::noise;
-use doca_socket_relay::secure::record::{max_run, CipherState};
-use doca_socket_relay::secure::Cipher;
+use doca_socket_relay::handshake::noise;
+use doca_socket_relay::wire::record::{max_run, CipherState};
+use doca_socket_relay::wire::Cipher;
+use doca_socket_relay::wire::STREAM_MAX_MSG;
 use std::time::Instant;
 
 fn handshake_us(cipher: Cipher, rounds: u32) -> f64 {

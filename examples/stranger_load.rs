@@ -27,7 +27,7 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use doca_socket_relay::protocol::{Frame, Hello, NONCE_LEN, VERSION};
+    use doca_socket_relay::wire::{Frame, Hello, NONCE_LEN, VERSION};
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::path::Path;

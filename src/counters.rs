@@ -1,5 +1,5 @@
 //! The counters behind `--metrics`: plain integers in `Cell`s, bumped on the event loop's thread
-//! where things happen and read only when a scrape renders them ([`crate::metrics`]). Every
+//! where things happen and read only when a scrape renders them ([`crate::ops::metrics`]). Every
 //! label comes from a fixed enum here, so a label's values are few and known in advance (no
 //! per-stream or per-client labels).
 

@@ -1,207 +1,46 @@
 //! doca-socket-relay: carries AF_UNIX stream connections from clients on a host to a server
 //! application on a BlueField DPU over one multiplexed channel.
 //!
-//! Layout: [`cli`] and [`config`] turn flags into a [`config::Config`]; [`keyfile`] reads and
-//! checks the key file, [`keygen`] writes a new one; [`protocol`] is the pure wire format; [`auth`] the pre-shared-key
-//! proofs; [`secure`] the encrypted channel (Noise handshake, sealed records); [`channel`] the
-//! transports and the handshake; [`mux`] one session's streams, flow control and frame I/O;
-//! [`pump`] the per-connection task; [`reactor`] the event loop of the sockets that carry
-//! relayed bytes; [`host`] and [`dpu`] the two roles; [`unix`] AF_UNIX listeners and
-//! connections.
+//! The modules are layers, bottom first; each imports only from the ones before it
+//! (`tests/architecture.rs` checks it, `docs/DESIGN.md` draws it):
+//!
+//! - [`error`]: the typed error at the edges (exit codes).
+//! - [`sys`]: platform code: the data-path event loop, AF_UNIX sockets, the service manager,
+//!   signals.
+//! - [`logging`]: log sinks, DOCA's numeric levels, the log flood limiter.
+//! - [`wire`]: frames, HELLO, sealed records, security modes: pure encode and decode.
+//! - [`counters`]: typed reasons (stream outcomes, session ends, handshake failures) and the
+//!   counters `--metrics` shows.
+//! - [`config`]: flags, the JSON file, key files, the settings a reload changes.
+//! - [`doca`]: the DOCA libraries (loaded at run time), devices, the worker-thread bridge, the
+//!   Comm Channel and Comch backends.
+//! - [`link`]: a channel connection ([`link::Transport`]) and its frame reader.
+//! - [`handshake`]: HELLO and AUTH, key proofs, the Noise handshake, this process's identity.
+//! - [`mux`]: one session's streams, their state and flow control, the per-connection pump.
+//! - [`roles`]: the host side, the DPU side (admission, rate limits, takeover), the drain.
+//! - [`ops`]: the run, metrics, reload, status, the statistics dump, `--check`.
 
-pub mod auth;
-pub mod channel;
-pub mod check;
-pub mod cli;
+// The layers, bottom to top: each module imports only from those above it in this list
+// (tests/architecture.rs holds the same order and fails on an import the other way).
 pub mod config;
 pub mod counters;
+#[cfg(unix)]
+pub mod doca;
 pub mod error;
-pub mod host;
-pub mod keyfile;
-pub mod keygen;
 pub mod logging;
-pub mod metrics;
+pub mod sys;
+pub mod wire;
+/// The DOCA channels: on Windows none can be loaded (see `doca/unsupported.rs`).
+#[cfg(windows)]
+pub mod doca {
+    mod unsupported;
+    pub use unsupported::*;
+}
+pub mod handshake;
+pub mod link;
 pub mod mux;
-pub mod platform;
-pub mod protocol;
-pub mod pump;
-pub mod ratelimit;
-pub mod reload;
-pub mod secure;
-pub mod shutdown;
-pub mod stats_dump;
-pub mod takeover;
-
-// Platform code, one module per concern; each has a Windows stand-in with the same API in
-// src/platform/windows/ (see `platform`). The relay core uses these and has no `cfg` of its own.
-#[cfg(unix)]
-pub mod comch;
-#[cfg(unix)]
-pub mod doca;
-#[cfg(unix)]
-pub mod dpu;
-#[cfg(target_os = "linux")]
-pub mod reactor;
-#[cfg(unix)]
-pub mod signals;
-#[cfg(unix)]
-pub mod systemd;
-#[cfg(unix)]
-pub mod unix;
-
-#[cfg(windows)]
-pub use doca::comch;
-#[cfg(windows)]
-#[path = "platform/windows/doca.rs"]
-pub mod doca;
-#[cfg(windows)]
-#[path = "platform/windows/dpu.rs"]
-pub mod dpu;
-#[cfg(not(target_os = "linux"))]
-#[path = "reactor/portable.rs"]
-pub mod reactor;
-#[cfg(windows)]
-#[path = "platform/windows/signals.rs"]
-pub mod signals;
-#[cfg(windows)]
-#[path = "platform/windows/service.rs"]
-pub mod systemd;
-#[cfg(windows)]
-#[path = "platform/windows/unix.rs"]
-pub mod unix;
+pub mod ops;
+pub mod roles;
 
 pub use error::Error;
-
-use async_executor::LocalExecutor;
-use async_io::Timer;
-use config::{Config, Role};
-use futures_lite::future;
-use std::rc::Rc;
-use std::time::Duration;
-
-/// A signal's request stream, or one that never yields (with a warning) if its handler could
-/// not be installed: the relay runs on without that feature.
-fn installed<S: futures_lite::Stream<Item = ()> + 'static>(
-    requests: std::io::Result<S>,
-    what: &str,
-) -> std::pin::Pin<Box<dyn futures_lite::Stream<Item = ()>>> {
-    match requests {
-        Ok(r) => Box::pin(r),
-        Err(e) => {
-            log::warn!("{what} unavailable: {e}");
-            Box::pin(futures_lite::stream::pending())
-        }
-    }
-}
-
-/// Runs the relay until SIGTERM or SIGINT (`Ok`) or a fatal error.
-///
-/// Everything runs on the calling thread: one executor, so that a connection's work never
-/// crosses threads.
-pub fn run(cfg: Config) -> Result<(), Error> {
-    platform::refuse(&cfg).map_err(Error::Config)?;
-    if let Some(warning) = &cfg.psk_warning {
-        log::warn!("{warning}");
-    }
-    // The device is opened before anything is bound, so a missing library or a wrong PCI
-    // address leaves nothing behind.
-    let doca = if cfg.channel.is_doca() {
-        Some(Rc::new(doca::Backend::open(&cfg).map_err(Error::Doca)?))
-    } else {
-        None
-    };
-    // Every handler is installed before anything is bound: a signal sent as soon as the socket
-    // exists must find its handler, not the default action (SIGHUP's would end the relay).
-    let stop_signal = signals::stop()?;
-    let reload_requests = installed(signals::reload_requests(), "reload (SIGHUP)");
-    let stats_requests = installed(signals::stats_requests(), "SIGUSR1 statistics");
-    let ex = Rc::new(LocalExecutor::new());
-    let stats = Rc::new(mux::Stats::default());
-    let stop = Rc::new(shutdown::Shutdown::default());
-    let role = cfg.role;
-    let busy_poll = cfg.busy_poll;
-    let ex2 = ex.clone();
-    let role_stats = stats.clone();
-    let role_stop = stop.clone();
-    let signal_stop = stop.clone();
-    let live = Rc::new(reload::Live::new(&cfg));
-    let (deadline_live, signal_live) = (live.clone(), live.clone());
-    let mut reloader = reload::Reloader {
-        running: cfg.clone(),
-        live: live.clone(),
-        stats: stats.clone(),
-        metrics: None,
-        ex: ex.clone(),
-    };
-    let main = async move {
-        reloader.metrics = metrics::start(&cfg, &reloader.stats, &reloader.ex).await?;
-        reloader
-            .ex
-            .clone()
-            .spawn(reloader.run(reload_requests))
-            .detach();
-        let relay = async {
-            match role {
-                Role::Host => host::run(cfg, live, doca, role_stats, ex2, role_stop).await,
-                Role::Dpu => dpu::run(cfg, live, doca, role_stats, ex2, role_stop).await,
-            }
-        };
-        // The roles drain by themselves once `stop` is set; this only bounds how long they may.
-        let deadline = async {
-            stop.wait().await;
-            let drain = deadline_live.drain_timeout.get();
-            Timer::after(drain + shutdown::GRACE + Duration::from_secs(1)).await;
-            log::warn!("the drain did not finish in time; exiting anyway");
-            Ok(())
-        };
-        future::or(relay, deadline).await
-    };
-    let on_signal = async move {
-        if let Some(name) = stop_signal.await {
-            log::info!(
-                "{name} received, shutting down (open streams may finish for up to {} s, \
-                 then what was read is delivered for up to {} s)",
-                signal_live.drain_timeout.get().as_secs(),
-                shutdown::GRACE.as_secs()
-            );
-        }
-        systemd::stopping();
-        signal_stop.trigger();
-    };
-    // Spawned rather than passed to `run` directly: `run` polls its future on every executor
-    // wakeup, which would retry `accept` and re-arm the signal pipe once per relayed message.
-    let main = ex.spawn(main);
-    ex.spawn(on_signal).detach();
-    ex.spawn(systemd::watchdog_loop(stats.clone())).detach();
-    ex.spawn(systemd::status_loop(stats.clone())).detach();
-    ex.spawn(stats_dump::on_sigusr1(stats.clone(), stats_requests))
-        .detach();
-    ex.spawn(ratelimit::flush_loop()).detach();
-    reactor::set_busy_poll(busy_poll).map_err(|e| Error::io("setting up busy polling", e))?;
-    if !busy_poll.is_zero() {
-        log::info!(
-            "busy polling: the event loop polls for up to {} µs before it sleeps",
-            busy_poll.as_micros()
-        );
-    }
-    // The data-path sockets are waited on by the relay's own loop; async-io's thread keeps
-    // the signals, timers, listeners and DOCA fds and wakes this loop through its eventfd.
-    let result = reactor::block_on(ex.run(main))
-        .map_err(|e| Error::io("running the event loop", e))
-        .and_then(|r| r);
-    // Detached tasks may still hold DOCA links: stop the DOCA threads here, so that none is
-    // inside a DOCA call when the libraries unload at exit.
-    let stuck = doca::bridge::stop_all(std::time::Duration::from_secs(3));
-    if stuck > 0 {
-        log::warn!("{stuck} DOCA thread(s) still busy in DOCA at exit");
-    }
-    // A relay that never started says only why; one that ran says why it stopped, then that.
-    if stats.ready.get() {
-        ratelimit::flush_all();
-        if let Err(e) = &result {
-            logging::report_fatal(e);
-        }
-        log::info!("stopped");
-    }
-    result
-}
+pub use ops::run::run;

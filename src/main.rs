@@ -1,12 +1,12 @@
 //! `doca_socket_relay`: parses the command line, sets up logging and runs the relay (as a
-//! Windows service when the service manager started it; see `systemd::entry`).
+//! Windows service when the service manager started it; see `sys::service::entry`).
 
-use doca_socket_relay::cli::{self, Command};
+use doca_socket_relay::config::cli::{self, Command};
 use doca_socket_relay::logging;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::from(doca_socket_relay::systemd::entry(relay))
+    ExitCode::from(doca_socket_relay::sys::service::entry(relay))
 }
 
 /// The program; returns the exit code.
@@ -31,7 +31,7 @@ fn relay() -> u8 {
         Command::Run(config) => config,
         Command::Check(config) => return check(&config),
         Command::GenKey(path) => {
-            return match doca_socket_relay::keygen::generate(&path) {
+            return match doca_socket_relay::config::keygen::generate(&path) {
                 Ok(done) => {
                     eprintln!("doca_socket_relay: {done}");
                     0
@@ -60,7 +60,7 @@ fn relay() -> u8 {
 
 /// `--check`: what would run on stdout, notes and problems on stderr; exit 0 or 2.
 fn check(config: &doca_socket_relay::config::Config) -> u8 {
-    let report = doca_socket_relay::check::check(config);
+    let report = doca_socket_relay::ops::check::check(config);
     for line in &report.plan {
         println!("{line}");
     }

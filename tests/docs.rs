@@ -156,9 +156,10 @@ fn one_line(text: &str) -> String {
 /// from the constant it names, so changing one without the documents fails here.
 #[test]
 fn security_md_states_the_codes_limits() {
-    use doca_socket_relay::channel::{HANDSHAKE_BUF, STREAM_MAX_MSG, STREAM_WINDOW};
-    use doca_socket_relay::dpu::{gate, rate, FIRST_BYTES_TIMEOUT};
-    use doca_socket_relay::protocol::{MAX_AUTH_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_REASON, VERSION};
+    use doca_socket_relay::link::HANDSHAKE_BUF;
+    use doca_socket_relay::roles::dpu::{gate, rate, FIRST_BYTES_TIMEOUT};
+    use doca_socket_relay::wire::{MAX_AUTH_PAYLOAD, MAX_CONTROL_PAYLOAD, MAX_REASON, VERSION};
+    use doca_socket_relay::wire::{STREAM_MAX_MSG, STREAM_WINDOW};
     let mib = |n: u32| n >> 20;
     let security = one_line(&repo_file("docs/SECURITY.md"));
     let phrases = [
@@ -188,7 +189,7 @@ fn security_md_states_the_codes_limits() {
         format!("sends nothing within {} s", FIRST_BYTES_TIMEOUT.as_secs()),
         format!(
             "handshake within {} s",
-            doca_socket_relay::host::HANDSHAKE_TIMEOUT.as_secs()
+            doca_socket_relay::roles::host::HANDSHAKE_TIMEOUT.as_secs()
         ),
         format!(
             "(default {})",
@@ -196,7 +197,7 @@ fn security_md_states_the_codes_limits() {
         ),
         format!(
             "answers a PING within {} s",
-            doca_socket_relay::takeover::PROBE_TIMEOUT.as_secs()
+            doca_socket_relay::roles::dpu::takeover::PROBE_TIMEOUT.as_secs()
         ),
     ];
     let missing: Vec<_> = phrases.iter().filter(|p| !security.contains(*p)).collect();

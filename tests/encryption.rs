@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::protocol::{
+use doca_socket_relay::wire::{
     frame_len, Frame, Hello, HEADER_LEN, INSTANCE_LEN, NONCE_LEN, VERSION,
 };
 use std::io::{Read, Write};

@@ -11,10 +11,10 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::channel::{STREAM_MAX_MSG, STREAM_WINDOW};
-use doca_socket_relay::protocol::{
+use doca_socket_relay::wire::{
     Frame, Hello, Identity, ResetReason, INSTANCE_LEN, NONCE_LEN, VERSION,
 };
+use doca_socket_relay::wire::{STREAM_MAX_MSG, STREAM_WINDOW};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;

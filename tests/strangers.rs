@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::protocol::{Frame, Hello, NONCE_LEN, VERSION};
+use doca_socket_relay::wire::{Frame, Hello, NONCE_LEN, VERSION};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, IntoRawFd};

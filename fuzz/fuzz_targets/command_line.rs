@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use doca_socket_relay::cli;
+use doca_socket_relay::config::cli;
 use libfuzzer_sys::fuzz_target;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use doca_socket_relay::channel::{FrameReader, Transport};
-use doca_socket_relay::protocol::Frame;
+use doca_socket_relay::link::{FrameReader, Transport};
+use doca_socket_relay::wire::Frame;
 use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use std::io::Write;
 use std::net::Shutdown;
@@ -24,7 +24,7 @@ pub fn pair(ty: SocketType) -> (Transport, UnixStream) {
 
 /// Runs `f` on the relay's own event loop, which its transports wait on.
 pub fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    doca_socket_relay::reactor::block_on(f).expect("the event loop")
+    doca_socket_relay::sys::reactor::block_on(f).expect("the event loop")
 }
 
 /// Writes what fits of `bytes` (one message on a SEQPACKET pair) and returns how much. A full

@@ -11,8 +11,9 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::channel::{FrameReader, MIN_MAX_MSG};
-use doca_socket_relay::protocol::{pack_messages, Frame, HEADER_LEN};
+use doca_socket_relay::link::FrameReader;
+use doca_socket_relay::wire::MIN_MAX_MSG;
+use doca_socket_relay::wire::{pack_messages, Frame, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
 use std::net::Shutdown;

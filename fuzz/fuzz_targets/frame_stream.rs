@@ -8,8 +8,9 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::channel::{FrameReader, MIN_MAX_MSG, STREAM_MAX_MSG};
-use doca_socket_relay::protocol::HEADER_LEN;
+use doca_socket_relay::link::FrameReader;
+use doca_socket_relay::wire::{MIN_MAX_MSG, STREAM_MAX_MSG};
+use doca_socket_relay::wire::HEADER_LEN;
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
 

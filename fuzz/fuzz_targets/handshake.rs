@@ -17,13 +17,14 @@ mod common;
 
 use async_io::Async;
 use common::*;
-use doca_socket_relay::auth;
-use doca_socket_relay::channel::{conclude, handshake, FrameReader, HandshakeError};
+use doca_socket_relay::handshake::auth;
+use doca_socket_relay::handshake::{conclude, handshake, HandshakeError};
+use doca_socket_relay::link::FrameReader;
 use doca_socket_relay::config::{ChannelAddr, Config, LogTarget, Psk, Role};
-use doca_socket_relay::protocol::{
+use doca_socket_relay::wire::{
     Frame, Hello, Identity, Verdict, HEADER_LEN, MAX_CONTROL_PAYLOAD, VERSION,
 };
-use doca_socket_relay::takeover;
+use doca_socket_relay::handshake::identity;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
@@ -112,8 +113,8 @@ async fn peer(
                 // The relay's identity is this process's: known without waiting for its AUTH,
                 // which a script that leaves a frame unfinished would never bring.
                 let who = Identity {
-                    instance: takeover::instance(),
-                    label: takeover::label().to_string(),
+                    instance: identity::instance(),
+                    label: identity::label().to_string(),
                 }
                 .encode();
                 let verdict = Verdict::Admit.encode();
@@ -203,7 +204,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!bad, "the relay sent a malformed frame");
     assert_eq!(frames.concat(), relay_out, "the relay sent a partial frame");
     let types: Vec<u8> = frames.iter().map(|f| f[0]).collect();
-    let label = takeover::label().as_bytes();
+    let label = identity::label().as_bytes();
     let peer_hello = match Frame::decode(script, MAX_CONTROL_PAYLOAD) {
         Ok(Some((Frame::Hello(p), _))) => Hello::decode(p).ok(),
         _ => None,

@@ -10,10 +10,11 @@
 mod common;
 
 use common::*;
-use doca_socket_relay::channel::{FrameReader, MIN_MAX_MSG, STREAM_MAX_MSG};
-use doca_socket_relay::protocol::HEADER_LEN;
-use doca_socket_relay::secure::record::{max_run, CipherState, Sealer};
-use doca_socket_relay::secure::Cipher;
+use doca_socket_relay::link::FrameReader;
+use doca_socket_relay::wire::{MIN_MAX_MSG, STREAM_MAX_MSG};
+use doca_socket_relay::wire::HEADER_LEN;
+use doca_socket_relay::wire::record::{max_run, CipherState, Sealer};
+use doca_socket_relay::wire::Cipher;
 use libfuzzer_sys::fuzz_target;
 use rustix::net::SocketType;
 

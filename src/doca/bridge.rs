@@ -17,7 +17,7 @@ mod link;
 pub use link::Link;
 
 use super::Device;
-use crate::reactor::Io;
+use crate::sys::reactor::Io;
 use rustix::event::EventfdFlags;
 use std::cell::Cell;
 use std::collections::VecDeque;

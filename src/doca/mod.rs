@@ -1,22 +1,19 @@
 //! The DOCA channels: the Comm Channel backend (DOCA 2.2 to 2.8) and what it shares with the
 //! Comch backend (device opening, the worker-thread bridge, error hints), loaded at run time.
 //!
-//! The Comm Channel endpoint lives on its own thread ([`worker`]): its disconnect and destroy
+//! The Comm Channel endpoint lives on its own thread (`comm_channel.rs`): its disconnect and destroy
 //! block until DOCA has freed the peer's resources, which must never stall the event loop.
 
 pub mod bridge;
+pub mod comch;
+mod comm_channel;
 pub mod device;
 pub mod ffi;
 pub mod hints;
-mod worker;
 
 pub use bridge::{Channel, Link};
 pub use device::Device;
 
-/// The DPU's listening Comm Channel endpoint: it hands out one host connection at a time.
-pub type Listener = Channel;
-
-use crate::channel::Transport;
 use crate::config::Role;
 use ffi::CcLib;
 use std::ffi::CString;
@@ -28,7 +25,7 @@ pub enum Api {
     /// DOCA Comm Channel (DOCA 2.2 to 2.8).
     CommChannel(Arc<CcLib>),
     /// DOCA Comch (DOCA 2.7 and later).
-    Comch(Arc<crate::comch::ffi::ComchLib>),
+    Comch(Arc<crate::doca::comch::ffi::ComchLib>),
 }
 
 /// The DOCA channel chosen at start-up: the device plus the library that drives it.
@@ -47,7 +44,7 @@ fn version_note(v: &Option<String>) -> String {
 
 /// Which DOCA channel library this machine has, for `-v`.
 pub fn installed() -> String {
-    match (crate::comch::ffi::ComchLib::load(), CcLib::load()) {
+    match (crate::doca::comch::ffi::ComchLib::load(), CcLib::load()) {
         (Ok(c), _) => format!(
             "DOCA Comch ({}, {} API{})",
             c.file,
@@ -71,8 +68,8 @@ impl Backend {
     /// Loads the channel library (`--channel doca`: Comch if installed, else Comm Channel) and
     /// opens the device named by `-p` (and `-r` on the DPU).
     pub fn open(cfg: &crate::config::Config) -> Result<Backend, String> {
-        use crate::comch::ffi::ComchLib;
         use crate::config::ChannelAddr;
+        use crate::doca::comch::ffi::ComchLib;
         let api = match cfg.channel {
             ChannelAddr::Comch => Api::Comch(Arc::new(ComchLib::load()?)),
             ChannelAddr::CommChannel => Api::CommChannel(Arc::new(CcLib::load()?)),
@@ -111,22 +108,36 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Starts the chosen API's thread: listening for hosts on the DPU, connecting to the
+    /// service `name` on the host. Returns once the endpoint is configured; [`Channel::accept`]
+    /// then hands out the connection (on the host, once DOCA has completed it).
+    pub async fn start(&self, role: Role, name: &str) -> Result<Rc<Channel>, String> {
+        match &self.api {
+            Api::CommChannel(cc) => start(&self.dev, cc, role, name).await,
+            Api::Comch(lib) => comch::start(&self.dev, lib, role, name).await,
+        }
+    }
+
+    /// The API's name, for log lines about a peer.
+    pub fn name(&self) -> &'static str {
+        match &self.api {
+            Api::CommChannel(_) => "DOCA Comm Channel",
+            Api::Comch(_) => "DOCA Comch",
+        }
+    }
+}
+
 /// The host side's channel over `backend`: connects to the DOCA service `cc_name`.
-pub async fn connect_host(backend: &Backend, cc_name: &str) -> Result<Transport, String> {
-    match &backend.api {
-        Api::CommChannel(cc) => {
-            let ch = start(&backend.dev, cc, Role::Host, cc_name).await?;
-            // The thread completes the connection in the background.
-            let link = ch
-                .accept()
-                .await
-                .map_err(|e| format!("no DOCA service {cc_name:?} answered ({e})"))?;
-            Ok(Transport::Doca(Rc::new(link)))
-        }
-        Api::Comch(lib) => {
-            let ch = crate::comch::start(&backend.dev, lib, Role::Host, cc_name).await?;
-            Ok(Transport::Comch(Rc::new(ch.accept().await?)))
-        }
+pub async fn connect_host(backend: &Backend, cc_name: &str) -> Result<Link, String> {
+    let ch = backend.start(Role::Host, cc_name).await?;
+    match backend.api {
+        // The thread completes the connection in the background.
+        Api::CommChannel(_) => ch
+            .accept()
+            .await
+            .map_err(|e| format!("no DOCA service {cc_name:?} answered ({e})")),
+        Api::Comch(_) => ch.accept().await,
     }
 }
 
@@ -142,7 +153,7 @@ pub async fn start(
     let name = CString::new(name).map_err(|_| "bad service name")?;
     let (raw, descr, cc) = (dev.raw(), dev.lib.error_descr, cc.clone());
     Channel::spawn(dev, "comm-channel", move |shared| {
-        worker::thread_main(&cc, descr, raw, role, &name, shared)
+        comm_channel::thread_main(&cc, descr, raw, role, &name, shared)
     })
     .await
 }

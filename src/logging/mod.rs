@@ -1,6 +1,5 @@
 //! DOCA's numeric log levels, and the `log` crate's output to stderr or syslog.
 
-use crate::config::LogTarget;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -8,12 +7,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub mod ratelimit;
 mod stderr;
-#[cfg(unix)]
-mod syslog_writer;
+pub mod text;
+
+// The syslog sink: a datagram socket on Unix; on Windows, where configuration refuses
+// `--log-target syslog`, a stand-in that writes to stderr.
 #[cfg(windows)]
-#[path = "../platform/windows/syslog_writer.rs"]
-mod syslog_writer;
+mod no_syslog;
+#[cfg(unix)]
+mod syslog;
+#[cfg(windows)]
+use no_syslog as syslog_writer;
+#[cfg(unix)]
+use syslog as syslog_writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 pub use stderr::{priority, timestamp};
@@ -119,7 +126,7 @@ static FATAL_REPORTED: AtomicBool = AtomicBool::new(false);
 /// Installs the logger for `target` at `level`; `instance` (`service/role`) tags every stderr
 /// line. Calling it twice keeps the first logger.
 pub fn init(level: LogLevel, target: &LogTarget, instance: &str) {
-    let journal = crate::systemd::stderr_is_journal();
+    let journal = crate::sys::service::stderr_is_journal();
     JOURNAL.store(journal, Ordering::Relaxed);
     let logger: Box<dyn log::Log> = match target {
         LogTarget::Stderr => Box::new(stderr::StderrLogger {
@@ -153,6 +160,29 @@ pub fn report_fatal(e: &dyn fmt::Display) {
     };
     let line = format!("{prio}doca_socket_relay: error: {e}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Where log lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard error (journald captures it under systemd).
+    Stderr,
+    /// The local syslog daemon, facility daemon: `/dev/log` or the given datagram socket.
+    Syslog(Option<PathBuf>),
+}
+
+impl FromStr for LogTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stderr" => Ok(LogTarget::Stderr),
+            "syslog" => Ok(LogTarget::Syslog(None)),
+            _ => match s.strip_prefix("syslog:") {
+                Some(p) if !p.is_empty() => Ok(LogTarget::Syslog(Some(PathBuf::from(p)))),
+                _ => Err(format!("expected stderr, syslog or syslog:PATH, got {s:?}")),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

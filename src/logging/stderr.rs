@@ -6,7 +6,7 @@
 //! - Under systemd, when `JOURNAL_STREAM` names the very file stderr is: no timestamp (the
 //!   journal has its own) and the sd-daemon(3) `<N>` priority prefix, which journald turns
 //!   into the entry's priority so that `journalctl -p warning` filters by level (whether it
-//!   is: `crate::systemd::stderr_is_journal`).
+//!   is: `crate::sys::service::stderr_is_journal`).
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,9 +1,10 @@
 //! A session's own tasks: reading frames, writing frames, keepalive, and the drain at shutdown.
 
 use super::{Session, Stream, OUT_HIGH};
-use crate::channel::{FrameReader, Transport, STREAM_MAX_MSG};
-use crate::protocol::ResetReason;
-use crate::secure::record::Sealer;
+use crate::link::{FrameReader, Transport};
+use crate::wire::record::Sealer;
+use crate::wire::ResetReason;
+use crate::wire::STREAM_MAX_MSG;
 use async_io::Timer;
 use futures_lite::future;
 use std::rc::Rc;
@@ -154,7 +155,7 @@ impl Session {
             }
             if self.last_tx.get().elapsed() >= PING_AFTER {
                 token = token.wrapping_add(1);
-                self.queue(crate::protocol::Frame::Ping(token));
+                self.queue(crate::wire::Frame::Ping(token));
             }
         }
     }

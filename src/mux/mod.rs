@@ -4,51 +4,32 @@
 //! Everything for a session runs on one thread (a `LocalExecutor`), so shared state is
 //! `Rc<RefCell<..>>` and no wakeup ever crosses threads. Frames to send are appended to one
 //! buffer that the writer task swaps out and writes whole, so frames that queue up go out in one
-//! write. DATA read from a client is read straight into that buffer (see [`crate::pump`]).
+//! write. DATA read from a client is read straight into that buffer (see [`crate::mux::pump`]).
 //!
 //! The two directions of a stream end on their own: CLOSE ends the sender's direction, STOP asks
 //! the sender to end it because the receiver's socket no longer takes bytes, and only RESET
 //! aborts both. See `docs/PROTOCOL.md`.
 
 mod io;
+pub mod pump;
+mod stats;
+
+pub use stats::Stats;
 
 use crate::counters::Outcome;
-use crate::protocol::{Frame, ResetReason, HEADER_LEN};
-use crate::reactor::Io;
-use crate::unix::UnixStream;
+use crate::sys::reactor::Io;
+use crate::sys::unix_socket::UnixStream;
+use crate::wire::{Frame, ResetReason, HEADER_LEN};
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::IoSlice;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
 /// Above this many queued bytes, clients stop reading until the writer catches up.
 pub const OUT_HIGH: usize = 1024 * 1024;
-
-/// Counters for the status line, shared by every session of a process.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Set once the relay is serving (socket bound, channel up or being retried).
-    pub ready: Cell<bool>,
-    /// Whether a channel session is up.
-    pub channel_up: Cell<bool>,
-    /// Clients (host) or server connections (DPU) now open.
-    pub clients: Cell<u32>,
-    /// Bytes read from local sockets and sent on the channel.
-    pub bytes_out: Cell<u64>,
-    /// Bytes received on the channel and written to local sockets.
-    pub bytes_in: Cell<u64>,
-    /// Every session of the process, for the shutdown announcement and the SIGUSR1 dump.
-    pub sessions: RefCell<Vec<Weak<Session>>>,
-    /// Shutting down and waiting for open streams to finish (STATUS says so).
-    pub draining: Cell<bool>,
-    /// Notified when a relayed connection's task has ended (`clients` went down).
-    pub task_ended: Event,
-    /// What `--metrics` shows beyond the figures above.
-    pub counters: crate::counters::Counters,
-}
 
 /// A channel session shared by its reader, writer and stream tasks.
 pub struct Session {
@@ -372,9 +353,9 @@ impl Session {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let over = st.recv_outstanding as usize + len > self.window as usize;
         if over || st.peer_closed {
-            crate::ratelimit::log(
+            crate::logging::ratelimit::log(
                 log::Level::Warn,
-                crate::ratelimit::Kind::FlowControl,
+                crate::logging::ratelimit::Kind::FlowControl,
                 format_args!(
                     "stream {id}: peer broke flow control or sent data after close; resetting"
                 ),
@@ -438,9 +419,9 @@ impl Session {
         }
         if inner.streams.len() >= self.max_streams.get() {
             self.stats.counters.stream_ended(Outcome::RefusedLimit);
-            crate::ratelimit::log(
+            crate::logging::ratelimit::log(
                 log::Level::Warn,
-                crate::ratelimit::Kind::StreamLimit,
+                crate::logging::ratelimit::Kind::StreamLimit,
                 format_args!(
                     "stream {id}: refused, {} streams are open (the limit)",
                     self.max_streams.get()
@@ -493,11 +474,11 @@ impl Session {
             Frame::Error(msg) => {
                 return Err(format!(
                     "the peer ended the session: {}",
-                    crate::channel::lossy(msg)
+                    crate::logging::text::lossy(msg)
                 ))
             }
             Frame::GoAway(msg) => {
-                let why = crate::channel::lossy(msg);
+                let why = crate::logging::text::lossy(msg);
                 *self.goaway.borrow_mut() = Some(why.clone());
                 return Err(format!("the peer is shutting down: {why}"));
             }
@@ -510,7 +491,7 @@ impl Session {
     /// Tells the peer this side is shutting down; the channel closing next is then expected.
     pub fn go_away(&self, reason: &str) {
         self.going_away.set(true);
-        let text = crate::protocol::cut(reason, crate::protocol::MAX_CONTROL_PAYLOAD);
+        let text = crate::wire::cut(reason, crate::wire::MAX_CONTROL_PAYLOAD);
         self.queue(Frame::GoAway(text.as_bytes()));
     }
 
@@ -530,6 +511,8 @@ impl Session {
     }
 
     /// When a frame last arrived from the peer.
+    // Only the DPU role asks, and it does not exist on Windows.
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn last_heard(&self) -> Instant {
         self.last_rx.get()
     }

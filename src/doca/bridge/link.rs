@@ -75,7 +75,7 @@ impl Link {
     /// while the thread's queue is full.
     pub async fn write_frames(&self, buf: &[u8]) -> io::Result<()> {
         let shared = &self.ch.shared;
-        for msg in crate::protocol::pack_messages(buf, self.max_msg.get() as usize) {
+        for msg in crate::wire::pack_messages(buf, self.max_msg.get() as usize) {
             let msg = msg?;
             loop {
                 {

@@ -1,0 +1,265 @@
+//! The layers of src/: every `crate::` path in a top-level module names a module below it, so
+//! the import graph has no cycle and the code reads from the bottom up. `cargo test
+//! architecture` runs these; docs/DESIGN.md draws the same layers.
+//!
+//! Test code (`#[cfg(test)] mod …` blocks and `tests.rs` files) and comments are left out: a
+//! test may drive a module through the layers above it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The top-level modules, bottom first. A module may import only from modules before it.
+const LAYERS: &[&str] = &[
+    "error",     // the typed error at the edges
+    "sys",       // platform code: event loop, AF_UNIX sockets, service manager, signals
+    "logging",   // log sinks, the log flood limiter, text helpers for log lines
+    "wire",      // frames, HELLO, sealed records, security modes: pure encode/decode
+    "counters",  // typed reasons and the counters `--metrics` shows
+    "config",    // flags, JSON, key files, the live settings
+    "doca",      // DOCA FFI, devices, the worker-thread bridge, both backends
+    "link",      // Transport and the frame reader
+    "handshake", // HELLO/AUTH exchange, key proofs, Noise, this process's identity
+    "mux",       // session, streams, flow control, the per-connection pump
+    "roles",     // host, DPU (gate, rate limits, takeover), the drain
+    "ops",       // the run, metrics, reload, status, statistics dump, --check
+];
+
+/// One `crate::` path that points at a module not below its file's module.
+#[derive(Debug, PartialEq)]
+struct Violation {
+    file: String,
+    from: String,
+    to: String,
+}
+
+fn rank(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|m| *m == module)
+}
+
+/// Removes `#[cfg(test)] mod name { … }` blocks.
+fn strip_test_modules(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let trimmed = after.trim_start();
+        let is_inline_mod = trimmed
+            .strip_prefix("pub(crate) ")
+            .or_else(|| trimmed.strip_prefix("pub "))
+            .unwrap_or(trimmed)
+            .starts_with("mod ")
+            && trimmed.split(['{', ';']).next().is_some_and(|head| {
+                trimmed.len() > head.len() && trimmed.as_bytes()[head.len()] == b'{'
+            });
+        out.push_str(&rest[..at]);
+        if !is_inline_mod {
+            out.push_str("#[cfg(test)]");
+            rest = after;
+            continue;
+        }
+        let open = at + rest[at..].find('{').expect("checked above");
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (i, c) in rest[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Removes `//` comments (doc comments included: a link upward in prose is not an import)
+/// and `/* … */` blocks. String literals holding `//` are rare enough here to ignore.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("/*") {
+        out.push_str(&rest[..at]);
+        rest = rest[at..]
+            .find("*/")
+            .map_or("", |end| &rest[at + end + 2..]);
+    }
+    out.push_str(rest);
+    out.lines()
+        .map(|l| l.find("//").map_or(l, |at| &l[..at]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level modules a file's code names through `crate::`, including inside
+/// `crate::{a, b::c}` groups.
+fn imported_modules(text: &str) -> BTreeSet<String> {
+    let code = strip_comments(&strip_test_modules(text));
+    let mut found = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    for (at, _) in code.match_indices("crate::") {
+        let after = &code[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            let mut depth = 1;
+            let mut part = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 || (depth == 1 && c == ',') {
+                    found.insert(ident(&part));
+                    part.clear();
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    part.push(c);
+                }
+            }
+        } else {
+            found.insert(ident(after));
+        }
+    }
+    found.remove("");
+    found
+}
+
+/// The top-level module a file under src/ belongs to (`None` for the crate roots).
+fn module_of(rel: &Path) -> Option<String> {
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    match first {
+        "lib.rs" | "main.rs" => None,
+        f => Some(f.strip_suffix(".rs").unwrap_or(f).to_string()),
+    }
+}
+
+/// Checks one file's text; `rel` is its path under src/.
+fn check_file(rel: &Path, text: &str) -> Vec<Violation> {
+    let Some(from) = module_of(rel) else {
+        return Vec::new();
+    };
+    if rel.file_name().is_some_and(|n| n == "tests.rs") {
+        return Vec::new();
+    }
+    let from_rank = rank(&from);
+    imported_modules(text)
+        .into_iter()
+        .filter(|to| *to != from)
+        .filter(|to| match (from_rank, rank(to)) {
+            (Some(f), Some(t)) => t >= f,
+            // An unplaced module (or a name this test does not know) must be placed first.
+            _ => true,
+        })
+        .map(|to| Violation {
+            file: rel.display().to_string(),
+            from: from.clone(),
+            to,
+        })
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn architecture_imports_point_down() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    assert!(files.len() > 40, "read only {} files", files.len());
+    let mut violations = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(src()).unwrap();
+        violations.extend(check_file(rel, &std::fs::read_to_string(path).unwrap()));
+    }
+    let report: Vec<String> = violations
+        .iter()
+        .map(|v| {
+            format!(
+                "{}: `{}` imports `crate::{}`, which is not below it",
+                v.file, v.from, v.to
+            )
+        })
+        .collect();
+    assert!(
+        report.is_empty(),
+        "imports that do not point down (layers, bottom first: {LAYERS:?}):\n{}",
+        report.join("\n")
+    );
+}
+
+#[test]
+fn architecture_every_module_is_placed_in_lib_order() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let declared: Vec<String> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches([';', '{', ' ']).to_string())
+        .fold(Vec::new(), |mut seen, m| {
+            if !seen.contains(&m) {
+                seen.push(m);
+            }
+            seen
+        });
+    assert_eq!(
+        declared, LAYERS,
+        "lib.rs declares its modules in layer order"
+    );
+}
+
+#[test]
+fn architecture_check_catches_an_upward_import() {
+    // The wire format naming a role: the kind of import this test exists to refuse.
+    let text = "use crate::wire::Frame;\nuse crate::roles::host;\n";
+    assert_eq!(
+        check_file(Path::new("wire/mod.rs"), text),
+        vec![Violation {
+            file: "wire/mod.rs".into(),
+            from: "wire".into(),
+            to: "roles".into(),
+        }]
+    );
+    // Groups, same-layer imports and unknown modules.
+    let grouped = "use crate::{config::Role, mux::Stats};";
+    let v = check_file(Path::new("handshake/mod.rs"), grouped);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].to, "mux");
+    assert!(check_file(Path::new("mux/stats.rs"), "use crate::link::Transport;").is_empty());
+    assert!(!check_file(Path::new("link/mod.rs"), "use crate::handshake::Agreed;").is_empty());
+    assert!(!check_file(Path::new("nowhere.rs"), "use crate::error::Error;").is_empty());
+}
+
+#[test]
+fn architecture_check_skips_tests_and_comments() {
+    let text = "//! See [`crate::ops`].\nuse crate::error::Error;\n/* crate::roles */\n\
+                #[cfg(test)]\nmod tests {\n    use crate::roles::host;\n    fn f() { {} }\n}\n\
+                fn g() -> crate::error::Error { todo!() }\n";
+    assert_eq!(check_file(Path::new("sys/mod.rs"), text), vec![]);
+    // Code after a test module is still read.
+    let after = format!("{text}fn h() {{ crate::mux::x() }}\n");
+    assert_eq!(check_file(Path::new("sys/mod.rs"), &after).len(), 1);
+}
