@@ -20,8 +20,7 @@
 //! - [`roles`]: the host side, the DPU side (admission, rate limits, takeover), the drain.
 //! - [`ops`]: the run, metrics, reload, status, the statistics dump, `--check`.
 
-// The layers, bottom to top: each module imports only from those above it in this list
-// (tests/architecture.rs holds the same order and fails on an import the other way).
+// The layer order is in the list above and in tests/architecture.rs (rustfmt sorts these).
 pub mod config;
 pub mod counters;
 #[cfg(unix)]
