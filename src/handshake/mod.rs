@@ -9,22 +9,24 @@
 //! waiting on: a clear ERROR is only the peer's claim ([`HandshakeError::PeerClaim`]).
 
 pub mod auth;
+mod error;
 pub mod identity;
 pub mod noise;
+
+pub use error::HandshakeError;
+pub(crate) use error::{unexpected, AUTH_FAILED};
 #[cfg(test)]
 mod tests;
 
 use crate::config::{Config, Psk, Role};
-use crate::counters::HandshakeFailure;
 use crate::handshake::noise::Handshake;
-use crate::link::{FrameReader, ReadError, Transport};
+use crate::link::{FrameReader, Transport};
 use crate::logging::text::lossy;
 use crate::wire::record::{self, Sealer};
 use crate::wire::Security;
 use crate::wire::{cut, Frame, Hello, Identity, Verdict, HEADER_LEN, PROOF_LEN, VERSION};
 use crate::wire::{MIN_MAX_MSG, STREAM_WINDOW};
 use std::fmt;
-use std::io;
 
 /// Largest DATA payload a stream queues on a channel that splits DATA into its messages (in
 /// clear only: a sealed record holds whole frames). One read from a socket fills it, where
@@ -68,62 +70,6 @@ impl fmt::Debug for Pending {
         })
     }
 }
-
-/// Why a handshake failed.
-#[derive(Debug)]
-pub enum HandshakeError {
-    /// The transport failed.
-    Io(io::Error),
-    /// This side refused the peer (and told it why).
-    Refused(String),
-    /// The peer refused this side, in a verdict authenticated with the key.
-    PeerRefused(String),
-    /// The peer sent an ERROR in clear, or a refusal without a key to authenticate it: only
-    /// its claim (anyone on the path could have sent it), quoted.
-    PeerClaim(String),
-    /// The peer sent something that is not this protocol.
-    Protocol(String),
-}
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandshakeError::Io(e) => write!(f, "{e}"),
-            HandshakeError::Refused(m) => write!(f, "{m}"),
-            HandshakeError::PeerRefused(m) => write!(f, "the peer refused us: {m}"),
-            HandshakeError::PeerClaim(m) => {
-                write!(f, "the peer says (unauthenticated, so only its claim): {m}")
-            }
-            HandshakeError::Protocol(m) => write!(f, "protocol error: {m}"),
-        }
-    }
-}
-
-impl From<ReadError> for HandshakeError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Io(e) => HandshakeError::Io(e),
-            ReadError::Protocol(m) => HandshakeError::Protocol(m),
-        }
-    }
-}
-
-impl HandshakeError {
-    /// How `--metrics` counts this failure.
-    pub fn failure(&self) -> HandshakeFailure {
-        match self {
-            HandshakeError::Io(_) => HandshakeFailure::Io,
-            HandshakeError::Refused(m) if m == AUTH_FAILED => HandshakeFailure::Key,
-            HandshakeError::Refused(_)
-            | HandshakeError::PeerRefused(_)
-            | HandshakeError::PeerClaim(_) => HandshakeFailure::Refused,
-            HandshakeError::Protocol(_) => HandshakeFailure::Protocol,
-        }
-    }
-}
-
-pub(crate) const AUTH_FAILED: &str =
-    "authentication failed: transcript or key mismatch (the pre-shared keys differ, or the handshake was altered on the way)";
 
 /// Runs this side's part of the handshake on a fresh channel connection. On the host side it
 /// ends with the DPU side's verdict; on the DPU side with the host verified and the verdict
@@ -417,14 +363,6 @@ fn security_mismatch(mine: Security, peer: u16) -> String {
     };
     let theirs = theirs.map_or_else(|| format!("an unknown mode ({peer})"), |s| s.to_string());
     format!("{what} mismatch: this side uses {mine}, the peer {theirs}{hint}")
-}
-
-/// The peer's clear ERROR (only its claim) or any other frame where `expected` should have come.
-pub(crate) fn unexpected(frame: Frame<'_>, expected: &str) -> HandshakeError {
-    match frame {
-        Frame::Error(p) => HandshakeError::PeerClaim(lossy(p)),
-        other => HandshakeError::Protocol(format!("expected {expected}, got {other:?}")),
-    }
 }
 
 /// Sends ERROR with `msg` and closes the channel.

@@ -1,5 +1,5 @@
 //! There is no syslog on Windows: configuration validation refuses `--log-target syslog`
-//! (`platform::refuse`), so this stand-in only keeps the logger set-up the same on every
+//! (`ops::refuse`), so this stand-in only keeps the logger set-up the same on every
 //! platform. Should it ever be reached, lines go to stderr.
 
 use std::path::PathBuf;

@@ -209,7 +209,7 @@ fn poll_flag(flag: &Cell<bool>, poll: impl FnOnce() -> Poll<io::Result<()>>) -> 
 }
 
 /// Busy polling needs the Linux event loop (`reactor/mod.rs`); this one is async-io's, which
-/// has none. Zero is accepted; `platform::refuse` turns anything else down first, with a
+/// has none. Zero is accepted; `ops::refuse` turns anything else down first, with a
 /// message naming the flag.
 pub fn set_busy_poll(window: std::time::Duration) -> io::Result<()> {
     if window.is_zero() {

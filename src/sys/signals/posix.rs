@@ -1,7 +1,7 @@
 //! The signals the relay acts on: SIGTERM and SIGINT stop it, SIGUSR1 asks for the statistics
 //! dump ([`crate::ops::stats_dump`]), SIGHUP for a reload of the JSON file ([`crate::ops::reload`]).
 //!
-//! Platform code: Windows has `platform/windows/signals.rs` with the same API (Ctrl-C and the
+//! Windows has `windows.rs` beside this file, with the same API (Ctrl-C and the
 //! service manager's stop request).
 
 use crate::error::Error;

@@ -1,6 +1,6 @@
 //! Stop requests on Windows: Ctrl-C (or Ctrl-Break, or closing the console) when run from a
 //! console, the service control manager's stop when run as a service
-//! ([`crate::sys::service`] on Windows). The same API as `src/signals.rs` on Linux.
+//! ([`crate::sys::service`] on Windows). The same API as `posix.rs` on Linux.
 
 use crate::error::Error;
 use async_signal::{Signal, Signals};

@@ -1,5 +1,5 @@
 //! AF_UNIX sockets on Windows (10 build 17063 and later), through Winsock: the host side's
-//! listener and the relay's own connections. The same API as `src/unix.rs` on Linux.
+//! listener and the relay's own connections. The same API as `posix.rs`.
 //!
 //! Built on `socket2`, not `uds_windows`: socket2 (rust-lang, already under async-io's
 //! dependents' feet on other platforms) opens AF_UNIX sockets through Winsock with
@@ -11,7 +11,7 @@
 //!
 //! Socket file hygiene as on Linux: a socket file nobody listens on is replaced, a live one
 //! (or any other kind of file) refused, and the file removed on exit. There are no mode bits:
-//! `--socket-mode` is refused (see `platform::refuse`); the directory's ACL decides who may
+//! `--socket-mode` is refused (see `ops::refuse`); the directory's ACL decides who may
 //! connect. There is no socket activation.
 
 use crate::error::Error;
