@@ -22,7 +22,7 @@
 
 // The layer order is in the list above and in tests/architecture.rs (rustfmt sorts these).
 pub mod config;
-pub mod counters;
+pub(crate) mod counters;
 #[cfg(unix)]
 pub mod doca;
 pub mod error;
@@ -37,7 +37,7 @@ pub mod doca {
 }
 pub mod handshake;
 pub mod link;
-pub mod mux;
+pub(crate) mod mux;
 pub mod ops;
 pub mod roles;
 

@@ -2,9 +2,9 @@
 //! statistics dump, the service manager's status and watchdog, and `--check`.
 
 pub mod check;
-pub mod metrics;
-pub mod refuse;
-pub mod reload;
-pub mod run;
-pub mod stats_dump;
-pub mod status;
+pub(crate) mod metrics;
+pub(crate) mod refuse;
+pub(crate) mod reload;
+pub(crate) mod run;
+pub(crate) mod stats_dump;
+pub(crate) mod status;

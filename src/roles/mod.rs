@@ -3,7 +3,7 @@
 //! both share.
 
 pub mod host;
-pub mod shutdown;
+pub(crate) mod shutdown;
 
 #[cfg(unix)]
 pub mod dpu;

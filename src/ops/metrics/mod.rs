@@ -40,7 +40,8 @@ pub enum Listener {
     #[cfg(unix)]
     Unix(
         async_io::Async<crate::sys::unix_socket::UnixListener>,
-        crate::sys::unix_socket::SocketFile,
+        // Held for its Drop, which removes the socket file.
+        #[allow(dead_code)] crate::sys::unix_socket::SocketFile,
     ),
 }
 
