@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 const MAX_KINDS: usize = 64;
 
 /// What a line is about: lines of one kind share one count. The fixed kinds name the places
-/// that repeat per client or per connection; [`Kind::Text`] and [`Kind::Peer`] group the rest
-/// by their text.
+/// that repeat per client or per connection; only [`Kind::Peer`] groups by text, because
+/// the text is all there is of what a stranger sent.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Host: a client refused at the `--max-clients` limit.
@@ -38,27 +38,19 @@ pub enum Kind {
     StreamLimit,
     /// The peer overran a stream's window or sent data after closing it.
     FlowControl,
-    /// DOCA: a second host tried to connect.
+    /// DPU: a second host tried to connect while the first is alive (a DOCA channel takes one
+    /// host; on any channel the takeover check refuses it).
     SecondHost,
-    /// Anything else, by its text without digits ([`kind_of`]).
-    Text(String),
+    /// Host: the DPU side refused the channel (in an authenticated verdict).
+    ChannelRefused,
+    /// Host: the channel's handshake failed otherwise (a mismatch, a wrong key, a clear ERROR).
+    ChannelFailed,
+    /// `--metrics`: accepting a scrape's connection failed.
+    MetricsAccept,
     /// Text an unauthenticated peer can choose (a service name, an error it sent), by its text
     /// without digits. New kinds of it are logged in full at most once a second; the ones past
     /// that are counted and reported like held-back repeats.
     Peer(String),
-}
-
-impl Kind {
-    /// The kind of a message, grouped by its text: see [`kind_of`].
-    pub fn text(msg: &str) -> Kind {
-        Kind::Text(kind_of(msg))
-    }
-}
-
-impl From<&str> for Kind {
-    fn from(s: &str) -> Kind {
-        Kind::Text(s.to_string())
-    }
 }
 
 /// How long repeats of one kind are held back after a full line: a minute. The environment
@@ -165,8 +157,7 @@ enum Verdict {
 }
 
 /// Logs `msg` at `level` unless a line of `kind` was logged in full within [`window`].
-pub fn log(level: log::Level, kind: impl Into<Kind>, msg: fmt::Arguments<'_>) {
-    let kind = kind.into();
+pub fn log(level: log::Level, kind: Kind, msg: fmt::Arguments<'_>) {
     let now = Instant::now();
     let verdict = {
         let mut t = lock();
@@ -223,12 +214,6 @@ fn decide(
     }
     t.kinds.insert(kind, entry);
     Verdict::Full(None)
-}
-
-/// Shorthand for [`log()`] at WARN with the kind taken from the message.
-pub fn warn(msg: fmt::Arguments<'_>) {
-    let text = msg.to_string();
-    log(log::Level::Warn, Kind::text(&text), format_args!("{text}"));
 }
 
 /// Shorthand for [`log()`] at WARN, for text an unauthenticated peer can provoke or choose.

@@ -169,7 +169,7 @@ impl Host {
             if self.stop.started() {
                 ratelimit::log(
                     log::Level::Info,
-                    "client closed: shutting down",
+                    Kind::NoChannel,
                     format_args!(
                         "client closed: shutting down before a channel to the DPU side was up"
                     ),
@@ -271,7 +271,7 @@ impl Host {
                     // Refused means an operator must act: retry slowly, log once a while.
                     ratelimit::log(
                         log::Level::Error,
-                        Kind::text(&msg),
+                        Kind::ChannelRefused,
                         format_args!("channel to {} refused: {msg}", self.cfg.channel),
                     );
                     backoff = backoff.max(REFUSED_BACKOFF_MIN);
@@ -280,7 +280,7 @@ impl Host {
                 Err(ConnectError::Failed(msg)) => {
                     ratelimit::log(
                         log::Level::Error,
-                        Kind::text(&msg),
+                        Kind::ChannelFailed,
                         format_args!("channel to {} failed: {msg}", self.cfg.channel),
                     );
                 }

@@ -93,7 +93,7 @@ fn new_peer_kinds_are_capped() {
     assert!(!say(&mut t, Kind::Peer("two".into()), start, "two"));
     assert_eq!(t.kinds[&Kind::Peer("two".into())].held, 1);
     // Other kinds are not capped.
-    assert!(say(&mut t, Kind::text("mine"), start, "mine"));
+    assert!(say(&mut t, Kind::Accept, start, "mine"));
     assert!(say(
         &mut t,
         Kind::Peer("three".into()),
@@ -107,7 +107,7 @@ fn the_table_is_bounded() {
     let mut t = Table::default();
     let now = Instant::now();
     for i in 0..(MAX_KINDS + 10) {
-        say(&mut t, Kind::Text(format!("kind {i:x}")), now, "x");
+        say(&mut t, Kind::Peer(format!("kind {i:x}")), now, "x");
     }
     assert!(t.kinds.len() <= MAX_KINDS);
 }

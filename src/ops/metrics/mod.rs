@@ -95,7 +95,11 @@ pub async fn serve(
             Ok(c) => c,
             Err(e) => {
                 // Out of fds, most likely: back off rather than spin.
-                crate::logging::ratelimit::warn(format_args!("--metrics: accepting: {e}"));
+                crate::logging::ratelimit::log(
+                    log::Level::Warn,
+                    crate::logging::ratelimit::Kind::MetricsAccept,
+                    format_args!("--metrics: accepting: {e}"),
+                );
                 Timer::after(Duration::from_millis(100)).await;
                 continue;
             }

@@ -65,7 +65,7 @@ impl Hosts {
         if alive(&session).await {
             crate::logging::ratelimit::log(
                 log::Level::Warn,
-                "another host refused",
+                crate::logging::ratelimit::Kind::SecondHost,
                 format_args!(
                     "host {peer} ({}) refused: {reason}",
                     crate::logging::text::lossy(who.label.as_bytes())
