@@ -9,14 +9,14 @@
 //!   signals.
 //! - [`logging`]: log sinks, DOCA's numeric levels, the log flood limiter.
 //! - [`wire`]: frames, HELLO, sealed records, security modes: pure encode and decode.
-//! - [`counters`]: typed reasons (stream outcomes, session ends, handshake failures) and the
+//! - `counters`: typed reasons (stream outcomes, session ends, handshake failures) and the
 //!   counters `--metrics` shows.
 //! - [`config`]: flags, the JSON file, key files, the settings a reload changes.
 //! - [`doca`]: the DOCA libraries (loaded at run time), devices, the worker-thread bridge, the
 //!   Comm Channel and Comch backends.
 //! - [`link`]: a channel connection ([`link::Transport`]) and its frame reader.
 //! - [`handshake`]: HELLO and AUTH, key proofs, the Noise handshake, this process's identity.
-//! - [`mux`]: one session's streams, their state and flow control, the per-connection pump.
+//! - `mux`: one session's streams, their state and flow control, the per-connection pump.
 //! - [`roles`]: the host side, the DPU side (admission, rate limits, takeover), the drain.
 //! - [`ops`]: the run, metrics, reload, status, the statistics dump, `--check`.
 

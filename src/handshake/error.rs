@@ -41,7 +41,7 @@ impl From<ReadError> for HandshakeError {
     fn from(e: ReadError) -> Self {
         match e {
             ReadError::Io(e) => HandshakeError::Io(e),
-            ReadError::Protocol(m) => HandshakeError::Protocol(m),
+            ReadError::Frame(e) => HandshakeError::Protocol(e.to_string()),
         }
     }
 }
