@@ -63,7 +63,7 @@ pub struct ProgramFlags {
     #[serde(default, deserialize_with = "de_from_str")]
     pub metrics: Option<MetricsAddr>,
     /// `--check`: only check the configuration (the command line decides; kept out of
-    /// [`Config`]).
+    /// [`super::Config`]).
     pub check: Option<bool>,
 }
 

@@ -1,5 +1,5 @@
 //! The two roles: the host side accepts clients and opens streams, the DPU side accepts the
-//! channel and connects each stream to the server application. [`shutdown`] is the drain
+//! channel and connects each stream to the server application. `shutdown` is the drain
 //! both share.
 
 pub mod host;
