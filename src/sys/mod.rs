@@ -11,6 +11,8 @@
 //! Nothing here imports the relay's other modules (only [`crate::error`]): the layers above
 //! call down into these.
 
+#[cfg(unix)]
+pub mod net;
 pub mod reactor;
 pub mod service;
 pub mod signals;

@@ -71,7 +71,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let listener = match &cfg.channel {
         ChannelAddr::Tcp(host, port) => {
-            Listener::Tcp(tcp_listen(host, *port).map_err(|e| listen_error(&cfg.channel, e))?)
+            Listener::Tcp(crate::sys::net::tcp_listener(host, *port, 16).map_err(|e| listen_error(&cfg.channel, e))?)
         }
         ChannelAddr::Unix(path) => {
             let (l, file) = unix_socket::bind(path, 0o600, 16)?;
@@ -186,30 +186,6 @@ fn listen_error(channel: &ChannelAddr, e: std::io::Error) -> Error {
         ));
     }
     Error::io(format!("listening on {channel}"), e)
-}
-
-fn tcp_listen(host: &str, port: u16) -> std::io::Result<async_net::TcpListener> {
-    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
-    use std::net::ToSocketAddrs;
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
-    sockopt::set_socket_reuseaddr(&fd, true)?;
-    if addr.is_ipv4() {
-        let _ = sockopt::set_ip_freebind(&fd, true);
-    } else {
-        let _ = sockopt::set_ipv6_freebind(&fd, true);
-    }
-    rustix::net::bind(&fd, &addr)?;
-    rustix::net::listen(&fd, 16)?;
-    async_net::TcpListener::try_from(std::net::TcpListener::from(fd))
 }
 
 impl Dpu {

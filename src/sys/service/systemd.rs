@@ -54,9 +54,10 @@ pub fn send_status(line: &str) {
         return;
     };
     let addr = {
-        use std::os::unix::ffi::OsStrExt;
         #[cfg(target_os = "linux")]
-        if let Some(name) = path.as_bytes().strip_prefix(b"@") {
+        if let Some(name) = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())
+            .strip_prefix(b"@")
+        {
             use std::os::linux::net::SocketAddrExt;
             SocketAddr::from_abstract_name(name)
         } else {

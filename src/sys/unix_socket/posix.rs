@@ -106,7 +106,7 @@ fn bind_with_mode(
     mode: u32,
 ) -> rustix::io::Result<()> {
     use rustix::fs::Mode;
-    let old = rustix::process::umask(Mode::from_bits_truncate(!mode & 0o777));
+    let old = rustix::process::umask(Mode::from_bits_truncate((!mode & 0o777) as _));
     let bound = rustix::net::bind(fd, addr);
     rustix::process::umask(old);
     bound
