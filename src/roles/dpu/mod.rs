@@ -70,9 +70,10 @@ pub async fn run(
     stop: Rc<Shutdown>,
 ) -> Result<(), Error> {
     let listener = match &cfg.channel {
-        ChannelAddr::Tcp(host, port) => {
-            Listener::Tcp(crate::sys::net::tcp_listener(host, *port, 16).map_err(|e| listen_error(&cfg.channel, e))?)
-        }
+        ChannelAddr::Tcp(host, port) => Listener::Tcp(
+            crate::sys::net::tcp_listener(host, *port, 16)
+                .map_err(|e| listen_error(&cfg.channel, e))?,
+        ),
         ChannelAddr::Unix(path) => {
             let (l, file) = unix_socket::bind(path, 0o600, 16)?;
             Listener::Unix(l, file)

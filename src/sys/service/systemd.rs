@@ -55,8 +55,8 @@ pub fn send_status(line: &str) {
     };
     let addr = {
         #[cfg(target_os = "linux")]
-        if let Some(name) = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())
-            .strip_prefix(b"@")
+        if let Some(name) =
+            std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).strip_prefix(b"@")
         {
             use std::os::linux::net::SocketAddrExt;
             SocketAddr::from_abstract_name(name)
