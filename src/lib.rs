@@ -21,26 +21,38 @@
 //! - [`ops`]: the run, metrics, reload, status, the statistics dump, `--check`.
 
 // The layers, bottom to top: each module imports only from those above it in this list
-// (tests/architecture.rs holds the same order and fails on an import the other way).
-pub mod config;
+// (tests/architecture.rs holds the same order and fails on an import the other way). Each
+// declaration stands alone, so that rustfmt, which sorts a run of declarations, keeps the order.
+pub mod error;
+
+pub mod sys;
+
+pub mod logging;
+
+pub mod wire;
+
 pub mod counters;
+
+pub mod config;
+
 #[cfg(unix)]
 pub mod doca;
-pub mod error;
-pub mod logging;
-pub mod sys;
-pub mod wire;
 /// The DOCA channels: on Windows none can be loaded (see `doca/unsupported.rs`).
 #[cfg(windows)]
 pub mod doca {
     mod unsupported;
     pub use unsupported::*;
 }
-pub mod handshake;
+
 pub mod link;
+
+pub mod handshake;
+
 pub mod mux;
-pub mod ops;
+
 pub mod roles;
+
+pub mod ops;
 
 pub use error::Error;
 pub use ops::run::run;
