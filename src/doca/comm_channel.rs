@@ -14,10 +14,10 @@ mod setup;
 
 use super::bridge::{drain, Shared};
 use super::device::RawDev;
-use super::ffi::{describe_with, Addr, CcLib, DocaError, Ep};
+use super::ffi::{check, describe_with, Addr, CcLib, Descr, DocaError, Ep};
 use crate::config::Role;
 use rustix::event::{PollFd, PollFlags, Timespec};
-use std::ffi::{c_char, CString};
+use std::ffi::CString;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -36,8 +36,6 @@ const IDLE_WAIT: Duration = Duration::from_millis(500);
 const SERVICE_CHECK: Duration = Duration::from_secs(2);
 /// User data of a host that was refused or dropped (a new peer reads 0).
 const GONE: u64 = u64::MAX;
-
-type Descr = unsafe extern "C" fn(DocaError) -> *const c_char;
 
 pub(super) fn thread_main(
     cc: &CcLib,
@@ -98,8 +96,7 @@ impl Worker<'_> {
     }
 
     fn check(&self, what: &str, r: DocaError) -> Result<(), String> {
-        r.ok()
-            .map_err(|e| format!("{what}: {}{}", self.describe(e), super::hints::for_error(e)))
+        check(self.descr, what, r)
     }
 
     fn tag(&mut self, peer: *mut Addr) {

@@ -2,7 +2,7 @@
 //! Comm Channel and Comch backends.
 
 pub use super::ffi::DevLib;
-use super::ffi::{self, Dev, DevRep, DocaError};
+use super::ffi::{self, check, Dev, DevRep, DocaError};
 use crate::config::{Config, PciAddr, Role};
 use std::ffi::CString;
 use std::ptr;
@@ -15,11 +15,6 @@ pub struct Device {
 
     pub(crate) dev: *mut Dev,
     pub(crate) rep: *mut DevRep,
-}
-
-pub(crate) fn check(lib: &DevLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok()
-        .map_err(|e| format!("{what}: {}{}", lib.describe(e), super::hints::for_error(e)))
 }
 
 /// The device pointers, for a worker thread. The channel that owns the thread keeps the
@@ -68,7 +63,7 @@ impl Device {
         let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
         // SAFETY: out-pointers are valid; the list is destroyed below.
-        check(l, "listing DOCA devices", unsafe {
+        check(l.error_descr, "listing DOCA devices", unsafe {
             (l.devinfo_list_create)(&mut list, &mut n)
         })?;
         let mut found = Err(format!(
@@ -86,7 +81,7 @@ impl Device {
             {
                 let mut dev = ptr::null_mut();
                 // SAFETY: `info` is valid; the opened device outlives the list.
-                found = check(l, "opening the DOCA device", unsafe {
+                found = check(l.error_descr, "opening the DOCA device", unsafe {
                     (l.dev_open)(info, &mut dev)
                 })
                 .map(|_| dev);
@@ -103,9 +98,11 @@ impl Device {
         let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
         // SAFETY: `self.dev` is open; out-pointers valid.
-        check(l, "listing DOCA representors (is this the DPU?)", unsafe {
-            (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n)
-        })?;
+        check(
+            l.error_descr,
+            "listing DOCA representors (is this the DPU?)",
+            unsafe { (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n) },
+        )?;
         let mut found = Err(format!(
             "no DOCA representor at PCI address {} (--rep-pci)",
             pci.0
@@ -120,7 +117,7 @@ impl Device {
             {
                 let mut rep = ptr::null_mut();
                 // SAFETY: `info` is valid; the representor outlives the list.
-                found = check(l, "opening the DOCA representor", unsafe {
+                found = check(l.error_descr, "opening the DOCA representor", unsafe {
                     (l.dev_rep_open)(info, &mut rep)
                 })
                 .map(|_| rep);

@@ -74,11 +74,11 @@ pub(crate) fn runtime_version(common: &Library) -> Option<String> {
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
+/// A library's `doca_error_get_descr` (DOCA 2.2: `doca_get_error_string`).
+pub(crate) type Descr = unsafe extern "C" fn(DocaError) -> *const c_char;
+
 /// Describes `e` with a library's `doca_error_get_descr` (or 2.2's `doca_get_error_string`).
-pub(crate) fn describe_with(
-    descr: unsafe extern "C" fn(DocaError) -> *const c_char,
-    e: DocaError,
-) -> String {
+pub(crate) fn describe_with(descr: Descr, e: DocaError) -> String {
     // SAFETY: the function takes any code and returns a static string or NULL.
     let p = unsafe { descr(e) };
     if p.is_null() {
@@ -87,6 +87,16 @@ pub(crate) fn describe_with(
     // SAFETY: non-NULL results are NUL-terminated static strings.
     let s = unsafe { CStr::from_ptr(p) }.to_string_lossy();
     format!("{s} (DOCA error {})", e.0)
+}
+
+/// The one DOCA error check (device code and both backends): `Ok(())` for success, else
+/// "`what`: the library's description of the error", plus a hint when the usual cause is the
+/// service's environment rather than the relay.
+pub(crate) fn check(descr: Descr, what: impl fmt::Display, r: DocaError) -> Result<(), String> {
+    r.ok().map_err(|e| {
+        let hint = super::hints::for_error(e);
+        format!("{what}: {}{hint}", describe_with(descr, e))
+    })
 }
 
 opaque!(
@@ -124,7 +134,7 @@ pub struct DevLib {
     pub rep_is_equal_pci: unsafe extern "C" fn(*const DevInfoRep, *const c_char, *mut u8) -> Err,
     pub dev_rep_open: unsafe extern "C" fn(*mut DevInfoRep, *mut *mut DevRep) -> Err,
     pub dev_rep_close: unsafe extern "C" fn(*mut DevRep) -> Err,
-    pub error_descr: unsafe extern "C" fn(Err) -> *const c_char,
+    pub error_descr: Descr,
     /// Which naming generation the library uses: "2.2" or "2.5+".
     pub generation: &'static str,
     /// The file that was loaded.

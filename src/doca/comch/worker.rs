@@ -62,16 +62,6 @@ struct Worker<'a> {
     stopping: bool,
 }
 
-fn chk(lib: &ComchLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok().map_err(|e| {
-        format!(
-            "Comch: {what}: {}{}",
-            lib.describe(e),
-            crate::doca::hints::for_error(e)
-        )
-    })
-}
-
 impl<'a> Worker<'a> {
     fn new(lib: &'a ComchLib, role: Role, name: &CString, shared: &'a Shared) -> Self {
         Worker {
@@ -188,7 +178,7 @@ impl<'a> Worker<'a> {
                         let r = unsafe { (self.lib.client_get_connection)(self.client, &mut conn) };
                         // A failure ends the thread, but only after the rest of the burst (send
                         // completions to free, above all) has been handled.
-                        if let Err(e) = chk(self.lib, "getting the connection", r) {
+                        if let Err(e) = self.lib.check("getting the connection", r) {
                             end.get_or_insert(e);
                             continue;
                         }
@@ -283,7 +273,7 @@ impl<'a> Worker<'a> {
         // Stopping flushed every task through its callback, so none is still DOCA's.
         self.in_flight.clear();
         // SAFETY: our context, IDLE now, configured as before.
-        chk(self.lib, "restarting the server", unsafe {
+        self.lib.check("restarting the server", unsafe {
             (self.lib.ctx_start)(self.ctx)
         })
     }

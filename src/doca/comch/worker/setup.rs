@@ -4,7 +4,7 @@
 use super::super::callbacks::{
     on_connect, on_disconnect, on_recv, on_send_error, on_sent, on_state,
 };
-use super::{chk, Worker, SEND_TASKS};
+use super::{Worker, SEND_TASKS};
 use crate::config::Role;
 use crate::doca::comch::ffi;
 use crate::doca::device::RawDev;
@@ -19,11 +19,10 @@ impl Worker<'_> {
         // SAFETY: every call gets valid out-pointers and objects created just before; the
         // device pointers stay valid for the thread's life (see `RawDev`).
         unsafe {
-            chk(l, "creating the progress engine", (l.pe_create)(&mut w.pe))?;
+            l.check("creating the progress engine", (l.pe_create)(&mut w.pe))?;
             let info = (l.dev_as_devinfo)(raw.0);
             let mut cap = 0u32;
-            chk(
-                l,
+            l.check(
                 "reading the message size limit",
                 (l.cap_get_max_msg_size)(info, &mut cap),
             )?;
@@ -37,21 +36,20 @@ impl Worker<'_> {
             macro_rules! configure {
                 ($obj:expr, $as_ctx:ident, $set_max:ident, $set_conf:ident, $recv:ident) => {{
                     w.ctx = (l.$as_ctx)($obj);
-                    chk(l, "setting the message size", (l.$set_max)($obj, cap))?;
-                    chk(
-                        l,
+                    l.check("setting the message size", (l.$set_max)($obj, cap))?;
+                    l.check(
                         "connecting the progress engine",
                         (l.pe_connect_ctx)(w.pe, w.ctx),
                     )?;
                     let conf = (l.$set_conf)($obj, on_sent, on_send_error, tasks);
-                    chk(l, "configuring send tasks", conf)?;
-                    chk(l, "registering for messages", (l.$recv)($obj, on_recv))?;
+                    l.check("configuring send tasks", conf)?;
+                    l.check("registering for messages", (l.$recv)($obj, on_recv))?;
                 }};
             }
             match role {
                 Role::Dpu => {
                     let r = (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server);
-                    chk(l, "creating the server", r)?;
+                    l.check("creating the server", r)?;
                     configure!(
                         w.server,
                         server_as_ctx,
@@ -61,13 +59,13 @@ impl Worker<'_> {
                     );
                     let r =
                         (l.server_event_connection_register)(w.server, on_connect, on_disconnect);
-                    chk(l, "registering for connections", r)?;
+                    l.check("registering for connections", r)?;
                     let r = (l.server_get_max_msg_size)(w.server, &mut max_msg);
-                    chk(l, "reading the message size", r)?;
+                    l.check("reading the message size", r)?;
                 }
                 Role::Host => {
                     let r = (l.client_create)(raw.0, name.as_ptr(), &mut w.client);
-                    chk(l, "creating the client", r)?;
+                    l.check("creating the client", r)?;
                     configure!(
                         w.client,
                         client_as_ctx,
@@ -76,17 +74,16 @@ impl Worker<'_> {
                         client_event_msg_recv_register
                     );
                     let r = (l.client_get_max_msg_size)(w.client, &mut max_msg);
-                    chk(l, "reading the message size", r)?;
+                    l.check("reading the message size", r)?;
                 }
             }
-            chk(
-                l,
+            l.check(
                 "registering for state changes",
                 (l.ctx_set_state_changed_cb)(w.ctx, on_state),
             )?;
             match ((l.ctx_start)(w.ctx), role) {
                 (DocaError::SUCCESS, _) | (ffi::IN_PROGRESS, Role::Host) => {}
-                (e, _) => chk(l, "starting", e)?,
+                (e, _) => l.check("starting", e)?,
             }
             if max_msg < crate::wire::MIN_MAX_MSG {
                 return Err(format!(
