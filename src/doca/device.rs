@@ -9,19 +9,40 @@ use std::ptr;
 use std::rc::Rc;
 
 /// The opened DOCA device (and representor on the DPU). Closed on drop, after every endpoint.
+// SAFETY: `dev` and `rep` come from `dev_open` and `dev_rep_open` (or are null: the
+// representor off the DPU, either while opening) and are closed only in `Drop`, once,
+// representor first. The raw pointers keep the type off other threads; a worker thread gets
+// them as a [`RawDev`], whose `Channel` keeps the device open until the thread has ended.
 pub struct Device {
     /// The common library the device came from.
     pub lib: DevLib,
 
-    pub(crate) dev: *mut Dev,
-    pub(crate) rep: *mut DevRep,
+    dev: *mut Dev,
+    rep: *mut DevRep,
 }
 
-/// The device pointers, for a worker thread. The channel that owns the thread keeps the
-/// [`Device`] open until the thread has ended.
-pub(crate) struct RawDev(pub *mut Dev, pub *mut DevRep);
-// SAFETY: the pointers are used only by the one worker thread, and the device outlives it.
+/// The device pointers, lent to one worker thread.
+// SAFETY: made only by `Device::raw`. The `Channel` that runs the thread holds the device until
+// the thread has ended (and leaks it if the thread outlives the channel), so both pointers stay
+// valid for as long as the thread can use them. `rep` is null off the DPU.
+pub(crate) struct RawDev {
+    dev: *mut Dev,
+    rep: *mut DevRep,
+}
+// SAFETY: moved once, to the worker thread, the only thread that uses the pointers from then on.
 unsafe impl Send for RawDev {}
+
+impl RawDev {
+    /// The device, open for the worker thread's whole life.
+    pub(crate) fn dev(&self) -> *mut Dev {
+        self.dev
+    }
+
+    /// The representor (DPU), open for the thread's whole life; null on the host.
+    pub(crate) fn rep(&self) -> *mut DevRep {
+        self.rep
+    }
+}
 
 impl Device {
     /// Opens the device at `-p` (and on the DPU the representor at `-r`) through the
@@ -55,7 +76,10 @@ impl Device {
     }
 
     pub(crate) fn raw(&self) -> RawDev {
-        RawDev(self.dev, self.rep)
+        RawDev {
+            dev: self.dev,
+            rep: self.rep,
+        }
     }
 
     fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, String> {
@@ -132,14 +156,14 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        // SAFETY: opened by us, closed once, representor before device (the documented order).
-        unsafe {
-            if !self.rep.is_null() {
-                (self.lib.dev_rep_close)(self.rep);
-            }
-            if !self.dev.is_null() {
-                (self.lib.dev_close)(self.dev);
-            }
+        // The representor before the device (the documented order).
+        if !self.rep.is_null() {
+            // SAFETY: opened by `open_rep`, closed only here (see `Device`).
+            unsafe { (self.lib.dev_rep_close)(self.rep) };
+        }
+        if !self.dev.is_null() {
+            // SAFETY: opened by `open_dev`, closed only here, after its representor.
+            unsafe { (self.lib.dev_close)(self.dev) };
         }
     }
 }

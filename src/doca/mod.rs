@@ -6,7 +6,7 @@
 
 pub mod bridge;
 pub mod comch;
-mod comm_channel;
+pub mod comm_channel;
 pub mod device;
 pub mod ffi;
 pub mod hints;
@@ -15,7 +15,7 @@ pub use bridge::{Channel, Link};
 pub use device::Device;
 
 use crate::config::Role;
-use ffi::CcLib;
+use comm_channel::ffi::CcLib;
 use std::ffi::CString;
 use std::rc::Rc;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
 use crate::doca::ffi::{
-    check, describe_with, opaque, open, open_common_of, runtime_version, sym, Descr, Dev, DevInfo,
-    DevRep, DocaError,
+    check, describe_with, get, opaque, open, open_common_of, runtime_version, sym, Descr, Dev,
+    DevInfo, DevRep, DocaError,
 };
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
@@ -127,12 +127,6 @@ pub struct ComchLib {
 unsafe impl Send for ComchLib {}
 // SAFETY: as above; nothing in the struct is mutated after loading.
 unsafe impl Sync for ComchLib {}
-
-macro_rules! get {
-    ($lib:expr, $file:expr, $($name:literal),+) => {
-        sym(&$lib, &$file, &[$($name),+])?
-    };
-}
 
 impl ComchLib {
     /// Loads `libdoca_comch` and `libdoca_common` (same DOCA generation) and resolves every

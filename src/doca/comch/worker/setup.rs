@@ -20,7 +20,7 @@ impl Worker<'_> {
         // device pointers stay valid for the thread's life (see `RawDev`).
         unsafe {
             l.check("creating the progress engine", (l.pe_create)(&mut w.pe))?;
-            let info = (l.dev_as_devinfo)(raw.0);
+            let info = (l.dev_as_devinfo)(raw.dev());
             let mut cap = 0u32;
             l.check(
                 "reading the message size limit",
@@ -48,7 +48,7 @@ impl Worker<'_> {
             }
             match role {
                 Role::Dpu => {
-                    let r = (l.server_create)(raw.0, raw.1, name.as_ptr(), &mut w.server);
+                    let r = (l.server_create)(raw.dev(), raw.rep(), name.as_ptr(), &mut w.server);
                     l.check("creating the server", r)?;
                     configure!(
                         w.server,
@@ -64,7 +64,7 @@ impl Worker<'_> {
                     l.check("reading the message size", r)?;
                 }
                 Role::Host => {
-                    let r = (l.client_create)(raw.0, name.as_ptr(), &mut w.client);
+                    let r = (l.client_create)(raw.dev(), name.as_ptr(), &mut w.client);
                     l.check("creating the client", r)?;
                     configure!(
                         w.client,
