@@ -4,7 +4,7 @@
 pub use super::ffi::DevLib;
 use super::ffi::{self, check, Dev, DevRep, DocaError};
 use crate::config::{Config, PciAddr, Role};
-use std::ffi::CString;
+use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 use std::rc::Rc;
 
@@ -86,33 +86,23 @@ impl Device {
         let l = &self.lib;
         let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
-        // SAFETY: out-pointers are valid; the list is destroyed below.
-        check(l.error_descr, "listing DOCA devices", unsafe {
-            (l.devinfo_list_create)(&mut list, &mut n)
-        })?;
-        let mut found = Err(format!(
-            "no DOCA device at PCI address {} (--pci-addr)",
-            pci.0
-        ));
-        for i in 0..n as usize {
-            // SAFETY: `list` holds `n` valid entries until destroyed.
-            let info = unsafe { *list.add(i) };
-            let mut eq = 0u8;
-            // SAFETY: valid devinfo and NUL-terminated string.
-            if unsafe { (l.devinfo_is_equal_pci)(info, want.as_ptr(), &mut eq) }
-                == DocaError::SUCCESS
-                && eq != 0
-            {
+        // SAFETY: out-pointers; the list is destroyed below.
+        let r = unsafe { (l.devinfo_list_create)(&mut list, &mut n) };
+        check(l.error_descr, "listing DOCA devices", r)?;
+        // SAFETY: the list DOCA just made, and its length.
+        let found = match unsafe { find_pci(list, n, l.devinfo_is_equal_pci, &want) } {
+            None => Err(format!(
+                "no DOCA device at PCI address {} (--pci-addr)",
+                pci.0
+            )),
+            Some(info) => {
                 let mut dev = ptr::null_mut();
-                // SAFETY: `info` is valid; the opened device outlives the list.
-                found = check(l.error_descr, "opening the DOCA device", unsafe {
-                    (l.dev_open)(info, &mut dev)
-                })
-                .map(|_| dev);
-                break;
+                // SAFETY: an entry of the live list; the opened device outlives the list.
+                let r = unsafe { (l.dev_open)(info, &mut dev) };
+                check(l.error_descr, "opening the DOCA device", r).map(|()| dev)
             }
-        }
-        // SAFETY: `list` came from list_create.
+        };
+        // SAFETY: the list from `devinfo_list_create`, destroyed once.
         unsafe { (l.devinfo_list_destroy)(list) };
         found
     }
@@ -121,37 +111,53 @@ impl Device {
         let l = &self.lib;
         let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
-        // SAFETY: `self.dev` is open; out-pointers valid.
+        // SAFETY: `self.dev` is open; out-pointers; the list is destroyed below.
+        let r = unsafe { (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n) };
         check(
             l.error_descr,
             "listing DOCA representors (is this the DPU?)",
-            unsafe { (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n) },
+            r,
         )?;
-        let mut found = Err(format!(
-            "no DOCA representor at PCI address {} (--rep-pci)",
-            pci.0
-        ));
-        for i in 0..n as usize {
-            // SAFETY: `list` holds `n` valid entries until destroyed.
-            let info = unsafe { *list.add(i) };
-            let mut eq = 0u8;
-            // SAFETY: valid rep info and NUL-terminated string.
-            if unsafe { (l.rep_is_equal_pci)(info, want.as_ptr(), &mut eq) } == DocaError::SUCCESS
-                && eq != 0
-            {
+        // SAFETY: the list DOCA just made, and its length.
+        let found = match unsafe { find_pci(list, n, l.rep_is_equal_pci, &want) } {
+            None => Err(format!(
+                "no DOCA representor at PCI address {} (--rep-pci)",
+                pci.0
+            )),
+            Some(info) => {
                 let mut rep = ptr::null_mut();
-                // SAFETY: `info` is valid; the representor outlives the list.
-                found = check(l.error_descr, "opening the DOCA representor", unsafe {
-                    (l.dev_rep_open)(info, &mut rep)
-                })
-                .map(|_| rep);
-                break;
+                // SAFETY: an entry of the live list; the representor outlives the list.
+                let r = unsafe { (l.dev_rep_open)(info, &mut rep) };
+                check(l.error_descr, "opening the DOCA representor", r).map(|()| rep)
             }
-        }
-        // SAFETY: `list` came from rep_list_create.
+        };
+        // SAFETY: the list from `rep_list_create`, destroyed once.
         unsafe { (l.rep_list_destroy)(list) };
         found
     }
+}
+
+/// The first entry of a DOCA device or representor list whose PCI address is `want`.
+///
+/// # Safety
+/// `list` holds `n` valid entries (DOCA's list, not yet destroyed), or `n` is 0.
+unsafe fn find_pci<T>(
+    list: *mut *mut T,
+    n: u32,
+    is_equal: unsafe extern "C" fn(*const T, *const c_char, *mut u8) -> DocaError,
+    want: &CStr,
+) -> Option<*mut T> {
+    if list.is_null() || n == 0 {
+        return None;
+    }
+    // SAFETY: `n` valid entries (the caller's promise), read while the list lives.
+    let entries = unsafe { std::slice::from_raw_parts(list, n as usize) };
+    entries.iter().copied().find(|&info| {
+        let mut eq = 0u8;
+        // SAFETY: a valid entry, a NUL-terminated string and an out-pointer.
+        let r = unsafe { is_equal(info, want.as_ptr(), &mut eq) };
+        r == DocaError::SUCCESS && eq != 0
+    })
 }
 
 impl Drop for Device {
