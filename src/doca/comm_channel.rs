@@ -219,7 +219,9 @@ impl Worker<'_> {
     }
 
     /// DPU: a service in an unrecoverable state ends the thread (and with it the relay, which
-    /// systemd restarts). DOCA versions without the call skip the check.
+    /// systemd restarts). DOCA reports the service's state only when asked (there is no event
+    /// for it), so the thread asks every [`SERVICE_CHECK`]; DOCA versions without the call skip
+    /// the check.
     fn check_service(&mut self) -> Result<(), String> {
         if self.role != Role::Dpu || self.checked.elapsed() < SERVICE_CHECK {
             return Ok(());

@@ -142,9 +142,9 @@ impl<'e> Context<'e> {
         // connected once.
         let r = unsafe { self.engine.connect(self.ctx) };
         l.check("connecting the progress engine", r)?;
+        let tasks = limits.tasks;
         // SAFETY: our object, not started; the callbacks fit the signatures DOCA expects.
         let r = unsafe {
-            let tasks = limits.tasks;
             either!(
                 self,
                 server_task_send_set_conf,
