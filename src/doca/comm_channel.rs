@@ -10,16 +10,18 @@
 //! waiting for room waits at most 10 ms before it tries again, so a missed send event costs
 //! 10 ms, not a keepalive period.
 
+mod endpoint;
+pub mod ffi;
 mod setup;
 
 use super::bridge::{drain, Shared};
 use super::device::RawDev;
-use super::ffi::{describe_with, Addr, CcLib, DocaError, Ep};
+use super::ffi::{Descr, DocaError};
 use crate::config::Role;
+use endpoint::{Endpoint, Peer, Received};
+use ffi::CcLib;
 use rustix::event::{PollFd, PollFlags, Timespec};
-use std::ffi::{c_char, CString};
-use std::os::fd::{BorrowedFd, RawFd};
-use std::ptr;
+use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 /// Queue depth asked for, capped by what the device allows.
@@ -37,8 +39,6 @@ const SERVICE_CHECK: Duration = Duration::from_secs(2);
 /// User data of a host that was refused or dropped (a new peer reads 0).
 const GONE: u64 = u64::MAX;
 
-type Descr = unsafe extern "C" fn(DocaError) -> *const c_char;
-
 pub(super) fn thread_main(
     cc: &CcLib,
     descr: Descr,
@@ -47,13 +47,17 @@ pub(super) fn thread_main(
     name: &CString,
     shared: &Shared,
 ) {
+    let ep = match Endpoint::create(cc, descr) {
+        Ok(ep) => ep,
+        Err(e) => {
+            shared.finish(Err(e));
+            return;
+        }
+    };
     let mut w = Worker {
-        l: cc,
-        descr,
+        ep,
         shared,
         role,
-        ep: ptr::null_mut(),
-        fds: Vec::new(),
         current: None,
         next_tag: 1,
         closing: None,
@@ -62,23 +66,17 @@ pub(super) fn thread_main(
         spurious: 0,
         checked: Instant::now(),
     };
-    // Destroying may block for as long as DOCA takes.
     shared.finish(w.setup(raw, name).and_then(|()| w.run()));
-    if !w.ep.is_null() {
-        // SAFETY: created by us, destroyed once; it disconnects every peer (and may block).
-        unsafe { (cc.ep_destroy)(w.ep) };
-    }
+    // Destroys the endpoint, after `finish` has told the relay: it disconnects every peer and
+    // may block for as long as DOCA takes.
+    drop(w);
 }
 
 struct Worker<'a> {
-    l: &'a CcLib,
-    descr: Descr,
+    ep: Endpoint<'a>,
     shared: &'a Shared,
     role: Role,
-    ep: *mut Ep,
-    /// The event fds, once each even when DOCA hands out the same fd for both.
-    fds: Vec<RawFd>,
-    current: Option<*mut Addr>,
+    current: Option<Peer>,
     next_tag: u64,
     /// The relay let go of the connection; end it once the outbox is empty, or after a second.
     closing: Option<Instant>,
@@ -94,35 +92,19 @@ struct Worker<'a> {
 
 impl Worker<'_> {
     fn describe(&self, e: DocaError) -> String {
-        describe_with(self.descr, e)
+        self.ep.describe(e)
     }
 
-    fn check(&self, what: &str, r: DocaError) -> Result<(), String> {
-        r.ok()
-            .map_err(|e| format!("{what}: {}{}", self.describe(e), super::hints::for_error(e)))
-    }
-
-    fn tag(&mut self, peer: *mut Addr) {
-        // SAFETY: `peer` was returned by our endpoint.
-        unsafe { (self.l.peer_set_user_data)(peer, self.next_tag) };
+    fn tag(&mut self, peer: &Peer) {
+        self.ep.set_user_data(peer, self.next_tag);
         self.next_tag += 1;
-    }
-
-    fn user_data(&self, peer: *mut Addr) -> u64 {
-        let mut v = 0;
-        // SAFETY: `peer` was returned by our endpoint.
-        unsafe { (self.l.peer_get_user_data)(peer, &mut v) };
-        v
     }
 
     /// Drops a peer. DOCA may block here until the peer's resources are freed; only this
     /// thread waits, and the shared lock is not held.
-    fn drop_peer(&mut self, peer: *mut Addr) {
-        // SAFETY: `peer` was returned by our endpoint.
-        unsafe {
-            (self.l.peer_set_user_data)(peer, GONE);
-            (self.l.ep_disconnect)(self.ep, peer);
-        }
+    fn drop_peer(&mut self, peer: Peer) {
+        self.ep.set_user_data(&peer, GONE);
+        self.ep.disconnect(peer);
         self.shared.beat();
     }
 
@@ -151,15 +133,9 @@ impl Worker<'_> {
                 self.productive();
                 continue;
             }
-            // SAFETY: our endpoint, active.
-            self.check("arming the receive event channel", unsafe {
-                (self.l.ep_arm_recv)(self.ep)
-            })?;
+            self.ep.arm_recv()?;
             if self.send_waiting {
-                // SAFETY: as above.
-                self.check("arming the send event channel", unsafe {
-                    (self.l.ep_arm_send)(self.ep)
-                })?;
+                self.ep.arm_send()?;
             }
             if self.receive()? | self.send()? {
                 self.productive();
@@ -181,14 +157,9 @@ impl Worker<'_> {
     }
 
     fn doca_fds(&self) -> Vec<PollFd<'_>> {
-        self.fds
-            .iter()
-            .map(|&fd| {
-                // SAFETY: the endpoint keeps its event fds open until `ep_destroy`, which runs
-                // after the thread stops polling.
-                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-                PollFd::from_borrowed_fd(fd, PollFlags::IN)
-            })
+        self.ep
+            .event_fds()
+            .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
             .collect()
     }
 
@@ -248,18 +219,16 @@ impl Worker<'_> {
     }
 
     /// DPU: a service in an unrecoverable state ends the thread (and with it the relay, which
-    /// systemd restarts). DOCA versions without the call skip the check.
+    /// systemd restarts). DOCA reports the service's state only when asked (there is no event
+    /// for it), so the thread asks every [`SERVICE_CHECK`]; DOCA versions without the call skip
+    /// the check.
     fn check_service(&mut self) -> Result<(), String> {
-        let Some(update) = self.l.update_service_state else {
-            return Ok(());
-        };
         if self.role != Role::Dpu || self.checked.elapsed() < SERVICE_CHECK {
             return Ok(());
         }
         self.checked = Instant::now();
-        // SAFETY: our listening endpoint.
-        match unsafe { update(self.ep) } {
-            DocaError::CONNECTION_RESET => Err(format!(
+        match self.ep.service_state() {
+            Some(DocaError::CONNECTION_RESET) => Err(format!(
                 "the DOCA Comm Channel service is in an error state ({}); exiting so that it is \
                  started afresh",
                 self.describe(DocaError::CONNECTION_RESET)
@@ -274,25 +243,19 @@ impl Worker<'_> {
         let mut buf = vec![0u8; max];
         let mut any = false;
         for _ in 0..RECV_BURST {
-            let mut len = buf.len();
-            let mut from = ptr::null_mut();
-            // SAFETY: valid endpoint, a buffer of `len` bytes, out-pointers.
-            let r = unsafe {
-                (self.l.ep_recvfrom)(self.ep, buf.as_mut_ptr().cast(), &mut len, 0, &mut from)
-            };
-            match r {
-                DocaError::AGAIN => break,
-                DocaError::SUCCESS => self.message(from, &buf[..len.min(max)]),
-                e if from.is_null() => {
+            let Received { status, len, from } = self.ep.recv(&mut buf);
+            match (status, from) {
+                (DocaError::AGAIN, _) => break,
+                (DocaError::SUCCESS, Some(from)) => self.message(from, &buf[..len.min(max)]),
+                (e, None) => {
                     return Err(format!("Comm Channel receive failed: {}", self.describe(e)))
                 }
-                e if Some(from) == self.current => self.end_current(&format!(
-                    "the host's connection failed: {}",
-                    self.describe(e)
-                ))?,
-                e => {
+                (e, Some(from)) if self.current.as_ref() == Some(&from) => self.end_current(
+                    &format!("the host's connection failed: {}", self.describe(e)),
+                )?,
+                (e, Some(from)) => {
                     log::debug!("DOCA: a dropped host's connection: {}", self.describe(e));
-                    if self.user_data(from) != GONE {
+                    if self.ep.user_data(&from) != GONE {
                         self.drop_peer(from);
                     }
                 }
@@ -302,9 +265,9 @@ impl Worker<'_> {
         Ok(any)
     }
 
-    fn message(&mut self, from: *mut Addr, data: &[u8]) {
-        if self.current != Some(from) {
-            if self.role == Role::Host || self.user_data(from) != 0 {
+    fn message(&mut self, from: Peer, data: &[u8]) {
+        if self.current.as_ref() != Some(&from) {
+            if self.role == Role::Host || self.ep.user_data(&from) != 0 {
                 return; // leftovers of a host already dropped
             }
             if self.current.is_some() {
@@ -316,7 +279,7 @@ impl Worker<'_> {
                 self.drop_peer(from);
                 return;
             }
-            self.tag(from);
+            self.tag(&from);
             self.current = Some(from);
             self.shared.connect(&mut self.shared.lock());
         }
@@ -336,17 +299,13 @@ impl Worker<'_> {
     /// any went out.
     fn send(&mut self) -> Result<bool, String> {
         self.send_waiting = false;
-        let Some(peer) = self.current else {
-            return Ok(false);
-        };
         let mut sent = false;
-        loop {
+        // The connection stays current for the whole loop: a failure ends it and the loop.
+        while let Some(peer) = &self.current {
             let Some(msg) = self.shared.lock().outbox.pop_front() else {
                 break;
             };
-            // SAFETY: valid endpoint and peer; the buffer lives for the call.
-            let r = unsafe { (self.l.ep_sendto)(self.ep, msg.as_ptr().cast(), msg.len(), 0, peer) };
-            match r {
+            match self.ep.send(peer, &msg) {
                 DocaError::SUCCESS => sent = true,
                 DocaError::AGAIN => {
                     self.shared.lock().outbox.push_front(msg);

@@ -2,31 +2,47 @@
 //! Comm Channel and Comch backends.
 
 pub use super::ffi::DevLib;
-use super::ffi::{self, Dev, DevRep, DocaError};
+use super::ffi::{self, check, Dev, DevRep, DocaError};
 use crate::config::{Config, PciAddr, Role};
-use std::ffi::CString;
+use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 use std::rc::Rc;
 
 /// The opened DOCA device (and representor on the DPU). Closed on drop, after every endpoint.
+// SAFETY: `dev` and `rep` come from `dev_open` and `dev_rep_open` (or are null: the
+// representor off the DPU, either while opening) and are closed only in `Drop`, once,
+// representor first. The raw pointers keep the type off other threads; a worker thread gets
+// them as a [`RawDev`], whose `Channel` keeps the device open until the thread has ended.
 pub struct Device {
     /// The common library the device came from.
     pub lib: DevLib,
 
-    pub(crate) dev: *mut Dev,
-    pub(crate) rep: *mut DevRep,
+    dev: *mut Dev,
+    rep: *mut DevRep,
 }
 
-pub(crate) fn check(lib: &DevLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok()
-        .map_err(|e| format!("{what}: {}{}", lib.describe(e), super::hints::for_error(e)))
+/// The device pointers, lent to one worker thread.
+// SAFETY: made only by `Device::raw`. The `Channel` that runs the thread holds the device until
+// the thread has ended (and leaks it if the thread outlives the channel), so both pointers stay
+// valid for as long as the thread can use them. `rep` is null off the DPU.
+pub(crate) struct RawDev {
+    dev: *mut Dev,
+    rep: *mut DevRep,
 }
-
-/// The device pointers, for a worker thread. The channel that owns the thread keeps the
-/// [`Device`] open until the thread has ended.
-pub(crate) struct RawDev(pub *mut Dev, pub *mut DevRep);
-// SAFETY: the pointers are used only by the one worker thread, and the device outlives it.
+// SAFETY: moved once, to the worker thread, the only thread that uses the pointers from then on.
 unsafe impl Send for RawDev {}
+
+impl RawDev {
+    /// The device, open for the worker thread's whole life.
+    pub(crate) fn dev(&self) -> *mut Dev {
+        self.dev
+    }
+
+    /// The representor (DPU), open for the thread's whole life; null on the host.
+    pub(crate) fn rep(&self) -> *mut DevRep {
+        self.rep
+    }
+}
 
 impl Device {
     /// Opens the device at `-p` (and on the DPU the representor at `-r`) through the
@@ -60,40 +76,33 @@ impl Device {
     }
 
     pub(crate) fn raw(&self) -> RawDev {
-        RawDev(self.dev, self.rep)
+        RawDev {
+            dev: self.dev,
+            rep: self.rep,
+        }
     }
 
     fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, String> {
         let l = &self.lib;
         let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
-        // SAFETY: out-pointers are valid; the list is destroyed below.
-        check(l, "listing DOCA devices", unsafe {
-            (l.devinfo_list_create)(&mut list, &mut n)
-        })?;
-        let mut found = Err(format!(
-            "no DOCA device at PCI address {} (--pci-addr)",
-            pci.0
-        ));
-        for i in 0..n as usize {
-            // SAFETY: `list` holds `n` valid entries until destroyed.
-            let info = unsafe { *list.add(i) };
-            let mut eq = 0u8;
-            // SAFETY: valid devinfo and NUL-terminated string.
-            if unsafe { (l.devinfo_is_equal_pci)(info, want.as_ptr(), &mut eq) }
-                == DocaError::SUCCESS
-                && eq != 0
-            {
+        // SAFETY: out-pointers; the list is destroyed below.
+        let r = unsafe { (l.devinfo_list_create)(&mut list, &mut n) };
+        check(l.error_descr, "listing DOCA devices", r)?;
+        // SAFETY: the list DOCA just made, and its length.
+        let found = match unsafe { find_pci(list, n, l.devinfo_is_equal_pci, &want) } {
+            None => Err(format!(
+                "no DOCA device at PCI address {} (--pci-addr)",
+                pci.0
+            )),
+            Some(info) => {
                 let mut dev = ptr::null_mut();
-                // SAFETY: `info` is valid; the opened device outlives the list.
-                found = check(l, "opening the DOCA device", unsafe {
-                    (l.dev_open)(info, &mut dev)
-                })
-                .map(|_| dev);
-                break;
+                // SAFETY: an entry of the live list; the opened device outlives the list.
+                let r = unsafe { (l.dev_open)(info, &mut dev) };
+                check(l.error_descr, "opening the DOCA device", r).map(|()| dev)
             }
-        }
-        // SAFETY: `list` came from list_create.
+        };
+        // SAFETY: the list from `devinfo_list_create`, destroyed once.
         unsafe { (l.devinfo_list_destroy)(list) };
         found
     }
@@ -102,47 +111,65 @@ impl Device {
         let l = &self.lib;
         let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
-        // SAFETY: `self.dev` is open; out-pointers valid.
-        check(l, "listing DOCA representors (is this the DPU?)", unsafe {
-            (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n)
-        })?;
-        let mut found = Err(format!(
-            "no DOCA representor at PCI address {} (--rep-pci)",
-            pci.0
-        ));
-        for i in 0..n as usize {
-            // SAFETY: `list` holds `n` valid entries until destroyed.
-            let info = unsafe { *list.add(i) };
-            let mut eq = 0u8;
-            // SAFETY: valid rep info and NUL-terminated string.
-            if unsafe { (l.rep_is_equal_pci)(info, want.as_ptr(), &mut eq) } == DocaError::SUCCESS
-                && eq != 0
-            {
+        // SAFETY: `self.dev` is open; out-pointers; the list is destroyed below.
+        let r = unsafe { (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n) };
+        check(
+            l.error_descr,
+            "listing DOCA representors (is this the DPU?)",
+            r,
+        )?;
+        // SAFETY: the list DOCA just made, and its length.
+        let found = match unsafe { find_pci(list, n, l.rep_is_equal_pci, &want) } {
+            None => Err(format!(
+                "no DOCA representor at PCI address {} (--rep-pci)",
+                pci.0
+            )),
+            Some(info) => {
                 let mut rep = ptr::null_mut();
-                // SAFETY: `info` is valid; the representor outlives the list.
-                found = check(l, "opening the DOCA representor", unsafe {
-                    (l.dev_rep_open)(info, &mut rep)
-                })
-                .map(|_| rep);
-                break;
+                // SAFETY: an entry of the live list; the representor outlives the list.
+                let r = unsafe { (l.dev_rep_open)(info, &mut rep) };
+                check(l.error_descr, "opening the DOCA representor", r).map(|()| rep)
             }
-        }
-        // SAFETY: `list` came from rep_list_create.
+        };
+        // SAFETY: the list from `rep_list_create`, destroyed once.
         unsafe { (l.rep_list_destroy)(list) };
         found
     }
 }
 
+/// The first entry of a DOCA device or representor list whose PCI address is `want`.
+///
+/// # Safety
+/// `list` holds `n` valid entries (DOCA's list, not yet destroyed), or `n` is 0.
+unsafe fn find_pci<T>(
+    list: *mut *mut T,
+    n: u32,
+    is_equal: unsafe extern "C" fn(*const T, *const c_char, *mut u8) -> DocaError,
+    want: &CStr,
+) -> Option<*mut T> {
+    if list.is_null() || n == 0 {
+        return None;
+    }
+    // SAFETY: `n` valid entries (the caller's promise), read while the list lives.
+    let entries = unsafe { std::slice::from_raw_parts(list, n as usize) };
+    entries.iter().copied().find(|&info| {
+        let mut eq = 0u8;
+        // SAFETY: a valid entry, a NUL-terminated string and an out-pointer.
+        let r = unsafe { is_equal(info, want.as_ptr(), &mut eq) };
+        r == DocaError::SUCCESS && eq != 0
+    })
+}
+
 impl Drop for Device {
     fn drop(&mut self) {
-        // SAFETY: opened by us, closed once, representor before device (the documented order).
-        unsafe {
-            if !self.rep.is_null() {
-                (self.lib.dev_rep_close)(self.rep);
-            }
-            if !self.dev.is_null() {
-                (self.lib.dev_close)(self.dev);
-            }
+        // The representor before the device (the documented order).
+        if !self.rep.is_null() {
+            // SAFETY: opened by `open_rep`, closed only here (see `Device`).
+            unsafe { (self.lib.dev_rep_close)(self.rep) };
+        }
+        if !self.dev.is_null() {
+            // SAFETY: opened by `open_dev`, closed only here, after its representor.
+            unsafe { (self.lib.dev_close)(self.dev) };
         }
     }
 }

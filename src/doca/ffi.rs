@@ -1,5 +1,6 @@
-//! Hand-written declarations of the DOCA Comm Channel C API (DOCA 2.2 to 2.8), resolved at run
-//! time from `libdoca_comm_channel.so.2` and the `libdoca_common` it links against.
+//! Hand-written declarations of what both DOCA backends share: the error code, the device
+//! look-up of `libdoca_common`, and the loading of the libraries (the Comm Channel's own
+//! functions are in `comm_channel/ffi.rs`, Comch's in `comch/ffi.rs`).
 //!
 //! Written from the published function signatures; no NVIDIA header is used. Device lookup
 //! functions were renamed in DOCA 2.5 (2.2 has the old names, 2.5 and later the new ones), so
@@ -7,7 +8,7 @@
 //! version 1 and their device lookup compares PCI addresses as structs.
 
 use libloading::Library;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, CStr};
 use std::fmt;
 
 /// A `doca_error_t`. A newtype over the C integer, since the library may return codes that a
@@ -74,11 +75,11 @@ pub(crate) fn runtime_version(common: &Library) -> Option<String> {
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
+/// A library's `doca_error_get_descr` (DOCA 2.2: `doca_get_error_string`).
+pub(crate) type Descr = unsafe extern "C" fn(DocaError) -> *const c_char;
+
 /// Describes `e` with a library's `doca_error_get_descr` (or 2.2's `doca_get_error_string`).
-pub(crate) fn describe_with(
-    descr: unsafe extern "C" fn(DocaError) -> *const c_char,
-    e: DocaError,
-) -> String {
+pub(crate) fn describe_with(descr: Descr, e: DocaError) -> String {
     // SAFETY: the function takes any code and returns a static string or NULL.
     let p = unsafe { descr(e) };
     if p.is_null() {
@@ -89,6 +90,16 @@ pub(crate) fn describe_with(
     format!("{s} (DOCA error {})", e.0)
 }
 
+/// The one DOCA error check (device code and both backends): `Ok(())` for success, else
+/// "`what`: the library's description of the error", plus a hint when the usual cause is the
+/// service's environment rather than the relay.
+pub(crate) fn check(descr: Descr, what: impl fmt::Display, r: DocaError) -> Result<(), String> {
+    r.ok().map_err(|e| {
+        let hint = super::hints::for_error(e);
+        format!("{what}: {}{hint}", describe_with(descr, e))
+    })
+}
+
 opaque!(
     /// `struct doca_devinfo`
     DevInfo,
@@ -97,11 +108,7 @@ opaque!(
     /// `struct doca_dev`
     Dev,
     /// `struct doca_dev_rep`
-    DevRep,
-    /// `struct doca_comm_channel_ep_t`
-    Ep,
-    /// `struct doca_comm_channel_addr_t`
-    Addr
+    DevRep
 );
 
 /// `DOCA_DEV_REP_FILTER_NET` (2 in every version).
@@ -124,7 +131,7 @@ pub struct DevLib {
     pub rep_is_equal_pci: unsafe extern "C" fn(*const DevInfoRep, *const c_char, *mut u8) -> Err,
     pub dev_rep_open: unsafe extern "C" fn(*mut DevInfoRep, *mut *mut DevRep) -> Err,
     pub dev_rep_close: unsafe extern "C" fn(*mut DevRep) -> Err,
-    pub error_descr: unsafe extern "C" fn(Err) -> *const c_char,
+    pub error_descr: Descr,
     /// Which naming generation the library uses: "2.2" or "2.5+".
     pub generation: &'static str,
     /// The file that was loaded.
@@ -134,54 +141,8 @@ pub struct DevLib {
     _lib: Library,
 }
 
-/// The DOCA Comm Channel functions (`libdoca_comm_channel`, DOCA 2.2 to 2.8).
-#[allow(missing_docs)]
-pub struct CcLib {
-    pub dev_as_devinfo: unsafe extern "C" fn(*const Dev) -> *mut DevInfo,
-    pub get_max_message_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
-    pub get_max_send_queue_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
-    pub get_max_recv_queue_size: unsafe extern "C" fn(*mut DevInfo, *mut u32) -> Err,
-    pub ep_create: unsafe extern "C" fn(*mut *mut Ep) -> Err,
-    pub ep_set_device: unsafe extern "C" fn(*mut Ep, *mut Dev) -> Err,
-    pub ep_set_device_rep: unsafe extern "C" fn(*mut Ep, *mut DevRep) -> Err,
-    pub ep_set_max_msg_size: unsafe extern "C" fn(*mut Ep, u16) -> Err,
-    pub ep_set_send_queue_size: unsafe extern "C" fn(*mut Ep, u16) -> Err,
-    pub ep_set_recv_queue_size: unsafe extern "C" fn(*mut Ep, u16) -> Err,
-    pub ep_get_max_msg_size: unsafe extern "C" fn(*mut Ep, *mut u16) -> Err,
-    pub ep_listen: unsafe extern "C" fn(*mut Ep, *const c_char) -> Err,
-    pub ep_connect: unsafe extern "C" fn(*mut Ep, *const c_char, *mut *mut Addr) -> Err,
-    pub peer_addr_update_info: unsafe extern "C" fn(*mut Addr) -> Err,
-    pub ep_get_event_channel: unsafe extern "C" fn(*mut Ep, *mut c_int, *mut c_int) -> Err,
-    pub ep_arm_send: unsafe extern "C" fn(*mut Ep) -> Err,
-    pub ep_arm_recv: unsafe extern "C" fn(*mut Ep) -> Err,
-    pub ep_sendto: unsafe extern "C" fn(*mut Ep, *const c_void, usize, c_int, *mut Addr) -> Err,
-    pub ep_recvfrom:
-        unsafe extern "C" fn(*mut Ep, *mut c_void, *mut usize, c_int, *mut *mut Addr) -> Err,
-    pub ep_disconnect: unsafe extern "C" fn(*mut Ep, *mut Addr) -> Err,
-    pub ep_destroy: unsafe extern "C" fn(*mut Ep) -> Err,
-    pub peer_get_user_data: unsafe extern "C" fn(*mut Addr, *mut u64) -> Err,
-    pub peer_set_user_data: unsafe extern "C" fn(*mut Addr, u64) -> Err,
-    /// Service side: reports `CONNECTION_RESET` once the service is in an unrecoverable state.
-    pub update_service_state: Option<unsafe extern "C" fn(*mut Ep) -> Err>,
-    /// The file that was loaded.
-    pub file: String,
-    /// The `libdoca_common` this library links against.
-    pub common: String,
-    _lib: Library,
-    _common: Library,
-}
-
-// SAFETY: function pointers and a library handle, never mutated after loading; the endpoint they
-// act on is used by one thread only (the Comm Channel thread).
-unsafe impl Send for CcLib {}
-// SAFETY: as above.
-unsafe impl Sync for CcLib {}
-
 /// SONAMEs of the common library, newest first (DOCA 3.x, then 2.x).
 pub const COMMON_LIBS: &[&str] = &["libdoca_common.so.3", "libdoca_common.so.2"];
-/// SONAME of the Comm Channel library (DOCA 2.x; 1.5's was version 1 and is not supported).
-pub const CC_LIBS: &[&str] = &["libdoca_comm_channel.so.2"];
-
 /// Loads the first of `names` that the dynamic loader or DOCA's install directory has.
 /// Returns the library and the name it was found under.
 pub fn open(names: &[&str]) -> Result<(Library, String), String> {
@@ -272,11 +233,14 @@ pub(crate) fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Res
     Err(format!("{lib_name} has no symbol {}", names.join(" or ")))
 }
 
+/// Resolves one function from `$lib` (the file `$file`) under the first name it has, or
+/// returns the error naming them all.
 macro_rules! get {
     ($lib:expr, $file:expr, $($name:literal),+) => {
-        sym(&$lib, &$file, &[$($name),+])?
+        $crate::doca::ffi::sym(&$lib, &$file, &[$($name),+])?
     };
 }
+pub(crate) use get;
 
 impl DevLib {
     /// Loads `libdoca_common` (the file `path`, the one the channel library belongs with) and
@@ -344,48 +308,5 @@ impl DevLib {
     /// The library's description of `e`, with its number.
     pub fn describe(&self, e: DocaError) -> String {
         describe_with(self.error_descr, e)
-    }
-}
-
-impl CcLib {
-    /// Loads `libdoca_comm_channel` and resolves every function the relay uses.
-    pub fn load() -> Result<CcLib, String> {
-        let (lib, file) = open(CC_LIBS)?;
-        let (common_lib, common) = open_common_of(&file)?;
-        Ok(CcLib {
-            dev_as_devinfo: get!(common_lib, common, "doca_dev_as_devinfo"),
-            get_max_message_size: get!(lib, file, "doca_comm_channel_get_max_message_size"),
-            get_max_send_queue_size: get!(lib, file, "doca_comm_channel_get_max_send_queue_size"),
-            get_max_recv_queue_size: get!(lib, file, "doca_comm_channel_get_max_recv_queue_size"),
-            ep_create: get!(lib, file, "doca_comm_channel_ep_create"),
-            ep_set_device: get!(lib, file, "doca_comm_channel_ep_set_device"),
-            ep_set_device_rep: get!(lib, file, "doca_comm_channel_ep_set_device_rep"),
-            ep_set_max_msg_size: get!(lib, file, "doca_comm_channel_ep_set_max_msg_size"),
-            ep_set_send_queue_size: get!(lib, file, "doca_comm_channel_ep_set_send_queue_size"),
-            ep_set_recv_queue_size: get!(lib, file, "doca_comm_channel_ep_set_recv_queue_size"),
-            ep_get_max_msg_size: get!(lib, file, "doca_comm_channel_ep_get_max_msg_size"),
-            ep_listen: get!(lib, file, "doca_comm_channel_ep_listen"),
-            ep_connect: get!(lib, file, "doca_comm_channel_ep_connect"),
-            peer_addr_update_info: get!(lib, file, "doca_comm_channel_peer_addr_update_info"),
-            ep_get_event_channel: get!(lib, file, "doca_comm_channel_ep_get_event_channel"),
-            ep_arm_send: get!(lib, file, "doca_comm_channel_ep_event_handle_arm_send"),
-            ep_arm_recv: get!(lib, file, "doca_comm_channel_ep_event_handle_arm_recv"),
-            ep_sendto: get!(lib, file, "doca_comm_channel_ep_sendto"),
-            ep_recvfrom: get!(lib, file, "doca_comm_channel_ep_recvfrom"),
-            ep_disconnect: get!(lib, file, "doca_comm_channel_ep_disconnect"),
-            ep_destroy: get!(lib, file, "doca_comm_channel_ep_destroy"),
-            peer_get_user_data: get!(lib, file, "doca_comm_channel_peer_addr_get_user_data"),
-            peer_set_user_data: get!(lib, file, "doca_comm_channel_peer_addr_set_user_data"),
-            update_service_state: sym(
-                &lib,
-                &file,
-                &["doca_comm_channel_ep_update_service_state_info"],
-            )
-            .ok(),
-            file,
-            common,
-            _lib: lib,
-            _common: common_lib,
-        })
     }
 }

@@ -3,10 +3,16 @@
 //!
 //! The Comm Channel endpoint lives on its own thread (`comm_channel.rs`): its disconnect and destroy
 //! block until DOCA has freed the peer's resources, which must never stall the event loop.
+//!
+//! Every DOCA pointer has one owner type, which states its invariant (who made the pointer, which
+//! thread uses it, why it is valid until dropped), makes the unsafe calls behind safe methods and
+//! destroys it in DOCA's order: [`Device`] (device and representor), `comm_channel/endpoint.rs`
+//! (the endpoint and its peers), `comch/engine.rs` (the progress engine) and `comch/context.rs`
+//! (the server or client and its context). The worker threads call only their methods.
 
 pub mod bridge;
 pub mod comch;
-mod comm_channel;
+pub mod comm_channel;
 pub mod device;
 pub mod ffi;
 pub mod hints;
@@ -15,7 +21,7 @@ pub use bridge::{Channel, Link};
 pub use device::Device;
 
 use crate::config::Role;
-use ffi::CcLib;
+use comm_channel::ffi::CcLib;
 use std::ffi::CString;
 use std::rc::Rc;
 use std::sync::Arc;

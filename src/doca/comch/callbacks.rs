@@ -1,6 +1,7 @@
 //! The Comch callbacks. They run inside `doca_pe_progress` on the Comch thread and only record
 //! what happened; they never unwind into C.
 
+use super::engine::{Connection, Sent};
 use super::ffi::{self, Conn, Ctx, DocaData, TaskSend};
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -8,10 +9,10 @@ use std::ffi::c_int;
 /// One thing a callback saw. Kept in the order the library reported them, so that a message
 /// that arrived before its connection ended (an ERROR saying why, typically) is still delivered.
 pub(super) enum Event {
-    Recv(*mut Conn, Vec<u8>),
-    Done(*mut TaskSend, bool),
-    Connected(*mut Conn),
-    Disconnected(*mut Conn),
+    Recv(Connection, Vec<u8>),
+    Done(Sent),
+    Connected(Connection),
+    Disconnected(Connection),
     State(c_int, c_int),
 }
 
@@ -34,21 +35,27 @@ pub(super) unsafe extern "C" fn on_recv(
 ) {
     // SAFETY: the library passes a buffer of `len` bytes, valid during this callback only.
     let data = unsafe { std::slice::from_raw_parts(buf, len as usize) }.to_vec();
+    // SAFETY: DOCA passes a connection of the context this callback was registered on.
+    let conn = unsafe { Connection::from_doca(conn) };
     record(Event::Recv(conn, data));
 }
 pub(super) unsafe extern "C" fn on_sent(task: *mut TaskSend, _: DocaData, _: DocaData) {
-    record(Event::Done(task, true));
+    // SAFETY: DOCA hands the task back, once, through this callback or `on_send_error`.
+    record(Event::Done(unsafe { Sent::from_callback(task, true) }));
 }
 pub(super) unsafe extern "C" fn on_send_error(task: *mut TaskSend, _: DocaData, _: DocaData) {
-    record(Event::Done(task, false));
+    // SAFETY: as in `on_sent`.
+    record(Event::Done(unsafe { Sent::from_callback(task, false) }));
 }
 pub(super) unsafe extern "C" fn on_connect(_: *mut ffi::EventConn, conn: *mut Conn, ok: u8) {
     if ok != 0 {
-        record(Event::Connected(conn));
+        // SAFETY: DOCA passes a connection of the server this callback was registered on.
+        record(Event::Connected(unsafe { Connection::from_doca(conn) }));
     }
 }
 pub(super) unsafe extern "C" fn on_disconnect(_: *mut ffi::EventConn, conn: *mut Conn, _: u8) {
-    record(Event::Disconnected(conn));
+    // SAFETY: as in `on_connect`.
+    record(Event::Disconnected(unsafe { Connection::from_doca(conn) }));
 }
 pub(super) unsafe extern "C" fn on_state(_: DocaData, _: *mut Ctx, prev: c_int, next: c_int) {
     record(Event::State(prev, next));

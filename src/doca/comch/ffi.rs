@@ -2,8 +2,8 @@
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
 use crate::doca::ffi::{
-    describe_with, opaque, open, open_common_of, runtime_version, sym, Dev, DevInfo, DevRep,
-    DocaError,
+    check, describe_with, get, opaque, open, open_common_of, runtime_version, sym, Descr, Dev,
+    DevInfo, DevRep, DocaError,
 };
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
@@ -81,7 +81,7 @@ pub struct ComchLib {
     pub task_submit: unsafe extern "C" fn(*mut Task) -> Err,
     pub task_free: unsafe extern "C" fn(*mut Task),
     pub task_get_status: unsafe extern "C" fn(*const Task) -> Err,
-    pub error_descr: unsafe extern "C" fn(Err) -> *const c_char,
+    pub error_descr: Descr,
 
     pub cap_get_max_msg_size: unsafe extern "C" fn(*const DevInfo, *mut u32) -> Err,
     pub cap_get_max_send_tasks: unsafe extern "C" fn(*const DevInfo, *mut u32) -> Err,
@@ -127,12 +127,6 @@ pub struct ComchLib {
 unsafe impl Send for ComchLib {}
 // SAFETY: as above; nothing in the struct is mutated after loading.
 unsafe impl Sync for ComchLib {}
-
-macro_rules! get {
-    ($lib:expr, $file:expr, $($name:literal),+) => {
-        sym(&$lib, &$file, &[$($name),+])?
-    };
-}
 
 impl ComchLib {
     /// Loads `libdoca_comch` and `libdoca_common` (same DOCA generation) and resolves every
@@ -215,5 +209,10 @@ impl ComchLib {
     /// The library's description of `e`, with its number.
     pub fn describe(&self, e: DocaError) -> String {
         describe_with(self.error_descr, e)
+    }
+
+    /// `Ok(())` for success, else the error, described, after "Comch: `what`".
+    pub fn check(&self, what: &str, r: DocaError) -> Result<(), String> {
+        check(self.error_descr, format_args!("Comch: {what}"), r)
     }
 }

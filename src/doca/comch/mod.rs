@@ -7,6 +7,8 @@
 //! idle relay costs about 200 wakeups a second.
 
 mod callbacks;
+mod context;
+mod engine;
 pub mod ffi;
 mod worker;
 

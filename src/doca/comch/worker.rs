@@ -1,23 +1,24 @@
-//! The Comch thread: owns the progress engine, the server or client context and every Comch
-//! call. Callbacks only record what happened; the loop acts on it between progress calls.
+//! The Comch thread: owns the progress engine, the server or client context (context.rs) and
+//! makes every Comch call. Callbacks only record what happened; the loop acts on it between
+//! progress calls.
 
 mod setup;
 
 use super::callbacks::{Event, EVENTS};
-use super::ffi::{self, state, ComchLib, Conn, Ctx, TaskSend};
+use super::context::{Context, Unsent};
+use super::engine::{Connection, Engine};
+use super::ffi::{state, ComchLib};
 use crate::config::Role;
 use crate::doca::bridge::{drain, Shared, State};
 use crate::doca::device::RawDev;
 use crate::doca::ffi::DocaError;
 use rustix::event::{PollFd, PollFlags, Timespec};
-use std::collections::HashMap;
-use std::ffi::{c_int, CString};
-use std::ptr;
+use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-/// Send tasks asked for (NVIDIA's own users take 1024), capped by the device.
-const SEND_TASKS: u32 = 1024;
+/// The first idle wait; each idle turn doubles it up to [`IDLE_MAX`].
 const IDLE_MIN: Duration = Duration::from_micros(10);
+/// The longest idle wait: an idle relay wakes about 200 times a second.
 const IDLE_MAX: Duration = Duration::from_millis(5);
 /// Progress calls in one burst before the thread looks at its queues again.
 const PROGRESS_BURST: usize = 64;
@@ -29,30 +30,43 @@ pub(super) fn thread_main(
     name: &CString,
     shared: &Shared,
 ) {
-    let mut w = Worker::new(lib, role, name, shared);
+    let engine = match Engine::create(lib) {
+        Ok(engine) => engine,
+        Err(e) => {
+            shared.finish(Err(e));
+            return;
+        }
+    };
+    let (limits, ctx) = match setup::open(lib, &engine, &raw, role, name) {
+        Ok(made) => made,
+        Err(e) => {
+            shared.finish(Err(e));
+            // Destroys the engine, after `finish`.
+            return;
+        }
+    };
+    let mut w = Worker::new(ctx, role, name, shared);
     // The teardown below takes up to two seconds.
-    shared.finish(w.setup(raw, name).and_then(|()| w.run()));
+    shared.finish(w.setup(&limits).and_then(|()| w.run()));
     w.teardown();
+    // DOCA's order: the server or client (stopped by `teardown`), then the engine.
+    drop(w);
+    drop(engine);
 }
 
 /// The Comch thread's state: every DOCA object lives here and is used only here.
 struct Worker<'a> {
-    lib: &'a ComchLib,
+    /// The server or client, with the buffers of the sends in flight.
+    ctx: Context<'a>,
     shared: &'a Shared,
     role: Role,
     /// The service name, for messages.
     name: String,
-    pe: *mut ffi::Pe,
-    server: *mut ffi::Server,
-    client: *mut ffi::Client,
-    ctx: *mut Ctx,
-    current: Option<*mut Conn>,
-    /// Submitted sends: the connection each went to and the buffer DOCA reads from.
-    in_flight: HashMap<*mut TaskSend, (*mut Conn, Vec<u8>)>,
+    current: Option<Connection>,
     /// The relay let go of the connection; end it once its queued messages (an ERROR
     /// saying why, typically) are out, or after a second.
     closing: Option<Instant>,
-    refuse: Vec<*mut Conn>,
+    refuse: Vec<Connection>,
     /// Host: messages that came before the RUNNING state change in the same burst. The host
     /// has one connection, so they are its own.
     early: Vec<Vec<u8>>,
@@ -62,29 +76,14 @@ struct Worker<'a> {
     stopping: bool,
 }
 
-fn chk(lib: &ComchLib, what: &str, r: DocaError) -> Result<(), String> {
-    r.ok().map_err(|e| {
-        format!(
-            "Comch: {what}: {}{}",
-            lib.describe(e),
-            crate::doca::hints::for_error(e)
-        )
-    })
-}
-
 impl<'a> Worker<'a> {
-    fn new(lib: &'a ComchLib, role: Role, name: &CString, shared: &'a Shared) -> Self {
+    fn new(ctx: Context<'a>, role: Role, name: &CString, shared: &'a Shared) -> Self {
         Worker {
-            lib,
+            ctx,
             shared,
             name: name.to_string_lossy().into_owned(),
             role,
-            pe: ptr::null_mut(),
-            server: ptr::null_mut(),
-            client: ptr::null_mut(),
-            ctx: ptr::null_mut(),
             current: None,
-            in_flight: HashMap::new(),
             closing: None,
             refuse: Vec::new(),
             early: Vec::new(),
@@ -93,14 +92,17 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// The thread's loop. DOCA's Comch API has no event-triggered completions: only progress
+    /// shows what DOCA has done (see mod.rs). So the thread progresses while there is work and,
+    /// when idle, polls: it sleeps on its own wake-up eventfd (the relay's work) with a timeout
+    /// backing off from [`IDLE_MIN`] to [`IDLE_MAX`], then progresses again.
     fn run(&mut self) -> Result<(), String> {
         let mut idle = Duration::ZERO;
         loop {
             self.shared.beat();
             let mut active = false;
             for _ in 0..PROGRESS_BURST {
-                // SAFETY: the engine is ours and no callback calls progress.
-                if unsafe { (self.lib.pe_progress)(self.pe) } == 0 {
+                if !self.ctx.progress() {
                     break;
                 }
                 active = true;
@@ -134,7 +136,7 @@ impl<'a> Worker<'a> {
         let mut st = self.shared.lock();
         // Hosts that arrived while another was current. Decided after the whole burst: the
         // library may report a newcomer before the departure of the host it replaces.
-        let mut waiting: Vec<(*mut Conn, Vec<Vec<u8>>)> = Vec::new();
+        let mut waiting: Vec<(Connection, Vec<Vec<u8>>)> = Vec::new();
         let mut failed = None;
         // The context stopped or failed: the thread ends once the whole burst is handled (send
         // buffers freed, messages that came first left in the inbox for the reader to drain).
@@ -154,17 +156,9 @@ impl<'a> Worker<'a> {
                         self.early.push(data);
                     }
                 }
-                Event::Done(task, ok) => {
-                    let conn = self.in_flight.remove(&task).map(|(conn, _)| conn);
-                    let l = self.lib;
-                    // SAFETY: the task came back to us through a callback, so it is ours.
-                    unsafe {
-                        let t = (l.task_send_as_task)(task);
-                        // A send that failed for a connection already let go of is no news.
-                        if !ok && conn.is_some() && conn == self.current {
-                            failed = Some(l.describe((l.task_get_status)(t)));
-                        }
-                        (l.task_free)(t);
+                Event::Done(sent) => {
+                    if let Some(why) = self.ctx.complete(sent, self.current) {
+                        failed = Some(why);
                     }
                 }
                 Event::Disconnected(conn) => {
@@ -183,15 +177,15 @@ impl<'a> Worker<'a> {
                 Event::Connected(conn) => waiting.push((conn, Vec::new())),
                 Event::State(prev, next) => match (self.role, next) {
                     (Role::Host, state::RUNNING) => {
-                        let mut conn = ptr::null_mut();
-                        // SAFETY: the client is running, so it has its connection.
-                        let r = unsafe { (self.lib.client_get_connection)(self.client, &mut conn) };
                         // A failure ends the thread, but only after the rest of the burst (send
                         // completions to free, above all) has been handled.
-                        if let Err(e) = chk(self.lib, "getting the connection", r) {
-                            end.get_or_insert(e);
-                            continue;
-                        }
+                        let conn = match self.ctx.connection() {
+                            Ok(conn) => conn,
+                            Err(e) => {
+                                end.get_or_insert(e);
+                                continue;
+                            }
+                        };
                         self.current = Some(conn);
                         self.shared.connect(&mut st);
                         let generation = st.generation;
@@ -280,12 +274,9 @@ impl<'a> Worker<'a> {
         }
         self.refuse.clear();
         self.closing = None;
-        // Stopping flushed every task through its callback, so none is still DOCA's.
-        self.in_flight.clear();
-        // SAFETY: our context, IDLE now, configured as before.
-        chk(self.lib, "restarting the server", unsafe {
-            (self.lib.ctx_start)(self.ctx)
-        })
+        // SAFETY: called only when the state callback reported IDLE in this burst, and no
+        // progress ran since: stopping flushed every task through its callback.
+        unsafe { self.ctx.restart() }
     }
 
     /// Stop requests and released connections. Returns true when the thread should end.
@@ -295,10 +286,7 @@ impl<'a> Worker<'a> {
             return Ok(true);
         }
         if let Some(since) = self.closing {
-            let pending = self
-                .in_flight
-                .values()
-                .any(|(c, _)| Some(*c) == self.current);
+            let pending = self.current.is_some_and(|c| self.ctx.pending(c));
             if (st.outbox.is_empty() && !pending) || since.elapsed() > Duration::from_secs(1) {
                 if self.role == Role::Host {
                     return Ok(true);
@@ -307,10 +295,9 @@ impl<'a> Worker<'a> {
             }
         }
         drop(st);
-        // SAFETY: the server and the connections are ours; AGAIN means "try again later".
-        self.refuse.retain(
-            |&conn| unsafe { (self.lib.server_disconnect)(self.server, conn) } == DocaError::AGAIN,
-        );
+        // AGAIN means "try again later".
+        self.refuse
+            .retain(|&conn| self.ctx.disconnect(conn) == DocaError::AGAIN);
         Ok(false)
     }
 
@@ -319,54 +306,24 @@ impl<'a> Worker<'a> {
         let Some(conn) = self.current else {
             return Ok(false);
         };
-        let l = self.lib;
         let mut sent = false;
         loop {
             let Some(msg) = self.shared.lock().outbox.pop_front() else {
                 break;
             };
-            let mut task = ptr::null_mut();
-            // SAFETY: the buffer lives in `in_flight` until the task's callback returns it.
-            let r = unsafe {
-                match self.role {
-                    Role::Dpu => (l.server_task_send_alloc_init)(
-                        self.server,
-                        conn,
-                        msg.as_ptr().cast(),
-                        msg.len() as u32,
-                        &mut task,
-                    ),
-                    Role::Host => (l.client_task_send_alloc_init)(
-                        self.client,
-                        conn,
-                        msg.as_ptr().cast(),
-                        msg.len() as u32,
-                        &mut task,
-                    ),
+            match self.ctx.send(conn, msg) {
+                Ok(()) => sent = true,
+                Err(Unsent::Full(msg)) => {
+                    // Every task is in flight: the send queue is full. Keep the message first
+                    // in line and let progress complete some.
+                    self.shared.lock().outbox.push_front(msg);
+                    break;
                 }
-            };
-            if r == ffi::NO_MEMORY || r == DocaError::AGAIN {
-                // Every task is in flight: the send queue is full. Keep the message first in
-                // line and let progress complete some.
-                self.shared.lock().outbox.push_front(msg);
-                break;
+                Err(Unsent::Failed(why)) => {
+                    self.end_current(&mut self.shared.lock(), &why)?;
+                    break;
+                }
             }
-            if r != DocaError::SUCCESS {
-                let why = format!("allocating a Comch send task: {}", l.describe(r));
-                self.end_current(&mut self.shared.lock(), &why)?;
-                break;
-            }
-            // SAFETY: a freshly allocated task; on failure it is still ours to free.
-            let r = unsafe { (l.task_submit)((l.task_send_as_task)(task)) };
-            if r != DocaError::SUCCESS {
-                // SAFETY: as above.
-                unsafe { (l.task_free)((l.task_send_as_task)(task)) };
-                let why = format!("submitting a Comch send task: {}", l.describe(r));
-                self.end_current(&mut self.shared.lock(), &why)?;
-                break;
-            }
-            self.in_flight.insert(task, (conn, msg));
-            sent = true;
         }
         if sent {
             // The queue shrank: a writer waiting for room may go on.
@@ -375,36 +332,20 @@ impl<'a> Worker<'a> {
         Ok(sent)
     }
 
-    /// Stops the context, lets in-flight tasks drain, and destroys everything in the
-    /// documented order.
+    /// Stops the context and lets in-flight tasks drain; dropping the worker then destroys
+    /// the server or client. DOCA reports the stop only through the state callback, which runs
+    /// inside progress: its API offers no way to wait for it but to progress and ask.
     fn teardown(&mut self) {
-        let l = self.lib;
-        // SAFETY: our own objects, each destroyed once, after the context reached IDLE.
         self.stopping = true;
-        unsafe {
-            if !self.ctx.is_null() {
-                let _ = (l.ctx_stop)(self.ctx);
-                let deadline = Instant::now() + Duration::from_secs(2);
-                loop {
-                    (l.pe_progress)(self.pe);
-                    let _ = self.handle_events();
-                    let mut s: c_int = -1;
-                    let _ = (l.ctx_get_state)(self.ctx, &mut s);
-                    if s == state::IDLE || Instant::now() > deadline {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_micros(100));
-                }
+        self.ctx.stop();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            self.ctx.progress();
+            let _ = self.handle_events();
+            if self.ctx.state() == state::IDLE || Instant::now() > deadline {
+                break;
             }
-            if !self.server.is_null() {
-                (l.server_destroy)(self.server);
-            }
-            if !self.client.is_null() {
-                (l.client_destroy)(self.client);
-            }
-            if !self.pe.is_null() {
-                (l.pe_destroy)(self.pe);
-            }
+            std::thread::sleep(Duration::from_micros(100));
         }
     }
 }
