@@ -33,8 +33,13 @@ pub(super) unsafe extern "C" fn on_recv(
     len: u32,
     conn: *mut Conn,
 ) {
-    // SAFETY: the library passes a buffer of `len` bytes, valid during this callback only.
-    let data = unsafe { std::slice::from_raw_parts(buf, len as usize) }.to_vec();
+    // An empty message may come with no buffer at all; a slice must never be made from null.
+    let data = if buf.is_null() || len == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: the library passes a buffer of `len` bytes, valid during this callback only.
+        unsafe { std::slice::from_raw_parts(buf, len as usize) }.to_vec()
+    };
     // SAFETY: DOCA passes a connection of the context this callback was registered on.
     let conn = unsafe { Connection::from_doca(conn) };
     record(Event::Recv(conn, data));
