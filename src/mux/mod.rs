@@ -11,6 +11,7 @@
 //! aborts both. See `docs/PROTOCOL.md`.
 
 mod io;
+mod lifecycle;
 pub mod pump;
 mod stats;
 
@@ -21,6 +22,7 @@ use crate::sys::reactor::Io;
 use crate::sys::unix_socket::UnixStream;
 use crate::wire::{Frame, ResetReason, HEADER_LEN};
 use event_listener::Event;
+use lifecycle::{DataVerdict, Lifecycle};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -86,6 +88,13 @@ pub struct Stream {
     pub(crate) st: RefCell<StreamState>,
 }
 
+impl Stream {
+    /// Whether the stream was aborted (RESET either way, the channel lost, a shutdown).
+    pub fn is_reset(&self) -> bool {
+        self.st.borrow().life.reset_reason().is_some()
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct StreamState {
     /// Bytes this side may still send.
@@ -93,19 +102,8 @@ pub(crate) struct StreamState {
     /// Received bytes not yet written to the local socket, from `pos` on.
     pub(crate) inbound: Vec<u8>,
     pub(crate) pos: usize,
-    /// The peer sent CLOSE: no more DATA will arrive.
-    pub(crate) peer_closed: bool,
-    /// The receiving direction is finished with the socket (shut for writing, or left for
-    /// the close).
-    pub(crate) write_shut: bool,
-    /// Writing to the local socket failed: STOP was sent and arriving DATA is discarded.
-    pub(crate) write_stopped: bool,
-    /// The sending direction ended and CLOSE was queued.
-    pub(crate) read_eof: bool,
-    /// The peer sent STOP: end the sending direction.
-    pub(crate) stop_requested: bool,
-    /// Set when the stream is aborted (RESET either way, channel lost, shutdown).
-    pub(crate) reset: Option<ResetReason>,
+    /// Where each direction stands, and whether the stream was aborted.
+    pub(crate) life: Lifecycle,
     /// Received and not yet credited back; never above the window.
     recv_outstanding: u32,
     /// Written to the socket and not yet credited back.
@@ -253,7 +251,7 @@ impl Session {
 
     /// Aborts a stream from this side: tells the peer and forgets it.
     pub(crate) fn reset_stream(&self, stream: &Stream, st: &mut StreamState, why: ResetReason) {
-        st.reset.get_or_insert(why);
+        st.life.reset(why);
         st.wake();
         let known = self
             .inner
@@ -275,14 +273,13 @@ impl Session {
     /// The local socket no longer takes bytes: drop what is queued for it and ask the peer to
     /// stop sending. The other direction goes on.
     pub(crate) fn stop_writing(&self, id: u32, st: &mut StreamState) {
-        if st.write_stopped {
+        let Some(send_stop) = st.life.on_write_failed() else {
             return;
-        }
-        st.write_stopped = true;
+        };
         log::debug!("stream {id}: the local socket takes no more bytes; asking the peer to stop");
         st.inbound = Vec::new();
         st.pos = 0;
-        if !st.peer_closed && st.reset.is_none() {
+        if send_stop {
             self.queue(Frame::Stop(id));
         }
         st.wake();
@@ -307,7 +304,7 @@ impl Session {
         };
         for stream in streams.values() {
             let mut st = stream.st.borrow_mut();
-            st.reset.get_or_insert(why);
+            st.life.reset(why);
             st.wake();
         }
         waiters.into_iter().chain(writer).for_each(Waker::wake);
@@ -324,7 +321,7 @@ impl Session {
             .set(self.stats.bytes_in.get() + n as u64);
         let frames = &self.stats.counters.frames_in;
         frames.set(frames.get() + 1);
-        if st.reset.is_some() {
+        if st.life.reset_reason().is_some() {
             return; // the peer no longer sends on this stream
         }
         st.unacked += n as u32;
@@ -347,12 +344,13 @@ impl Session {
             return; // already closed here; the peer will learn it from our CLOSE or RESET
         };
         let mut st = stream.st.borrow_mut();
-        if st.reset.is_some() {
+        let verdict = st.life.on_data();
+        if verdict == DataVerdict::Ignore {
             return;
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let over = st.recv_outstanding as usize + len > self.window as usize;
-        if over || st.peer_closed {
+        if over || verdict == DataVerdict::Violation {
             crate::logging::ratelimit::log(
                 log::Level::Warn,
                 crate::logging::ratelimit::Kind::FlowControl,
@@ -362,7 +360,7 @@ impl Session {
             );
             return self.reset_stream(&stream, &mut st, ResetReason::PROTOCOL);
         }
-        if st.write_stopped {
+        if verdict == DataVerdict::Discard {
             return; // sent before the peer saw our STOP
         }
         st.recv_outstanding += len as u32;
@@ -452,11 +450,15 @@ impl Session {
         match frame {
             Frame::Data(id, data) => self.on_data(id, &[data]),
             Frame::Window(id, n) => with(id, &mut |st| st.credit = st.credit.saturating_add(n)),
-            Frame::Close(id) => with(id, &mut |st| st.peer_closed = true),
-            Frame::Stop(id) => with(id, &mut |st| st.stop_requested = true),
+            Frame::Close(id) => with(id, &mut |st| {
+                st.life.on_peer_close();
+            }),
+            Frame::Stop(id) => with(id, &mut |st| {
+                st.life.on_stop();
+            }),
             Frame::Reset(id, why) => {
                 if let Some(stream) = self.stream(id) {
-                    stream.st.borrow_mut().reset.get_or_insert(why);
+                    stream.st.borrow_mut().life.reset(why);
                     stream.st.borrow_mut().wake();
                     self.forget(&stream);
                 }

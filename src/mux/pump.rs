@@ -74,21 +74,15 @@ fn poll_pump(
     cx: &mut Context<'_>,
 ) -> Poll<End> {
     let mut st = stream.st.borrow_mut();
-    if let Some(why) = st.reset {
+    if let Some(why) = st.life.reset_reason() {
         return Poll::Ready(End::Reset(why));
     }
     let id = stream.id;
     match downstream(session, id, &mut st, sock, cx) {
         Ok(drained) => {
-            if drained && st.peer_closed && !st.write_shut {
-                st.write_shut = true;
-                // With the sending direction already over, the close does it; after STOP the
-                // socket is closed with what the application sent last unread, as a server
-                // that stopped reading would leave it.
-                if !st.read_eof && !st.write_stopped {
-                    // ENOTCONN only means the application is gone; the read side will tell.
-                    let _ = sock.get_ref().shutdown(Shutdown::Write);
-                }
+            if drained && st.life.on_delivered_all() {
+                // ENOTCONN only means the application is gone; the read side will tell.
+                let _ = sock.get_ref().shutdown(Shutdown::Write);
             }
         }
         Err(_) => session.stop_writing(id, &mut st),
@@ -97,7 +91,7 @@ fn poll_pump(
         session.reset_stream(stream, &mut st, ResetReason::SOCKET_ERROR);
         return Poll::Ready(End::SocketError);
     }
-    if st.read_eof && st.write_shut {
+    if st.life.is_finished() {
         return Poll::Ready(End::Closed);
     }
     st.waker = Some(cx.waker().clone());
@@ -113,7 +107,7 @@ fn downstream(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
-    if st.write_stopped {
+    if st.life.recv_stopped() {
         return Ok(true);
     }
     while st.pos < st.inbound.len() {
@@ -152,7 +146,7 @@ fn upstream(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<()> {
-    if st.stop_requested && !st.read_eof {
+    if st.life.stop_pending() {
         // The far application no longer reads: the local one must see EPIPE on its next
         // write, not block. What it already sent stays unread.
         let _ = sock.get_ref().shutdown(Shutdown::Read);
@@ -173,7 +167,7 @@ fn read_frames(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
-    while !st.read_eof && st.credit > 0 {
+    while st.life.is_sending() && st.credit > 0 {
         let mut inner = session.inner.borrow_mut();
         if inner.draining {
             return Ok(false);
@@ -256,7 +250,8 @@ fn read_frames(
 
 /// Ends the sending direction: CLOSE tells the peer no more DATA follows.
 fn end_upstream(session: &Session, id: u32, st: &mut StreamState, why: &str) {
-    st.read_eof = true;
-    log::debug!("stream {id}: local input ended ({why})");
-    session.queue(Frame::Close(id));
+    if st.life.on_read_eof() {
+        log::debug!("stream {id}: local input ended ({why})");
+        session.queue(Frame::Close(id));
+    }
 }

@@ -411,7 +411,7 @@ impl Dpu {
                 return;
             }
         };
-        if stream.st.borrow().reset.is_some() {
+        if stream.is_reset() {
             // Reset (or the session ended) while connecting: the server sees a plain close.
             return;
         }
