@@ -10,6 +10,7 @@
 //! the sender to end it because the receiver's socket no longer takes bytes, and only RESET
 //! aborts both. See `docs/PROTOCOL.md`.
 
+mod flow;
 mod io;
 mod lifecycle;
 pub mod pump;
@@ -22,6 +23,7 @@ use crate::sys::reactor::Io;
 use crate::sys::unix_socket::UnixStream;
 use crate::wire::{Frame, ResetReason, HEADER_LEN};
 use event_listener::Event;
+use flow::Flow;
 use lifecycle::{DataVerdict, Lifecycle};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -95,19 +97,14 @@ impl Stream {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct StreamState {
-    /// Bytes this side may still send.
-    pub(crate) credit: u32,
     /// Received bytes not yet written to the local socket, from `pos` on.
     pub(crate) inbound: Vec<u8>,
     pub(crate) pos: usize,
     /// Where each direction stands, and whether the stream was aborted.
     pub(crate) life: Lifecycle,
-    /// Received and not yet credited back; never above the window.
-    recv_outstanding: u32,
-    /// Written to the socket and not yet credited back.
-    unacked: u32,
+    /// Send credit, and what the peer may still send.
+    pub(crate) flow: Flow,
     pub(crate) waker: Option<Waker>,
     /// The DATA frame this stream is still growing at the end of `out`, if any.
     pub(crate) open: Option<OpenFrame>,
@@ -227,10 +224,16 @@ impl Session {
         Rc::new(Stream {
             id,
             st: RefCell::new(StreamState {
-                credit: self.peer_window,
+                inbound: Vec::new(),
+                pos: 0,
+                life: Lifecycle::default(),
+                flow: Flow::new(self.peer_window, self.window),
+                waker: None,
+                open: None,
                 socket,
                 opened: Some(Instant::now()),
-                ..Default::default()
+                sent: 0,
+                received: 0,
             }),
         })
     }
@@ -313,8 +316,8 @@ impl Session {
         streams.len()
     }
 
-    /// Credits `n` bytes written to the local socket back to the peer, in batches of half a
-    /// window so that WINDOW frames stay rare.
+    /// Counts `n` bytes written to the local socket, and credits them back to the peer when a
+    /// WINDOW is due.
     pub(crate) fn delivered(&self, id: u32, st: &mut StreamState, n: usize) {
         self.stats
             .bytes_in
@@ -324,12 +327,9 @@ impl Session {
         if st.life.reset_reason().is_some() {
             return; // the peer no longer sends on this stream
         }
-        st.unacked += n as u32;
         st.received += n as u64;
-        if st.unacked >= self.window / 2 {
-            self.queue(Frame::Window(id, st.unacked));
-            st.recv_outstanding -= st.unacked;
-            st.unacked = 0;
+        if let Some(due) = st.flow.on_written(n) {
+            self.queue(Frame::Window(id, due));
         }
     }
 
@@ -349,7 +349,7 @@ impl Session {
             return;
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let over = st.recv_outstanding as usize + len > self.window as usize;
+        let over = !st.flow.admits(len);
         if over || verdict == DataVerdict::Violation {
             crate::logging::ratelimit::log(
                 log::Level::Warn,
@@ -363,7 +363,7 @@ impl Session {
         if verdict == DataVerdict::Discard {
             return; // sent before the peer saw our STOP
         }
-        st.recv_outstanding += len as u32;
+        st.flow.on_received(len);
         let mut written = 0;
         // Fast path: nothing queued, so hand the bytes to the socket without copying them.
         if st.pos == st.inbound.len() {
@@ -449,7 +449,7 @@ impl Session {
         };
         match frame {
             Frame::Data(id, data) => self.on_data(id, &[data]),
-            Frame::Window(id, n) => with(id, &mut |st| st.credit = st.credit.saturating_add(n)),
+            Frame::Window(id, n) => with(id, &mut |st| st.flow.grant(n)),
             Frame::Close(id) => with(id, &mut |st| {
                 st.life.on_peer_close();
             }),

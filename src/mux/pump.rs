@@ -167,7 +167,7 @@ fn read_frames(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
-    while st.life.is_sending() && st.credit > 0 {
+    while st.life.is_sending() && st.flow.credit() > 0 {
         let mut inner = session.inner.borrow_mut();
         if inner.draining {
             return Ok(false);
@@ -187,7 +187,7 @@ fn read_frames(
                 (hdr, 0)
             }
         };
-        let want = (st.credit as usize).min(session.max_data - have);
+        let want = (st.flow.credit() as usize).min(session.max_data - have);
         inner.out.reserve(want);
         let spare = &mut inner.out.spare_capacity_mut()[..want];
         match sock.read_spare(spare) {
@@ -214,7 +214,7 @@ fn read_frames(
                 fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, len as u32);
                 st.open = Some(inner.frame_at(hdr, len));
                 drop(inner);
-                st.credit -= n as u32;
+                st.flow.consume(n);
                 st.sent += n as u64;
                 if have == 0 {
                     let frames = &session.stats.counters.frames_out;

@@ -41,7 +41,7 @@ pub fn streams(stats: &Stats) -> Vec<StreamView> {
                 open_seconds: st.opened.map_or(0.0, |t| t.elapsed().as_secs_f64()),
                 bytes_sent: st.sent,
                 bytes_received: st.received,
-                send_credit: st.credit,
+                send_credit: st.flow.credit(),
                 bytes_queued: st.inbound.len() - st.pos,
             }
         })
