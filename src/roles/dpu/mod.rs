@@ -406,8 +406,7 @@ impl Dpu {
                         self.cfg.socket.display()
                     ),
                 );
-                let mut st = stream.st.borrow_mut();
-                session.reset_stream(&stream, &mut st, ResetReason::SERVER_UNAVAILABLE);
+                session.abort(&stream, ResetReason::SERVER_UNAVAILABLE);
                 return;
             }
         };

@@ -1,7 +1,8 @@
 //! A session's own tasks: reading frames, writing frames, keepalive, and the drain at shutdown.
 
-use super::{Session, Stream, OUT_HIGH};
+use super::Session;
 use crate::link::{FrameReader, Transport};
+use crate::mux::{Stream, OUT_HIGH};
 use crate::wire::record::Sealer;
 use crate::wire::ResetReason;
 use crate::wire::STREAM_MAX_MSG;
@@ -121,7 +122,7 @@ impl Session {
                     return "session ended".into();
                 }
                 inner.writing = true;
-                inner.take_batch(&mut spare);
+                inner.out.take_batch(&mut spare);
                 std::mem::take(&mut inner.out_waiters)
             };
             waiters.into_iter().for_each(Waker::wake);
