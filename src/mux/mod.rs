@@ -22,7 +22,7 @@ mod session;
 mod stats;
 mod stream;
 
-pub use session::Session;
+pub use session::{EndReason, Session};
 pub use stats::Stats;
 pub use stream::{Figures, Stream};
 

@@ -3,10 +3,12 @@
 //! of received frames in `receive.rs`; stream tasks ([`crate::mux::pump`]) reach the session
 //! only through the methods here.
 
+mod end;
 mod io;
 mod outbuf;
 mod receive;
 
+pub use end::EndReason;
 pub(crate) use outbuf::{DataSlot, OpenFrame};
 
 use super::flow::Flow;

@@ -2,7 +2,7 @@
 //! (straight from the receive buffer when nothing is queued for it), control frames change the
 //! stream's lifecycle or flow control, and a frame that breaks the session's rules ends it.
 
-use super::Session;
+use super::{EndReason, Session};
 use crate::counters::Outcome;
 use crate::mux::lifecycle::DataVerdict;
 use crate::mux::stream::{Stream, StreamState};
@@ -86,9 +86,9 @@ impl Session {
         }
     }
 
-    fn on_open(&self, id: u32) -> Result<Option<Rc<Stream>>, String> {
+    fn on_open(&self, id: u32) -> Result<Option<Rc<Stream>>, EndReason> {
         if !self.accept_opens {
-            return Err("the peer opened a stream; only the host side may".into());
+            return Err(EndReason::OpenRefused);
         }
         let mut inner = self.inner.borrow_mut();
         if inner.dead {
@@ -100,7 +100,7 @@ impl Session {
             return Ok(None);
         }
         if id == 0 || inner.streams.contains_key(&id) {
-            return Err(format!("OPEN for stream {id}, which is already open"));
+            return Err(EndReason::DuplicateOpen(id));
         }
         if inner.streams.len() >= self.max_streams.get() {
             self.stats.counters.stream_ended(Outcome::RefusedLimit);
@@ -126,7 +126,7 @@ impl Session {
         &self,
         frame: Frame<'_>,
         on_open: &mut dyn FnMut(Rc<Stream>),
-    ) -> Result<(), String> {
+    ) -> Result<(), EndReason> {
         let with = |id: u32, f: &mut dyn FnMut(&mut StreamState)| {
             if let Some(stream) = self.stream(id) {
                 let mut st = stream.st.borrow_mut();
@@ -161,19 +161,14 @@ impl Session {
                 self.progress.notify(usize::MAX);
             }
             Frame::Error(msg) => {
-                return Err(format!(
-                    "the peer ended the session: {}",
-                    crate::logging::text::lossy(msg)
-                ))
+                return Err(EndReason::PeerError(crate::logging::text::lossy(msg)))
             }
             Frame::GoAway(msg) => {
                 let why = crate::logging::text::lossy(msg);
                 *self.goaway.borrow_mut() = Some(why.clone());
-                return Err(format!("the peer is shutting down: {why}"));
+                return Err(EndReason::PeerShutdown(why));
             }
-            Frame::Hello(_) | Frame::Auth(_) => {
-                return Err("handshake frame after the handshake".into())
-            }
+            Frame::Hello(_) | Frame::Auth(_) => return Err(EndReason::HandshakeFrame),
         }
         Ok(())
     }

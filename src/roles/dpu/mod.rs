@@ -367,7 +367,7 @@ impl Dpu {
             crate::roles::shutdown::log_session_end(
                 &session,
                 format_args!("host channel from {peer}"),
-                &why,
+                &why.to_string(),
                 streams,
             );
         }
