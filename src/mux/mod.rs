@@ -21,6 +21,8 @@ pub mod pump;
 mod session;
 mod stats;
 mod stream;
+#[cfg(all(test, unix))]
+mod tests;
 
 pub use session::{EndReason, Session};
 pub use stats::Stats;
