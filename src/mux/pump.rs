@@ -14,10 +14,11 @@
 //! closed without reading what the application sent last, so the kernel reports ECONNRESET to
 //! it where AF_UNIX can (see `docs/PROTOCOL.md`).
 
-use crate::mux::{Session, Stream, StreamState, OUT_HIGH};
+use crate::mux::stream::StreamState;
+use crate::mux::{Session, Stream};
 use crate::sys::reactor::{Io, BULK};
 use crate::sys::unix_socket::UnixStream;
-use crate::wire::{fill_data_header, Frame, ResetReason, HEADER_LEN};
+use crate::wire::{Frame, ResetReason};
 use async_io::Timer;
 use futures_lite::future;
 use std::io;
@@ -45,7 +46,7 @@ pub enum End {
 /// Relays between `sock` and `stream` until both directions are closed or the stream is reset.
 /// The stream is removed from the session when this returns.
 pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Io<UnixStream>>) -> End {
-    stream.st.borrow_mut().socket = Some(sock.clone());
+    stream.st.borrow_mut().attach(sock.clone());
     let end = future::poll_fn(|cx| poll_pump(session, stream, &sock, cx)).await;
     if end != End::Closed {
         let flush = future::poll_fn(|cx| {
@@ -61,9 +62,7 @@ pub async fn pump(session: &Session, stream: &Stream, sock: Rc<Io<UnixStream>>) 
         .await;
     }
     session.forget(stream);
-    let mut st = stream.st.borrow_mut();
-    st.socket = None;
-    st.inbound = Vec::new();
+    stream.st.borrow_mut().detach();
     end
 }
 
@@ -74,21 +73,15 @@ fn poll_pump(
     cx: &mut Context<'_>,
 ) -> Poll<End> {
     let mut st = stream.st.borrow_mut();
-    if let Some(why) = st.reset {
+    if let Some(why) = st.life.reset_reason() {
         return Poll::Ready(End::Reset(why));
     }
     let id = stream.id;
     match downstream(session, id, &mut st, sock, cx) {
         Ok(drained) => {
-            if drained && st.peer_closed && !st.write_shut {
-                st.write_shut = true;
-                // With the sending direction already over, the close does it; after STOP the
-                // socket is closed with what the application sent last unread, as a server
-                // that stopped reading would leave it.
-                if !st.read_eof && !st.write_stopped {
-                    // ENOTCONN only means the application is gone; the read side will tell.
-                    let _ = sock.get_ref().shutdown(Shutdown::Write);
-                }
+            if drained && st.life.on_delivered_all() {
+                // ENOTCONN only means the application is gone; the read side will tell.
+                let _ = sock.get_ref().shutdown(Shutdown::Write);
             }
         }
         Err(_) => session.stop_writing(id, &mut st),
@@ -97,10 +90,10 @@ fn poll_pump(
         session.reset_stream(stream, &mut st, ResetReason::SOCKET_ERROR);
         return Poll::Ready(End::SocketError);
     }
-    if st.read_eof && st.write_shut {
+    if st.life.is_finished() {
         return Poll::Ready(End::Closed);
     }
-    st.waker = Some(cx.waker().clone());
+    st.set_waker(cx.waker());
     Poll::Pending
 }
 
@@ -113,27 +106,24 @@ fn downstream(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
-    if st.write_stopped {
+    if st.life.recv_stopped() {
         return Ok(true);
     }
-    while st.pos < st.inbound.len() {
+    while !st.inbound.is_empty() {
         if sock.poll_writable(cx).is_pending() {
             return Ok(false);
         }
-        match sock.write_now(&st.inbound[st.pos..]) {
+        match sock.write_now(st.inbound.pending()) {
             Ok(n) => {
-                st.pos += n;
+                st.inbound.advance(n);
                 session.delivered(id, st, n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
     }
-    if st.inbound.capacity() > 0 {
-        // Drained: give the memory back so that an idle stream holds no buffer.
-        st.inbound = Vec::new();
-    }
-    st.pos = 0;
+    // Drained: an idle stream holds no buffer.
+    st.inbound.release();
     Ok(true)
 }
 
@@ -152,7 +142,7 @@ fn upstream(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<()> {
-    if st.stop_requested && !st.read_eof {
+    if st.life.stop_pending() {
         // The far application no longer reads: the local one must see EPIPE on its next
         // write, not block. What it already sent stays unread.
         let _ = sock.get_ref().shutdown(Shutdown::Read);
@@ -160,7 +150,7 @@ fn upstream(
     }
     let result = read_frames(session, id, st, sock, cx);
     if !matches!(result, Ok(true)) && st.open.take().is_some() {
-        session.inner.borrow_mut().wake_writer();
+        session.wake_writer();
     }
     result.map(|_| ())
 }
@@ -173,63 +163,29 @@ fn read_frames(
     sock: &Io<UnixStream>,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
-    while !st.read_eof && st.credit > 0 {
-        let mut inner = session.inner.borrow_mut();
-        if inner.draining {
+    while st.life.is_sending() && st.flow.credit() > 0 {
+        if session.send_blocked(cx) || sock.poll_readable(cx).is_pending() {
             return Ok(false);
         }
-        if inner.out.len() >= OUT_HIGH {
-            inner.out_waiters.push(cx.waker().clone());
-            return Ok(false);
-        }
-        if sock.poll_readable(cx).is_pending() {
-            return Ok(false);
-        }
-        let (hdr, have) = match st.open {
-            Some(f) if inner.is_last(f) && f.len < session.max_data => (f.at, f.len),
-            _ => {
-                let hdr = inner.out.len();
-                inner.out.resize(hdr + HEADER_LEN, 0);
-                (hdr, 0)
-            }
-        };
-        let want = (st.credit as usize).min(session.max_data - have);
-        inner.out.reserve(want);
-        let spare = &mut inner.out.spare_capacity_mut()[..want];
-        match sock.read_spare(spare) {
+        let mut slot = session.reserve_data(id, st.open, st.flow.credit());
+        let (new_frame, want) = (slot.have() == 0, slot.want());
+        match sock.read_spare(slot.room()) {
             Ok(0) => {
-                if have == 0 {
-                    inner.out.truncate(hdr);
-                }
-                drop(inner);
+                drop(slot);
                 end_upstream(session, id, st, "EOF");
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 // ECONNRESET comes after the last bytes of an application that closed with
                 // data unread: the end of its input, like EOF.
-                if have == 0 {
-                    inner.out.truncate(hdr);
-                }
-                drop(inner);
+                drop(slot);
                 end_upstream(session, id, st, "closed with data unread");
             }
             Ok(n) => {
-                let len = have + n;
-                // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
-                unsafe { inner.out.set_len(hdr + HEADER_LEN + len) };
-                fill_data_header(&mut inner.out[hdr..hdr + HEADER_LEN], id, len as u32);
-                st.open = Some(inner.frame_at(hdr, len));
-                drop(inner);
-                st.credit -= n as u32;
-                st.sent += n as u64;
-                if have == 0 {
-                    let frames = &session.stats.counters.frames_out;
-                    frames.set(frames.get() + 1);
-                }
-                session
-                    .stats
-                    .bytes_out
-                    .set(session.stats.bytes_out.get() + n as u64);
+                // SAFETY: `read_spare` initialised the first `n` bytes of the room.
+                st.open = Some(unsafe { slot.commit(n) });
+                st.flow.consume(n);
+                st.count_sent(n);
+                session.count_sent(n, new_frame);
                 sock.after_read(n, want, true);
                 if n < want && n >= BULK {
                     // A streaming sender refills the socket meanwhile: come back after the
@@ -239,10 +195,7 @@ fn read_frames(
                 }
             }
             Err(e) => {
-                if have == 0 {
-                    inner.out.truncate(hdr);
-                }
-                drop(inner);
+                drop(slot);
                 match e.kind() {
                     io::ErrorKind::WouldBlock => sock.drained_read(),
                     io::ErrorKind::Interrupted => {}
@@ -256,7 +209,8 @@ fn read_frames(
 
 /// Ends the sending direction: CLOSE tells the peer no more DATA follows.
 fn end_upstream(session: &Session, id: u32, st: &mut StreamState, why: &str) {
-    st.read_eof = true;
-    log::debug!("stream {id}: local input ended ({why})");
-    session.queue(Frame::Close(id));
+    if st.life.on_read_eof() {
+        log::debug!("stream {id}: local input ended ({why})");
+        session.queue(Frame::Close(id));
+    }
 }

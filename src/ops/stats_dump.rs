@@ -35,14 +35,14 @@ pub fn streams(stats: &Stats) -> Vec<StreamView> {
         .filter(|s| !s.is_dead())
         .flat_map(|s| s.streams())
         .map(|s| {
-            let st = s.st.borrow();
+            let f = s.figures();
             StreamView {
                 id: s.id,
-                open_seconds: st.opened.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-                bytes_sent: st.sent,
-                bytes_received: st.received,
-                send_credit: st.credit,
-                bytes_queued: st.inbound.len() - st.pos,
+                open_seconds: f.age.as_secs_f64(),
+                bytes_sent: f.sent,
+                bytes_received: f.received,
+                send_credit: f.credit,
+                bytes_queued: f.queued,
             }
         })
         .collect();

@@ -344,7 +344,7 @@ impl Dpu {
             crate::roles::shutdown::log_session_end(
                 &session,
                 format_args!("host channel from {peer}"),
-                &why,
+                &why.to_string(),
                 streams,
             );
         }
@@ -383,12 +383,11 @@ impl Dpu {
                         self.cfg.socket.display()
                     ),
                 );
-                let mut st = stream.st.borrow_mut();
-                session.reset_stream(&stream, &mut st, ResetReason::SERVER_UNAVAILABLE);
+                session.abort(&stream, ResetReason::SERVER_UNAVAILABLE);
                 return;
             }
         };
-        if stream.st.borrow().reset.is_some() {
+        if stream.is_reset() {
             // Reset (or the session ended) while connecting: the server sees a plain close.
             return;
         }

@@ -1,7 +1,8 @@
 //! A session's own tasks: reading frames, writing frames, keepalive, and the drain at shutdown.
 
-use super::{Session, Stream, OUT_HIGH};
+use super::{EndReason, Session};
 use crate::link::{FrameReader, Transport};
+use crate::mux::{Stream, OUT_HIGH};
 use crate::wire::record::Sealer;
 use crate::wire::ResetReason;
 use crate::wire::STREAM_MAX_MSG;
@@ -57,7 +58,7 @@ impl Session {
         &self,
         mut reader: FrameReader,
         on_open: &mut dyn FnMut(Rc<Stream>),
-    ) -> String {
+    ) -> EndReason {
         let mut run = Vec::new();
         loop {
             let mut handled = 0;
@@ -81,9 +82,9 @@ impl Session {
                             }
                         }
                         Ok(None) => break,
-                        Err(e) => return format!("bad frame from the peer: {e}"),
+                        Err(e) => return EndReason::BadFrame(e),
                     },
-                    Err(e) => return format!("bad frame from the peer: {e}"),
+                    Err(e) => return EndReason::BadFrame(e),
                 }
                 if handled >= next_yield {
                     next_yield = handled + READ_BATCH;
@@ -97,13 +98,13 @@ impl Session {
                 future::yield_now().await;
             }
             if let Err(e) = reader.fill().await {
-                return format!("channel read failed: {e}");
+                return EndReason::ReadFailed(e);
             }
             self.last_rx.set(Instant::now());
         }
     }
 
-    async fn write_loop(&self, transport: &Transport, mut sealer: Option<Sealer>) -> String {
+    async fn write_loop(&self, transport: &Transport, mut sealer: Option<Sealer>) -> EndReason {
         let mut spare = Vec::with_capacity(64 * 1024);
         loop {
             future::poll_fn(|cx| {
@@ -118,10 +119,10 @@ impl Session {
             let waiters = {
                 let mut inner = self.inner.borrow_mut();
                 if inner.dead {
-                    return "session ended".into();
+                    return EndReason::Killed;
                 }
                 inner.writing = true;
-                inner.take_batch(&mut spare);
+                inner.out.take_batch(&mut spare);
                 std::mem::take(&mut inner.out_waiters)
             };
             waiters.into_iter().for_each(Waker::wake);
@@ -136,7 +137,7 @@ impl Session {
             // No listener (the usual case) makes this a check of one pointer.
             self.progress.notify(usize::MAX);
             if let Err(e) = written {
-                return format!("channel write failed: {e}");
+                return EndReason::WriteFailed(e);
             }
             self.last_tx.set(Instant::now());
             spare.clear();
@@ -146,12 +147,12 @@ impl Session {
         }
     }
 
-    async fn keepalive_loop(&self) -> String {
+    async fn keepalive_loop(&self) -> EndReason {
         let mut token = 0u32;
         loop {
             Timer::after(Duration::from_secs(1)).await;
             if self.last_rx.get().elapsed() > DEAD_AFTER {
-                return format!("nothing heard from the peer for {} s", DEAD_AFTER.as_secs());
+                return EndReason::Silent(DEAD_AFTER);
             }
             if self.last_tx.get().elapsed() >= PING_AFTER {
                 token = token.wrapping_add(1);
@@ -160,11 +161,11 @@ impl Session {
         }
     }
 
-    async fn killed(&self) -> String {
+    async fn killed(&self) -> EndReason {
         loop {
             let listener = self.ended.listen();
             if self.is_dead() {
-                return "session ended".into();
+                return EndReason::Killed;
             }
             listener.await;
         }
@@ -179,7 +180,7 @@ impl Session {
         reader: FrameReader,
         sealer: Option<Sealer>,
         mut on_open: impl FnMut(Rc<Stream>),
-    ) -> (String, usize) {
+    ) -> (EndReason, usize) {
         self.last_rx.set(Instant::now());
         // `killed` also ends a writer blocked on a channel that takes nothing (a session
         // replaced by a newer one must not linger until the keepalive gives up).
