@@ -26,7 +26,7 @@ mod tests;
 
 pub use session::{EndReason, Session};
 pub use stats::Stats;
-pub use stream::{Figures, Stream};
+pub use stream::Stream;
 
 /// Above this many queued bytes, clients stop reading until the writer catches up.
 pub const OUT_HIGH: usize = 1024 * 1024;

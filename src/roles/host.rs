@@ -263,7 +263,7 @@ impl Host {
                     crate::roles::shutdown::log_session_end(
                         &session,
                         format_args!("channel"),
-                        &why.to_string(),
+                        &why,
                         streams,
                     );
                 }

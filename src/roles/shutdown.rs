@@ -3,9 +3,8 @@
 //! GOAWAY that tells the peer, and how a session's end is logged: at INFO when the peer
 //! announced it, at WARN when the channel failed.
 
-use crate::counters::SessionEnd;
 use crate::logging::text::count;
-use crate::mux::Session;
+use crate::mux::{EndReason, Session};
 use async_io::Timer;
 use event_listener::Event;
 use futures_lite::future;
@@ -77,14 +76,15 @@ pub async fn announce(session: &Session, reason: &str) {
 
 /// Logs the end of `session` (`what`: "channel", "host channel from ADDR"): INFO when the peer
 /// announced its shutdown or this side did, WARN otherwise.
-pub fn log_session_end(session: &Session, what: fmt::Arguments<'_>, why: &str, streams: usize) {
+pub fn log_session_end(
+    session: &Session,
+    what: fmt::Arguments<'_>,
+    why: &EndReason,
+    streams: usize,
+) {
     let reset = count(streams, "open stream");
     let counters = &session.stats.counters;
-    counters.session_ended(match (session.peer_goaway(), session.is_going_away()) {
-        (Some(_), _) => SessionEnd::PeerShutdown,
-        (None, true) => SessionEnd::Local,
-        (None, false) => SessionEnd::Lost,
-    });
+    counters.session_ended(session.counted_end());
     match session.peer_goaway() {
         Some(reason) => {
             log::info!("{what} closed: the peer is shutting down ({reason}); {reset} reset")

@@ -1,7 +1,7 @@
 //! Why a session ended: what [`Session::run`](super::Session::run) returns, what the log line
 //! says, and how `--metrics` counts it.
 
-use crate::counters::SessionEnd;
+use crate::link::FrameError;
 use std::fmt;
 use std::io;
 use std::time::Duration;
@@ -22,25 +22,13 @@ pub enum EndReason {
     /// HELLO or AUTH after the handshake.
     HandshakeFrame,
     /// A frame that cannot be decoded (or a record that cannot be opened).
-    BadFrame(String),
+    BadFrame(FrameError),
     /// Reading the channel failed, or the peer closed it.
     ReadFailed(io::Error),
     /// Writing to the channel failed.
     WriteFailed(io::Error),
     /// Nothing arrived from the peer for this long.
     Silent(Duration),
-}
-
-impl EndReason {
-    /// How `--metrics` counts this end; `going_away` says whether this side sent GOAWAY
-    /// before it.
-    pub fn counted_as(&self, going_away: bool) -> SessionEnd {
-        match self {
-            EndReason::PeerShutdown(_) => SessionEnd::PeerShutdown,
-            _ if going_away => SessionEnd::Local,
-            _ => SessionEnd::Lost,
-        }
-    }
 }
 
 impl fmt::Display for EndReason {
@@ -67,6 +55,7 @@ impl fmt::Display for EndReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::DecodeError;
 
     /// The log lines tests and operators grep for.
     #[test]
@@ -95,7 +84,7 @@ mod tests {
                 "handshake frame after the handshake",
             ),
             (
-                EndReason::BadFrame("unknown frame type 0x7f".into()),
+                EndReason::BadFrame(FrameError::Decode(DecodeError::UnknownType(0x7f))),
                 "bad frame from the peer: unknown frame type 0x7f",
             ),
             (
@@ -114,18 +103,5 @@ mod tests {
         for (why, text) in cases {
             assert_eq!(why.to_string(), text);
         }
-    }
-
-    /// As `roles::shutdown::log_session_end` counts it: GOAWAY from the peer first, then
-    /// whether this side announced its own shutdown.
-    #[test]
-    fn counted_as_the_metrics_count_it() {
-        let goaway = EndReason::PeerShutdown("\"x\"".into());
-        assert_eq!(goaway.counted_as(false), SessionEnd::PeerShutdown);
-        assert_eq!(goaway.counted_as(true), SessionEnd::PeerShutdown);
-        assert_eq!(EndReason::Killed.counted_as(true), SessionEnd::Local);
-        assert_eq!(EndReason::Killed.counted_as(false), SessionEnd::Lost);
-        let silent = EndReason::Silent(Duration::from_secs(20));
-        assert_eq!(silent.counted_as(false), SessionEnd::Lost);
     }
 }

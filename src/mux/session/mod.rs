@@ -247,6 +247,17 @@ impl Session {
         self.going_away.get()
     }
 
+    /// How `--metrics` counts this session's end: the peer's GOAWAY first, then whether this
+    /// side announced its own shutdown; anything else is a lost channel.
+    pub fn counted_end(&self) -> crate::counters::SessionEnd {
+        use crate::counters::SessionEnd;
+        match (self.goaway.borrow().is_some(), self.is_going_away()) {
+            (true, _) => SessionEnd::PeerShutdown,
+            (false, true) => SessionEnd::Local,
+            (false, false) => SessionEnd::Lost,
+        }
+    }
+
     /// The reason the peer gave in GOAWAY, if it announced a clean shutdown.
     pub fn peer_goaway(&self) -> Option<String> {
         self.goaway.borrow().clone()

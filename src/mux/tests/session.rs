@@ -150,10 +150,7 @@ fn goaway_ends_the_session_and_resets_its_streams_as_a_shutdown() {
             why.to_string(),
             "the peer is shutting down: \"maintenance\""
         );
-        assert_eq!(
-            why.counted_as(session.is_going_away()),
-            SessionEnd::PeerShutdown
-        );
+        assert_eq!(session.counted_end(), SessionEnd::PeerShutdown);
         assert_eq!(session.peer_goaway().as_deref(), Some("\"maintenance\""));
         assert_eq!(streams, 1);
         assert_eq!(conn.end().await, End::Reset(ResetReason::SHUTDOWN));
@@ -171,7 +168,7 @@ fn our_goaway_is_sent_and_counted_as_local() {
         session.kill();
         let (why, _, mut peer) = mux.ended().await;
         assert!(matches!(why, EndReason::Killed), "{why}");
-        assert_eq!(why.counted_as(session.is_going_away()), SessionEnd::Local);
+        assert_eq!(session.counted_end(), SessionEnd::Local);
         assert_eq!(peer.until_closed().await, vec![]);
     });
 }
@@ -181,12 +178,13 @@ fn error_from_the_peer_ends_the_session() {
     run(|ex| async move {
         let mux = Mux::start(&ex, Setup::default());
         mux.peer.send(&[Frame::Error(b"key mismatch")]).await;
+        let session = mux.session.clone();
         let (why, _, _) = mux.ended().await;
         assert_eq!(
             why.to_string(),
             "the peer ended the session: \"key mismatch\""
         );
-        assert_eq!(why.counted_as(false), SessionEnd::Lost);
+        assert_eq!(session.counted_end(), SessionEnd::Lost);
     });
 }
 

@@ -344,7 +344,7 @@ impl Dpu {
             crate::roles::shutdown::log_session_end(
                 &session,
                 format_args!("host channel from {peer}"),
-                &why.to_string(),
+                &why,
                 streams,
             );
         }
