@@ -12,6 +12,8 @@ pub mod auth;
 mod error;
 pub mod identity;
 pub mod noise;
+#[cfg(test)]
+mod sealed_tests;
 
 pub use error::HandshakeError;
 pub(crate) use error::{unexpected, AUTH_FAILED};

@@ -9,6 +9,8 @@ use std::fmt;
 mod hello;
 pub mod record;
 mod security;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub use hello::{Hello, Identity, Verdict, MAX_REASON};
 pub use security::{Cipher, Security};
 
