@@ -2,8 +2,8 @@
 //! the import graph has no cycle and the code reads from the bottom up. `cargo test
 //! architecture` runs these; docs/DESIGN.md draws the same layers.
 //!
-//! Test code (`#[cfg(test)] mod …` blocks and `tests.rs` files) and comments are left out: a
-//! test may drive a module through the layers above it.
+//! Test code follows the same rule (a module's tests use only it and what is below it);
+//! comments, doc links included, are left out.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -36,49 +36,6 @@ fn rank(module: &str) -> Option<usize> {
     LAYERS.iter().position(|m| *m == module)
 }
 
-/// Removes `#[cfg(test)] mod name { … }` blocks.
-fn strip_test_modules(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("#[cfg(test)]") {
-        let after = &rest[at + "#[cfg(test)]".len()..];
-        let trimmed = after.trim_start();
-        let is_inline_mod = trimmed
-            .strip_prefix("pub(crate) ")
-            .or_else(|| trimmed.strip_prefix("pub "))
-            .unwrap_or(trimmed)
-            .starts_with("mod ")
-            && trimmed.split(['{', ';']).next().is_some_and(|head| {
-                trimmed.len() > head.len() && trimmed.as_bytes()[head.len()] == b'{'
-            });
-        out.push_str(&rest[..at]);
-        if !is_inline_mod {
-            out.push_str("#[cfg(test)]");
-            rest = after;
-            continue;
-        }
-        let open = at + rest[at..].find('{').expect("checked above");
-        let mut depth = 0usize;
-        let mut end = rest.len();
-        for (i, c) in rest[open..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = open + i + 1;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Removes `//` comments (doc comments included: a link upward in prose is not an import)
 /// and `/* … */` blocks. String literals holding `//` are rare enough here to ignore.
 fn strip_comments(text: &str) -> String {
@@ -100,7 +57,7 @@ fn strip_comments(text: &str) -> String {
 /// The top-level modules a file's code names through `crate::`, including inside
 /// `crate::{a, b::c}` groups.
 fn imported_modules(text: &str) -> BTreeSet<String> {
-    let code = strip_comments(&strip_test_modules(text));
+    let code = strip_comments(text);
     let mut found = BTreeSet::new();
     let ident = |s: &str| -> String {
         s.trim_start()
@@ -151,9 +108,6 @@ fn check_file(rel: &Path, text: &str) -> Vec<Violation> {
     let Some(from) = module_of(rel) else {
         return Vec::new();
     };
-    if rel.file_name().is_some_and(|n| n == "tests.rs") {
-        return Vec::new();
-    }
     let from_rank = rank(&from);
     imported_modules(text)
         .into_iter()
@@ -256,12 +210,15 @@ fn architecture_check_catches_an_upward_import() {
 }
 
 #[test]
-fn architecture_check_skips_tests_and_comments() {
+fn architecture_check_reads_tests_and_skips_comments() {
     let text = "//! See [`crate::ops`].\nuse crate::error::Error;\n/* crate::roles */\n\
-                #[cfg(test)]\nmod tests {\n    use crate::roles::host;\n    fn f() { {} }\n}\n\
                 fn g() -> crate::error::Error { todo!() }\n";
     assert_eq!(check_file(Path::new("sys/mod.rs"), text), vec![]);
-    // Code after a test module is still read.
-    let after = format!("{text}fn h() {{ crate::mux::x() }}\n");
-    assert_eq!(check_file(Path::new("sys/mod.rs"), &after).len(), 1);
+    // A test module is code like any other.
+    let tests = format!("{text}#[cfg(test)]\nmod tests {{\n    use crate::mux::Session;\n}}\n");
+    assert_eq!(check_file(Path::new("sys/mod.rs"), &tests).len(), 1);
+    assert_eq!(
+        check_file(Path::new("sys/tests.rs"), "use crate::mux::x;").len(),
+        1
+    );
 }
