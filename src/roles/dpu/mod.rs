@@ -2,11 +2,14 @@
 //! host opens to the server application's socket.
 
 pub mod gate;
+mod listen;
 pub mod rate;
 pub mod takeover;
 
+use listen::Listener;
+
+use crate::config::Config;
 use crate::config::Live;
-use crate::config::{ChannelAddr, Config, Role};
 use crate::counters::{HandshakeFailure, Outcome};
 use crate::doca;
 use crate::error::Error;
@@ -19,11 +22,10 @@ use crate::sys::unix_socket;
 use crate::wire::ResetReason;
 use crate::wire::STREAM_WINDOW;
 use async_executor::LocalExecutor;
-use async_io::{Async, Timer};
+use async_io::Timer;
 use futures_lite::future;
 use std::cell::RefCell;
 use std::io;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -49,17 +51,6 @@ struct Dpu {
     hosts: takeover::Hosts,
 }
 
-enum Listener {
-    Tcp(async_net::TcpListener),
-    /// The listener and the guard that removes its socket file on exit.
-    Unix(
-        Async<std::os::unix::net::UnixListener>,
-        #[allow(dead_code)] unix_socket::SocketFile,
-    ),
-    /// A listening DOCA endpoint (Comm Channel or Comch), and the API's name.
-    Doca(Rc<doca::Channel>, &'static str),
-}
-
 /// Runs the DPU role until the returned future is dropped or binding fails.
 pub async fn run(
     cfg: Config,
@@ -69,21 +60,7 @@ pub async fn run(
     ex: Rc<LocalExecutor<'static>>,
     stop: Rc<Shutdown>,
 ) -> Result<(), Error> {
-    let listener = match &cfg.channel {
-        ChannelAddr::Tcp(host, port) => Listener::Tcp(
-            crate::sys::net::tcp_listener(host, *port, 16)
-                .map_err(|e| listen_error(&cfg.channel, e))?,
-        ),
-        ChannelAddr::Unix(path) => {
-            let (l, file) = unix_socket::bind(path, 0o600, 16)?;
-            Listener::Unix(l, file)
-        }
-        ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
-            let backend = device.expect("opened at start-up with --channel doca");
-            let channel = backend.start(Role::Dpu, &cfg.cc_name).await;
-            Listener::Doca(channel.map_err(Error::Doca)?, backend.name())
-        }
-    };
+    let listener = Listener::bind(&cfg, device.as_deref()).await?;
     log::info!(
         "DPU side: waiting for the host on {}, service {:?}, server application at {}",
         cfg.channel,
@@ -102,7 +79,7 @@ pub async fn run(
         hosts: takeover::Hosts::default(),
     });
     loop {
-        let accept = async { Some(accept_one(&listener).await) };
+        let accept = async { Some(listener.accept().await) };
         let stopped = async {
             stop.wait().await;
             None
@@ -140,53 +117,6 @@ pub async fn run(
     let session = dpu.session.borrow().clone();
     shutdown::finish(session, dpu.live.drain_timeout.get()).await;
     Ok(())
-}
-
-/// A newly accepted channel connection: the transport, a name for the peer, its address where
-/// the transport has one, and bytes already received from it.
-type Accepted = (Transport, String, Option<IpAddr>, Vec<u8>);
-
-/// Accepts the next channel connection. The outer error ends the role (a DOCA failure), the
-/// inner one is a failed accept worth a retry.
-async fn accept_one(listener: &Listener) -> Result<io::Result<Accepted>, Error> {
-    Ok(match listener {
-        Listener::Tcp(l) => l.accept().await.and_then(|(s, peer)| {
-            Ok((
-                Transport::tcp(s)?,
-                peer.to_string(),
-                Some(peer.ip()),
-                Vec::new(),
-            ))
-        }),
-        Listener::Unix(l, _) => l.read_with(unix_socket::accept).await.map(|s| {
-            (
-                Transport::Unix(Rc::new(s)),
-                "a local socket".to_string(),
-                None,
-                Vec::new(),
-            )
-        }),
-        Listener::Doca(ch, api) => Ok((
-            Transport::Doca(Rc::new(ch.accept().await.map_err(Error::Doca)?)),
-            api.to_string(),
-            None,
-            Vec::new(),
-        )),
-    })
-}
-
-/// Listens on `host:port` with `IP_FREEBIND`, so that a DPU side started at boot before its
-/// tmfifo_net0 address is configured can still listen, and is reachable once it is.
-/// A port this user may not take (below 1024 without the capability) stays so on every
-/// restart: exit 2. A port in use may be freed (an old instance still exiting): exit 1.
-fn listen_error(channel: &ChannelAddr, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::PermissionDenied {
-        return Error::config(format!(
-            "listening on {channel}: {e}: ports below 1024 need CAP_NET_BIND_SERVICE; pick \
-             another port"
-        ));
-    }
-    Error::io(format!("listening on {channel}"), e)
 }
 
 impl Dpu {
