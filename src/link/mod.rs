@@ -60,10 +60,8 @@ impl Transport {
 }
 
 impl Transport {
-    /// Reads some bytes; 0 means the peer closed the channel. `wait_first` says the last read
-    /// came back short; sockets ignore it, as their event loop tracks readiness itself.
-    pub async fn read(&self, buf: &mut [u8], wait_first: bool) -> io::Result<usize> {
-        let _ = wait_first;
+    /// Reads some bytes; 0 means the peer closed the channel.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Tcp(s) => s.read_some(buf).await,
             Transport::Unix(s) => s.read_some(buf).await,

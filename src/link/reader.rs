@@ -24,8 +24,6 @@ pub struct FrameReader {
     start: usize,
     end: usize,
     max_msg: usize,
-    /// The last read came back short: the socket is drained.
-    drained: bool,
     /// Largest DATA payload accepted.
     pub max_data: usize,
     /// An encrypted channel's receiving direction, once its handshake is done.
@@ -67,7 +65,6 @@ impl FrameReader {
             start: 0,
             end: 0,
             max_msg,
-            drained: false,
             max_data: max_msg - HEADER_LEN,
             opener: None,
             record_left: 0,
@@ -107,12 +104,7 @@ impl FrameReader {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
-        let room = self.buf.len() - self.end;
-        let n = self
-            .transport
-            .read(&mut self.buf[self.end..], self.drained)
-            .await?;
-        self.drained = n < room;
+        let n = self.transport.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
