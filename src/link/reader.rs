@@ -75,7 +75,12 @@ impl FrameReader {
     pub(crate) fn grow(&mut self) {
         let full = Self::full_size(self.max_msg);
         if self.buf.len() < full {
-            self.buf.resize(full, 0);
+            // A fresh zeroed buffer, not `resize`: the allocator maps zeroed pages that cost
+            // nothing until a read fills them, where `resize` writes every byte (2 MiB resident
+            // per side at once, measured as +4.4 MB RSS for an idle relay pair).
+            let mut buf = vec![0; full];
+            buf[..self.end].copy_from_slice(&self.buf[..self.end]);
+            self.buf = buf;
         }
     }
 
