@@ -101,7 +101,7 @@ pub async fn handshake(
         other => return Err(unexpected(other, "HELLO")),
     };
     // Not this protocol: the DPU side closes without a word (nothing for a scanner).
-    let peer = Hello::decode(&peer_payload).map_err(HandshakeError::Protocol)?;
+    let peer = Hello::decode(&peer_payload).map_err(|e| HandshakeError::Protocol(e.to_string()))?;
     if peer.version != VERSION {
         return Err(refuse(
             t,
@@ -213,7 +213,7 @@ async fn host_auth(
     let Some(verdict) = verdict else {
         return Err(refuse(t, AUTH_FAILED.into()).await);
     };
-    match Verdict::decode(&verdict).map_err(HandshakeError::Protocol)? {
+    match Verdict::decode(&verdict).map_err(|e| HandshakeError::Protocol(e.to_string()))? {
         Verdict::Refuse(why) if cfg.psk.is_some() => Err(HandshakeError::PeerRefused(why)),
         Verdict::Refuse(why) => Err(HandshakeError::PeerClaim(lossy(why.as_bytes()))),
         Verdict::Admit => {
@@ -285,7 +285,7 @@ async fn dpu_auth(
         (_, None) => (auth, Pending::Clear),
     };
     agreed.pending = Some(pending);
-    agreed.host = Identity::decode(&who).map_err(HandshakeError::Protocol)?;
+    agreed.host = Identity::decode(&who).map_err(|e| HandshakeError::Protocol(e.to_string()))?;
     if let Some(msg) = service_mismatch(cfg, &agreed.peer) {
         let _ = conclude(t, reader, agreed, Verdict::Refuse(msg.clone())).await;
         return Err(HandshakeError::Refused(msg));

@@ -2,6 +2,7 @@
 //! verdict (inside its AUTH). See `docs/PROTOCOL.md`, "Handshake".
 
 use super::{cut, INSTANCE_LEN, MAGIC, MAX_AUTH_PAYLOAD, MAX_LABEL, NONCE_LEN, VERSION};
+use std::fmt;
 
 /// Handshake parameters: the host sends its HELLO first, the DPU side answers with its own
 /// only after the host's arrived with the right magic and version.
@@ -46,19 +47,19 @@ impl Hello {
     /// HELLO of another version is decoded as far as they go (versions 2 to 4 carried more
     /// after the service name) and the caller can refuse the peer with a clear "version
     /// mismatch" instead of a parse error.
-    pub fn decode(p: &[u8]) -> Result<Hello, String> {
+    pub fn decode(p: &[u8]) -> Result<Hello, PayloadError> {
         if p.len() < FIXED || p[..4] != MAGIC {
-            return Err("not a doca_socket_relay peer (bad HELLO)".into());
+            return Err(PayloadError::NotAPeer);
         }
         let u16_at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
         let u32_at = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
         let version = u16_at(4);
         let name_end = FIXED + p[FIXED - 1] as usize;
         if p.len() < name_end || (version == VERSION && p.len() != name_end) {
-            return Err("malformed HELLO (service name length)".into());
+            return Err(PayloadError::ServiceLength);
         }
-        let service = std::str::from_utf8(&p[FIXED..name_end])
-            .map_err(|_| "malformed HELLO (service name is not UTF-8)".to_string())?;
+        let service =
+            std::str::from_utf8(&p[FIXED..name_end]).map_err(|_| PayloadError::ServiceNotUtf8)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&p[16..16 + NONCE_LEN]);
         Ok(Hello {
@@ -96,12 +97,12 @@ impl Identity {
     }
 
     /// Decodes what [`Identity::encode`] made; the label is taken lossily (it is only logged).
-    pub fn decode(p: &[u8]) -> Result<Identity, String> {
+    pub fn decode(p: &[u8]) -> Result<Identity, PayloadError> {
         if p.len() < INSTANCE_LEN + 1
             || p.len() != INSTANCE_LEN + 1 + p[INSTANCE_LEN] as usize
             || p[INSTANCE_LEN] as usize > MAX_LABEL
         {
-            return Err("malformed host identity (instance or label length)".into());
+            return Err(PayloadError::IdentityLength);
         }
         let mut instance = [0u8; INSTANCE_LEN];
         instance.copy_from_slice(&p[..INSTANCE_LEN]);
@@ -142,12 +143,39 @@ impl Verdict {
     }
 
     /// Decodes what [`Verdict::encode`] made.
-    pub fn decode(p: &[u8]) -> Result<Verdict, String> {
+    pub fn decode(p: &[u8]) -> Result<Verdict, PayloadError> {
         match p.split_first() {
             Some((0, [])) => Ok(Verdict::Admit),
             Some((1, why)) => Ok(Verdict::Refuse(String::from_utf8_lossy(why).into_owned())),
-            _ => Err("malformed verdict from the DPU side".into()),
+            _ => Err(PayloadError::Verdict),
         }
+    }
+}
+
+/// A handshake payload that does not decode. Any of these refuses the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadError {
+    /// No HELLO magic, or too short for one.
+    NotAPeer,
+    /// The service name's length does not match the payload.
+    ServiceLength,
+    /// The service name is not UTF-8.
+    ServiceNotUtf8,
+    /// The host identity's instance or label length is wrong.
+    IdentityLength,
+    /// The verdict is neither admitted nor refused with a reason.
+    Verdict,
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PayloadError::NotAPeer => "not a doca_socket_relay peer (bad HELLO)",
+            PayloadError::ServiceLength => "malformed HELLO (service name length)",
+            PayloadError::ServiceNotUtf8 => "malformed HELLO (service name is not UTF-8)",
+            PayloadError::IdentityLength => "malformed host identity (instance or label length)",
+            PayloadError::Verdict => "malformed verdict from the DPU side",
+        })
     }
 }
 
@@ -172,14 +200,17 @@ mod tests {
         assert_eq!(Hello::decode(&h.encode()), Ok(h.clone()));
         let mut p = h.encode();
         p.pop();
-        assert!(Hello::decode(&p).is_err(), "a truncated service name");
+        assert_eq!(Hello::decode(&p), Err(PayloadError::ServiceLength));
         let mut p = h.encode();
         p.push(0);
-        assert!(Hello::decode(&p).is_err(), "bytes after the service name");
-        assert!(Hello::decode(b"GET / HTTP/1.0\r\n\r\n").is_err());
+        assert_eq!(Hello::decode(&p), Err(PayloadError::ServiceLength));
+        assert_eq!(
+            Hello::decode(b"GET / HTTP/1.0\r\n\r\n"),
+            Err(PayloadError::NotAPeer)
+        );
         let mut p = h.encode();
         p[0] = b'X';
-        assert!(Hello::decode(&p).is_err());
+        assert_eq!(Hello::decode(&p), Err(PayloadError::NotAPeer));
     }
 
     /// A version 4 HELLO (instance and label after the service name) decodes far enough to be
@@ -203,8 +234,11 @@ mod tests {
         assert_eq!(Identity::decode(&id.encode()), Ok(id.clone()));
         let mut p = id.encode();
         p.pop();
-        assert!(Identity::decode(&p).is_err());
-        assert!(Identity::decode(&[0; INSTANCE_LEN]).is_err());
+        assert_eq!(Identity::decode(&p), Err(PayloadError::IdentityLength));
+        assert_eq!(
+            Identity::decode(&[0; INSTANCE_LEN]),
+            Err(PayloadError::IdentityLength)
+        );
         let long = Identity {
             label: "x".repeat(300),
             ..id
@@ -219,8 +253,8 @@ mod tests {
         }
         let huge = Verdict::Refuse("é".repeat(400)).encode();
         assert!(huge.len() <= 1 + MAX_REASON);
-        assert!(Verdict::decode(&[0, 1]).is_err());
-        assert!(Verdict::decode(&[2]).is_err());
-        assert!(Verdict::decode(&[]).is_err());
+        assert_eq!(Verdict::decode(&[0, 1]), Err(PayloadError::Verdict));
+        assert_eq!(Verdict::decode(&[2]), Err(PayloadError::Verdict));
+        assert_eq!(Verdict::decode(&[]), Err(PayloadError::Verdict));
     }
 }

@@ -11,7 +11,7 @@ pub mod record;
 mod security;
 #[cfg(test)]
 pub(crate) mod test_rng;
-pub use hello::{Hello, Identity, Verdict, MAX_REASON};
+pub use hello::{Hello, Identity, PayloadError, Verdict, MAX_REASON};
 pub use security::{Cipher, Security};
 
 /// Largest message a stream transport accepts, header included. A bulk stream's DATA frames
