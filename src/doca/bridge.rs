@@ -16,11 +16,12 @@ mod link;
 
 pub use link::Link;
 
-use super::Device;
+use super::{Device, Failure};
 use crate::sys::reactor::Io;
 use rustix::event::EventfdFlags;
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -50,7 +51,7 @@ pub struct State {
     /// The relay is done with this generation: disconnect it.
     pub release: Option<u64>,
     /// Set when the thread has ended, with why.
-    pub closed: Option<String>,
+    pub closed: Option<Failure>,
     /// The relay asks the thread to end.
     pub stop: bool,
 }
@@ -128,8 +129,8 @@ impl Shared {
     /// The thread's work ended with `outcome` (`Ok` when asked to stop): records why (unless
     /// already known) and wakes everyone. Called before the thread's teardown, which may take
     /// a while, so that the relay learns at once.
-    pub fn finish(&self, outcome: Result<(), String>) {
-        let why = outcome.err().unwrap_or_else(|| "stopped".into());
+    pub fn finish(&self, outcome: Result<(), Failure>) {
+        let why = outcome.err().unwrap_or(Failure::Stopped);
         let mut st = self.lock();
         st.closed.get_or_insert(why);
         st.connected = false;
@@ -146,7 +147,7 @@ impl Shared {
     }
 
     /// The current connection ended.
-    pub fn disconnect(&self, st: &mut State, why: &str) {
+    pub fn disconnect(&self, st: &mut State, why: impl fmt::Display) {
         log::debug!("DOCA: {why}");
         st.connected = false;
         st.outbox.clear();
@@ -175,11 +176,10 @@ pub fn drain(fd: &OwnedFd) {
 /// Waits until `fd` (an eventfd the thread signals) is readable, then resets it. Marked drained
 /// before the read, so a signal that comes after the read is a new edge and is not lost; one
 /// that comes between costs a spurious wakeup, after which the caller looks at the queues again.
-async fn wait(fd: &Io<OwnedFd>) -> io::Result<()> {
+async fn wait(fd: &Io<OwnedFd>) {
     std::future::poll_fn(|cx| fd.poll_readable(cx)).await;
     fd.drained_read();
     drain(fd.get_ref());
-    Ok(())
 }
 
 struct Registered {
@@ -244,15 +244,15 @@ impl Channel {
     /// ended, with its error).
     pub async fn spawn(
         dev: &Rc<Device>,
-        name: &str,
+        name: &'static str,
         main: impl FnOnce(&Shared) + Send + 'static,
-    ) -> Result<Rc<Channel>, String> {
+    ) -> Result<Rc<Channel>, Failure> {
         let fds = || -> io::Result<_> { Ok((eventfd()?, eventfd()?, eventfd()?, eventfd()?)) };
-        let (t, r, w, a) = fds().map_err(|e| format!("creating eventfds: {e}"))?;
+        let (t, r, w, a) = fds().map_err(|e| Failure::Eventfds(Arc::new(e)))?;
         let dup = |fd: &OwnedFd| fd.try_clone().and_then(Io::new);
         let (reader, writer, accept) =
             (|| -> io::Result<_> { Ok((dup(&r)?, dup(&w)?, dup(&a)?)) })()
-                .map_err(|e| format!("watching eventfds: {e}"))?;
+                .map_err(|e| Failure::WatchEventfds(Arc::new(e)))?;
         let shared = Arc::new(Shared {
             st: Mutex::new(State::default()),
             wake_thread: t,
@@ -265,7 +265,10 @@ impl Channel {
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || main(&shared2))
-            .map_err(|e| format!("starting the {name} thread: {e}"))?;
+            .map_err(|e| Failure::Thread {
+                name,
+                error: Arc::new(e),
+            })?;
         {
             let mut list = registry();
             reap(&mut list);
@@ -291,13 +294,13 @@ impl Channel {
                     break;
                 }
             }
-            wait(&ch.accept).await.map_err(|e| e.to_string())?;
+            wait(&ch.accept).await;
         }
         Ok(ch)
     }
 
     /// Waits for the next connection: the host's on the DPU, the service's on the host.
-    pub async fn accept(self: &Rc<Self>) -> Result<Link, String> {
+    pub async fn accept(self: &Rc<Self>) -> Result<Link, Failure> {
         loop {
             {
                 let mut st = self.shared.lock();
@@ -313,7 +316,7 @@ impl Channel {
                     });
                 }
             }
-            wait(&self.accept).await.map_err(|e| e.to_string())?;
+            wait(&self.accept).await;
         }
     }
 }

@@ -16,6 +16,7 @@ mod setup;
 
 use super::bridge::{drain, Shared};
 use super::device::RawDev;
+use super::error::{Described, Failure};
 use super::ffi::{Descr, DocaError};
 use crate::config::Role;
 use endpoint::{Endpoint, Peer, Received};
@@ -91,7 +92,7 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    fn describe(&self, e: DocaError) -> String {
+    fn describe(&self, e: DocaError) -> Described {
         self.ep.describe(e)
     }
 
@@ -110,9 +111,9 @@ impl Worker<'_> {
 
     /// The current connection failed or was let go. The host's thread ends (the relay
     /// reconnects with a new endpoint); the DPU disconnects the host and waits for the next.
-    fn end_current(&mut self, why: &str) -> Result<(), String> {
+    fn end_current(&mut self, why: Failure) -> Result<(), Failure> {
         if self.role == Role::Host {
-            return Err(why.to_string());
+            return Err(why);
         }
         self.closing = None;
         if let Some(peer) = self.current.take() {
@@ -122,7 +123,7 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn run(&mut self) -> Result<(), String> {
+    fn run(&mut self) -> Result<(), Failure> {
         loop {
             self.shared.beat();
             if self.commands()? {
@@ -200,7 +201,7 @@ impl Worker<'_> {
     }
 
     /// Stop requests and released connections. Returns true when the thread should end.
-    fn commands(&mut self) -> Result<bool, String> {
+    fn commands(&mut self) -> Result<bool, Failure> {
         let mut st = self.shared.lock();
         if st.stop_or_release(&mut self.closing) {
             return Ok(true);
@@ -212,7 +213,7 @@ impl Worker<'_> {
                 if self.role == Role::Host {
                     return Ok(true);
                 }
-                self.end_current("the relay ended the host session")?;
+                self.end_current(Failure::RelayEnded)?;
             }
         }
         Ok(false)
@@ -222,23 +223,21 @@ impl Worker<'_> {
     /// systemd restarts). DOCA reports the service's state only when asked (there is no event
     /// for it), so the thread asks every [`SERVICE_CHECK`]; DOCA versions without the call skip
     /// the check.
-    fn check_service(&mut self) -> Result<(), String> {
+    fn check_service(&mut self) -> Result<(), Failure> {
         if self.role != Role::Dpu || self.checked.elapsed() < SERVICE_CHECK {
             return Ok(());
         }
         self.checked = Instant::now();
         match self.ep.service_state() {
-            Some(DocaError::CONNECTION_RESET) => Err(format!(
-                "the DOCA Comm Channel service is in an error state ({}); exiting so that it is \
-                 started afresh",
-                self.describe(DocaError::CONNECTION_RESET)
+            Some(DocaError::CONNECTION_RESET) => Err(Failure::ServiceError(
+                self.describe(DocaError::CONNECTION_RESET),
             )),
             _ => Ok(()),
         }
     }
 
     /// Takes what the endpoint has received. Returns whether anything came.
-    fn receive(&mut self) -> Result<bool, String> {
+    fn receive(&mut self) -> Result<bool, Failure> {
         let max = self.shared.lock().max_msg as usize;
         let mut buf = vec![0u8; max];
         let mut any = false;
@@ -247,12 +246,10 @@ impl Worker<'_> {
             match (status, from) {
                 (DocaError::AGAIN, _) => break,
                 (DocaError::SUCCESS, Some(from)) => self.message(from, &buf[..len.min(max)]),
-                (e, None) => {
-                    return Err(format!("Comm Channel receive failed: {}", self.describe(e)))
+                (e, None) => return Err(Failure::ReceiveFailed(self.describe(e))),
+                (e, Some(from)) if self.current.as_ref() == Some(&from) => {
+                    self.end_current(Failure::HostConnectionFailed(self.describe(e)))?
                 }
-                (e, Some(from)) if self.current.as_ref() == Some(&from) => self.end_current(
-                    &format!("the host's connection failed: {}", self.describe(e)),
-                )?,
                 (e, Some(from)) => {
                     log::debug!("DOCA: a dropped host's connection: {}", self.describe(e));
                     if self.ep.user_data(&from) != GONE {
@@ -297,7 +294,7 @@ impl Worker<'_> {
 
     /// Hands queued messages to the endpoint while its send queue has room. Returns whether
     /// any went out.
-    fn send(&mut self) -> Result<bool, String> {
+    fn send(&mut self) -> Result<bool, Failure> {
         self.send_waiting = false;
         let mut sent = false;
         // The connection stays current for the whole loop: a failure ends it and the loop.
@@ -313,7 +310,7 @@ impl Worker<'_> {
                     break;
                 }
                 e => {
-                    self.end_current(&format!("a Comm Channel send failed: {}", self.describe(e)))?;
+                    self.end_current(Failure::SendFailed(self.describe(e)))?;
                     break;
                 }
             }

@@ -1,6 +1,7 @@
 //! Opening the DOCA device (and on the DPU the representor) by PCI address, shared by the
 //! Comm Channel and Comch backends.
 
+use super::error::Failure;
 pub use super::ffi::DevLib;
 use super::ffi::{self, check, Dev, DevRep, DocaError};
 use crate::config::{Config, PciAddr, Role};
@@ -47,12 +48,9 @@ impl RawDev {
 impl Device {
     /// Opens the device at `-p` (and on the DPU the representor at `-r`) through the
     /// `libdoca_common` at `common` (the one the channel library belongs with).
-    pub fn open(cfg: &Config, common: &str) -> Result<Rc<Device>, String> {
+    pub fn open(cfg: &Config, common: &str) -> Result<Rc<Device>, Failure> {
         let lib = DevLib::load(common)?;
-        let pci = cfg
-            .pci_addr
-            .as_ref()
-            .ok_or("--pci-addr is required with --channel doca")?;
+        let pci = cfg.pci_addr.as_ref().ok_or(Failure::NoPciAddr)?;
         let mut device = Device {
             lib,
             dev: ptr::null_mut(),
@@ -60,10 +58,7 @@ impl Device {
         };
         device.dev = device.open_dev(pci)?;
         if cfg.role == Role::Dpu {
-            let rep = cfg
-                .rep_pci
-                .as_ref()
-                .ok_or("--rep-pci is required on the DPU with --channel doca")?;
+            let rep = cfg.rep_pci.as_ref().ok_or(Failure::NoRepPci)?;
             device.rep = device.open_rep(rep)?;
         }
         log::info!(
@@ -82,19 +77,16 @@ impl Device {
         }
     }
 
-    fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, String> {
+    fn open_dev(&self, pci: &PciAddr) -> Result<*mut Dev, Failure> {
         let l = &self.lib;
-        let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
+        let want = CString::new(pci.0.as_str()).map_err(|_| Failure::BadPciAddr)?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
         // SAFETY: out-pointers; the list is destroyed below.
         let r = unsafe { (l.devinfo_list_create)(&mut list, &mut n) };
         check(l.error_descr, "listing DOCA devices", r)?;
         // SAFETY: the list DOCA just made, and its length.
         let found = match unsafe { find_pci(list, n, l.devinfo_is_equal_pci, &want) } {
-            None => Err(format!(
-                "no DOCA device at PCI address {} (--pci-addr)",
-                pci.0
-            )),
+            None => Err(Failure::NoDevice(pci.clone())),
             Some(info) => {
                 let mut dev = ptr::null_mut();
                 // SAFETY: an entry of the live list; the opened device outlives the list.
@@ -107,9 +99,9 @@ impl Device {
         found
     }
 
-    fn open_rep(&self, pci: &PciAddr) -> Result<*mut DevRep, String> {
+    fn open_rep(&self, pci: &PciAddr) -> Result<*mut DevRep, Failure> {
         let l = &self.lib;
-        let want = CString::new(pci.0.as_str()).map_err(|_| "bad PCI address")?;
+        let want = CString::new(pci.0.as_str()).map_err(|_| Failure::BadPciAddr)?;
         let (mut list, mut n) = (ptr::null_mut(), 0u32);
         // SAFETY: `self.dev` is open; out-pointers; the list is destroyed below.
         let r = unsafe { (l.rep_list_create)(self.dev, ffi::REP_FILTER_NET, &mut list, &mut n) };
@@ -120,10 +112,7 @@ impl Device {
         )?;
         // SAFETY: the list DOCA just made, and its length.
         let found = match unsafe { find_pci(list, n, l.rep_is_equal_pci, &want) } {
-            None => Err(format!(
-                "no DOCA representor at PCI address {} (--rep-pci)",
-                pci.0
-            )),
+            None => Err(Failure::NoRepresentor(pci.clone())),
             Some(info) => {
                 let mut rep = ptr::null_mut();
                 // SAFETY: an entry of the live list; the representor outlives the list.

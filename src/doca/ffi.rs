@@ -7,6 +7,7 @@
 //! each is looked up under both names. DOCA 1.5 and 2.0 are not supported: their libraries are
 //! version 1 and their device lookup compares PCI addresses as structs.
 
+use super::error::{Described, Failure, Step};
 use libloading::Library;
 use std::ffi::{c_char, c_int, CStr};
 use std::fmt;
@@ -78,25 +79,14 @@ pub(crate) fn runtime_version(common: &Library) -> Option<String> {
 /// A library's `doca_error_get_descr` (DOCA 2.2: `doca_get_error_string`).
 pub(crate) type Descr = unsafe extern "C" fn(DocaError) -> *const c_char;
 
-/// Describes `e` with a library's `doca_error_get_descr` (or 2.2's `doca_get_error_string`).
-pub(crate) fn describe_with(descr: Descr, e: DocaError) -> String {
-    // SAFETY: the function takes any code and returns a static string or NULL.
-    let p = unsafe { descr(e) };
-    if p.is_null() {
-        return format!("DOCA error {}", e.0);
-    }
-    // SAFETY: non-NULL results are NUL-terminated static strings.
-    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy();
-    format!("{s} (DOCA error {})", e.0)
-}
-
-/// The one DOCA error check (device code and both backends): `Ok(())` for success, else
-/// "`what`: the library's description of the error", plus a hint when the usual cause is the
-/// service's environment rather than the relay.
-pub(crate) fn check(descr: Descr, what: impl fmt::Display, r: DocaError) -> Result<(), String> {
-    r.ok().map_err(|e| {
-        let hint = super::hints::for_error(e);
-        format!("{what}: {}{hint}", describe_with(descr, e))
+/// The one DOCA error check (device code and both backends): `Ok(())` for success, else a
+/// [`Failure::Call`] naming the step and the library's description of the error, plus a hint
+/// when the usual cause is the service's environment rather than the relay.
+pub(crate) fn check(descr: Descr, step: impl Into<Step>, r: DocaError) -> Result<(), Failure> {
+    r.ok().map_err(|e| Failure::Call {
+        step: step.into(),
+        error: Described::new(descr, e),
+        hint: super::hints::for_error(e),
     })
 }
 
@@ -145,7 +135,7 @@ pub struct DevLib {
 pub const COMMON_LIBS: &[&str] = &["libdoca_common.so.3", "libdoca_common.so.2"];
 /// Loads the first of `names` that the dynamic loader or DOCA's install directory has.
 /// Returns the library and the name it was found under.
-pub fn open(names: &[&str]) -> Result<(Library, String), String> {
+pub fn open(names: &[&str]) -> Result<(Library, String), Failure> {
     let mut first_err = None;
     for name in names {
         let dirs = [
@@ -167,11 +157,10 @@ pub fn open(names: &[&str]) -> Result<(Library, String), String> {
             }
         }
     }
-    Err(format!(
-        "cannot load {}: {}",
-        names.join(" or "),
-        first_err.unwrap_or_default()
-    ))
+    Err(Failure::Load {
+        file: names.join(" or "),
+        reason: first_err.unwrap_or_default(),
+    })
 }
 
 /// The file of a mapped library whose name starts with `prefix`, from `/proc/self/maps`.
@@ -190,7 +179,7 @@ fn mapped(prefix: &str) -> Option<String> {
 /// Loads the `libdoca_common` that `channel` (already loaded) belongs with: the one its
 /// dynamic dependencies pulled in, else one in the same directory. Two DOCA versions installed
 /// side by side are never mixed.
-pub fn open_common_of(channel: &str) -> Result<(Library, String), String> {
+pub fn open_common_of(channel: &str) -> Result<(Library, String), Failure> {
     let dir = mapped(
         std::path::Path::new(channel)
             .file_name()
@@ -214,14 +203,18 @@ pub fn open_common_of(channel: &str) -> Result<(Library, String), String> {
             return Ok((lib, path));
         }
     }
-    Err(format!(
-        "cannot find the libdoca_common that {channel} belongs with (looked in {})",
-        dir.unwrap_or_else(|| "its directory".into())
-    ))
+    Err(Failure::NoCommon {
+        channel: channel.to_string(),
+        dir,
+    })
 }
 
 /// Copies one function pointer out of `lib`, trying each name in turn.
-pub(crate) fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Result<T, String> {
+pub(crate) fn sym<T: Copy>(
+    lib: &Library,
+    lib_name: &str,
+    names: &'static [&'static str],
+) -> Result<T, Failure> {
     for name in names {
         let cname = format!("{name}\0");
         // SAFETY: `T` is the hand-written signature of this DOCA function; the pointer is used
@@ -230,7 +223,10 @@ pub(crate) fn sym<T: Copy>(lib: &Library, lib_name: &str, names: &[&str]) -> Res
             return Ok(*s);
         }
     }
-    Err(format!("{lib_name} has no symbol {}", names.join(" or ")))
+    Err(Failure::MissingSymbol {
+        file: lib_name.to_string(),
+        names,
+    })
 }
 
 /// Resolves one function from `$lib` (the file `$file`) under the first name it has, or
@@ -245,9 +241,12 @@ pub(crate) use get;
 impl DevLib {
     /// Loads `libdoca_common` (the file `path`, the one the channel library belongs with) and
     /// resolves the device and error functions, under either the DOCA 2.2 or the 2.5+ names.
-    pub fn load(path: &str) -> Result<DevLib, String> {
+    pub fn load(path: &str) -> Result<DevLib, Failure> {
         // SAFETY: as in `open`.
-        let lib = unsafe { Library::new(path) }.map_err(|e| format!("cannot load {path}: {e}"))?;
+        let lib = unsafe { Library::new(path) }.map_err(|e| Failure::Load {
+            file: path.to_string(),
+            reason: e.to_string(),
+        })?;
         let file = path.to_string();
         let generation =
             if sym::<unsafe extern "C" fn()>(&lib, &file, &["doca_devinfo_create_list"]).is_ok() {
@@ -306,7 +305,7 @@ impl DevLib {
     }
 
     /// The library's description of `e`, with its number.
-    pub fn describe(&self, e: DocaError) -> String {
-        describe_with(self.error_descr, e)
+    pub fn describe(&self, e: DocaError) -> Described {
+        Described::new(self.error_descr, e)
     }
 }

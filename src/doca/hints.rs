@@ -3,6 +3,7 @@
 
 use super::ffi::DocaError;
 use rustix::process::{getrlimit, setrlimit, Resource};
+use std::fmt;
 
 /// `DOCA_ERROR_NOT_PERMITTED`
 const NOT_PERMITTED: DocaError = DocaError(2);
@@ -26,20 +27,42 @@ pub fn memlock() -> String {
     show(getrlimit(Resource::Memlock).current)
 }
 
-/// Text to append to the description of `e` (empty when there is nothing to add).
-pub fn for_error(e: DocaError) -> String {
+/// What an error's usual cause in the service's environment is, appended to its description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// `DOCA_ERROR_NO_MEMORY`: RDMA pins memory; the memory-lock limit when the call failed.
+    Memlock(Option<u64>),
+    /// `DOCA_ERROR_NOT_PERMITTED`: the card may want a capability.
+    Capability,
+}
+
+/// The hint for `e`, if its usual cause is the environment.
+pub fn for_error(e: DocaError) -> Option<Hint> {
     if e == NO_MEMORY {
-        format!(
-            "; RDMA pins memory and the memory-lock limit (RLIMIT_MEMLOCK) is {}: raise it with \
-             LimitMEMLOCK=infinity in the systemd unit, or `ulimit -l unlimited` when started by hand",
-            memlock()
-        )
+        Some(Hint::Memlock(getrlimit(Resource::Memlock).current))
     } else if e == NOT_PERMITTED {
-        "; if DOCA refused the service user, the card may need a capability (CAP_NET_RAW, \
-         CAP_SYS_RAWIO): packaging/README.md shows the drop-in that grants it"
-            .into()
+        Some(Hint::Capability)
     } else {
-        String::new()
+        None
+    }
+}
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hint::Memlock(limit) => write!(
+                f,
+                "; RDMA pins memory and the memory-lock limit (RLIMIT_MEMLOCK) is {}: raise it \
+                 with LimitMEMLOCK=infinity in the systemd unit, or `ulimit -l unlimited` when \
+                 started by hand",
+                show(*limit)
+            ),
+            Hint::Capability => f.write_str(
+                "; if DOCA refused the service user, the card may need a capability \
+                 (CAP_NET_RAW, CAP_SYS_RAWIO): packaging/README.md shows the drop-in that \
+                 grants it",
+            ),
+        }
     }
 }
 

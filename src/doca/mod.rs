@@ -14,11 +14,13 @@ pub mod bridge;
 pub mod comch;
 pub mod comm_channel;
 pub mod device;
+pub mod error;
 pub mod ffi;
 pub mod hints;
 
 pub use bridge::{Channel, Link};
 pub use device::Device;
+pub use error::Failure;
 
 use crate::config::Role;
 use comm_channel::ffi::CcLib;
@@ -73,7 +75,7 @@ pub fn installed() -> String {
 impl Backend {
     /// Loads the channel library (`--channel doca`: Comch if installed, else Comm Channel) and
     /// opens the device named by `-p` (and `-r` on the DPU).
-    pub fn open(cfg: &crate::config::Config) -> Result<Backend, String> {
+    pub fn open(cfg: &crate::config::Config) -> Result<Backend, Failure> {
         use crate::config::ChannelAddr;
         use crate::doca::comch::ffi::ComchLib;
         let api = match cfg.channel {
@@ -84,9 +86,10 @@ impl Backend {
                 Err(comch) => match CcLib::load() {
                     Ok(cc) => Api::CommChannel(Arc::new(cc)),
                     Err(cc) => {
-                        return Err(format!(
-                            "no DOCA channel library: {comch} (DOCA 2.7+ Comch); {cc} (DOCA 2.2-2.8 Comm Channel)"
-                        ))
+                        return Err(Failure::NoLibrary {
+                            comch: Box::new(comch),
+                            comm_channel: Box::new(cc),
+                        })
                     }
                 },
             },
@@ -118,7 +121,7 @@ impl Backend {
     /// Starts the chosen API's thread: listening for hosts on the DPU, connecting to the
     /// service `name` on the host. Returns once the endpoint is configured; [`Channel::accept`]
     /// then hands out the connection (on the host, once DOCA has completed it).
-    pub async fn start(&self, role: Role, name: &str) -> Result<Rc<Channel>, String> {
+    pub async fn start(&self, role: Role, name: &str) -> Result<Rc<Channel>, Failure> {
         match &self.api {
             Api::CommChannel(cc) => start(&self.dev, cc, role, name).await,
             Api::Comch(lib) => comch::start(&self.dev, lib, role, name).await,
@@ -135,14 +138,14 @@ impl Backend {
 }
 
 /// The host side's channel over `backend`: connects to the DOCA service `cc_name`.
-pub async fn connect_host(backend: &Backend, cc_name: &str) -> Result<Link, String> {
+pub async fn connect_host(backend: &Backend, cc_name: &str) -> Result<Link, Failure> {
     let ch = backend.start(Role::Host, cc_name).await?;
     match backend.api {
         // The thread completes the connection in the background.
-        Api::CommChannel(_) => ch
-            .accept()
-            .await
-            .map_err(|e| format!("no DOCA service {cc_name:?} answered ({e})")),
+        Api::CommChannel(_) => ch.accept().await.map_err(|why| Failure::NoAnswer {
+            service: cc_name.to_string(),
+            why: Box::new(why),
+        }),
         Api::Comch(_) => ch.accept().await,
     }
 }
@@ -155,8 +158,8 @@ pub async fn start(
     cc: &Arc<CcLib>,
     role: Role,
     name: &str,
-) -> Result<Rc<Channel>, String> {
-    let name = CString::new(name).map_err(|_| "bad service name")?;
+) -> Result<Rc<Channel>, Failure> {
+    let name = CString::new(name).map_err(|_| Failure::BadServiceName)?;
     let (raw, descr, cc) = (dev.raw(), dev.lib.error_descr, cc.clone());
     Channel::spawn(dev, "comm-channel", move |shared| {
         comm_channel::thread_main(&cc, descr, raw, role, &name, shared)

@@ -14,6 +14,7 @@
 //! The types below keep the relay core's calls the same on every platform; none can be made.
 
 use std::cell::Cell;
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -21,6 +22,24 @@ use std::time::Duration;
 pub const UNSUPPORTED: &str = "DOCA channels are not available in the Windows build: DOCA's \
      Windows documentation names no Comm Channel or Comch library it could load; use \
      --channel tcp:HOST:PORT with a --psk-file";
+
+/// Why a DOCA channel cannot be used. On Windows there is one reason: none can be loaded (the
+/// Linux build's `Failure` names what DOCA returned; none of that happens here).
+#[derive(Clone, Debug)]
+pub enum Failure {
+    /// No DOCA channel library can be loaded in this build ([`UNSUPPORTED`]).
+    Unsupported,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Unsupported => f.write_str(UNSUPPORTED),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// No value of this type exists.
 #[derive(Clone, Copy)]
@@ -34,8 +53,8 @@ pub struct Backend {
 impl Backend {
     /// Always fails: there is no DOCA library to load (configuration validation refuses DOCA
     /// channels before this is reached).
-    pub fn open(_cfg: &crate::config::Config) -> Result<Backend, String> {
-        Err(UNSUPPORTED.into())
+    pub fn open(_cfg: &crate::config::Config) -> Result<Backend, Failure> {
+        Err(Failure::Unsupported)
     }
 }
 
@@ -45,7 +64,7 @@ pub fn installed() -> String {
 }
 
 /// The host side's channel over `backend`; unreachable, as no backend exists.
-pub async fn connect_host(backend: &Backend, _cc_name: &str) -> Result<Link, String> {
+pub async fn connect_host(backend: &Backend, _cc_name: &str) -> Result<Link, Failure> {
     match backend.never {}
 }
 

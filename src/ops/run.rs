@@ -41,7 +41,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     // The device is opened before anything is bound, so a missing library or a wrong PCI
     // address leaves nothing behind.
     let doca = if cfg.channel.is_doca() {
-        Some(Rc::new(doca::Backend::open(&cfg).map_err(Error::Doca)?))
+        let backend = doca::Backend::open(&cfg).map_err(|e| Error::Doca(e.to_string()))?;
+        Some(Rc::new(backend))
     } else {
         None
     };

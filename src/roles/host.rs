@@ -369,7 +369,8 @@ async fn connect(
             ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
                 let backend = device.expect("opened at start-up with a DOCA channel");
                 let link = doca::connect_host(backend, &cfg.cc_name).await;
-                Transport::Doca(Rc::new(link.map_err(ConnectError::Unreachable)?))
+                let link = link.map_err(|e| ConnectError::Unreachable(e.to_string()))?;
+                Transport::Doca(Rc::new(link))
             }
         };
         let mut reader = FrameReader::for_handshake(transport.clone(), transport.max_msg());

@@ -17,11 +17,11 @@ pub struct Link {
 impl Link {
     fn gone(&self, st: &State) -> Option<io::Error> {
         if st.generation != self.generation || !st.connected {
-            let why = st
-                .closed
-                .clone()
-                .unwrap_or_else(|| "the DOCA connection closed".into());
-            return Some(io::Error::new(io::ErrorKind::ConnectionReset, why));
+            let reset = io::ErrorKind::ConnectionReset;
+            return Some(match &st.closed {
+                Some(why) => io::Error::new(reset, why.clone()),
+                None => io::Error::new(reset, "the DOCA connection closed"),
+            });
         }
         None
     }
@@ -67,7 +67,7 @@ impl Link {
                     return Err(e);
                 }
             }
-            wait(&self.ch.reader).await?;
+            wait(&self.ch.reader).await;
         }
     }
 
@@ -90,7 +90,7 @@ impl Link {
                     }
                 }
                 signal(&shared.wake_thread);
-                wait(&self.ch.writer).await?;
+                wait(&self.ch.writer).await;
             }
         }
         // One wakeup for the whole batch: the thread sends until the outbox is empty.

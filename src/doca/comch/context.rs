@@ -8,6 +8,7 @@ use super::engine::{Connection, Engine, Sent};
 use super::ffi::{self, ComchLib, Ctx, TaskSend};
 use crate::config::Role;
 use crate::doca::device::RawDev;
+use crate::doca::error::{Described, Failure};
 use crate::doca::ffi::DocaError;
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
@@ -26,7 +27,7 @@ pub(super) struct Limits {
 
 impl Limits {
     /// Reads the device's message size limit and how many send tasks it allows.
-    pub(super) fn read(l: &ComchLib, dev: &RawDev) -> Result<Limits, String> {
+    pub(super) fn read(l: &ComchLib, dev: &RawDev) -> Result<Limits, Failure> {
         // SAFETY: the device is open (see `RawDev`).
         let info = unsafe { (l.dev_as_devinfo)(dev.dev()) };
         let mut msg = 0u32;
@@ -50,7 +51,7 @@ pub(super) enum Unsent {
     /// Every send task is in flight: the queue is full. The message comes back.
     Full(Vec<u8>),
     /// Allocating or submitting the task failed: why.
-    Failed(String),
+    Failed(Failure),
 }
 
 #[derive(Clone, Copy)]
@@ -93,7 +94,7 @@ impl<'e> Context<'e> {
         dev: &RawDev,
         role: Role,
         name: &CStr,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Failure> {
         let l = engine.lib();
         let obj = match role {
             Role::Dpu => {
@@ -126,7 +127,7 @@ impl<'e> Context<'e> {
 
     /// Sets the message size, connects the context to the engine, configures the send tasks
     /// and registers the callbacks (callbacks.rs). Returns the message size in force.
-    pub(super) fn configure(&self, limits: &Limits) -> Result<u32, String> {
+    pub(super) fn configure(&self, limits: &Limits) -> Result<u32, Failure> {
         let l = self.l;
         // SAFETY: our object, not started.
         let r = unsafe {
@@ -184,14 +185,14 @@ impl<'e> Context<'e> {
     }
 
     /// Registers the state-change callback (callbacks.rs).
-    pub(super) fn watch_state(&self) -> Result<(), String> {
+    pub(super) fn watch_state(&self) -> Result<(), Failure> {
         // SAFETY: our context, not started; the callback fits the signature DOCA expects.
         let r = unsafe { (self.l.ctx_set_state_changed_cb)(self.ctx, on_state) };
         self.l.check("registering for state changes", r)
     }
 
     /// Starts the context; the client may finish starting in the background (`IN_PROGRESS`).
-    pub(super) fn start(&self) -> Result<(), String> {
+    pub(super) fn start(&self) -> Result<(), Failure> {
         // SAFETY: our configured context.
         let r = unsafe { (self.l.ctx_start)(self.ctx) };
         match (r, self.obj) {
@@ -220,9 +221,9 @@ impl<'e> Context<'e> {
     }
 
     /// Host: the client's connection, once it is running.
-    pub(super) fn connection(&self) -> Result<Connection, String> {
+    pub(super) fn connection(&self) -> Result<Connection, Failure> {
         let Object::Client(c) = self.obj else {
-            return Err("Comch: a server has no connection of its own".into());
+            return Err(Failure::NoOwnConnection);
         };
         let mut conn = ptr::null_mut();
         // SAFETY: our running client and an out-pointer.
@@ -265,8 +266,7 @@ impl<'e> Context<'e> {
             return Err(Unsent::Full(msg));
         }
         if r != DocaError::SUCCESS {
-            let why = format!("allocating a Comch send task: {}", l.describe(r));
-            return Err(Unsent::Failed(why));
+            return Err(Unsent::Failed(Failure::TaskAlloc(l.describe(r))));
         }
         // SAFETY: the task just allocated, ours until submitted.
         let t = unsafe { (l.task_send_as_task)(task) };
@@ -275,8 +275,7 @@ impl<'e> Context<'e> {
         if r != DocaError::SUCCESS {
             // SAFETY: a task DOCA did not take is still ours to free.
             unsafe { (l.task_free)(t) };
-            let why = format!("submitting a Comch send task: {}", l.describe(r));
-            return Err(Unsent::Failed(why));
+            return Err(Unsent::Failed(Failure::TaskSubmit(l.describe(r))));
         }
         self.in_flight.insert(task, (conn, msg));
         Ok(())
@@ -284,7 +283,11 @@ impl<'e> Context<'e> {
 
     /// A send task came back: drops its buffer and frees it. Returns why it failed when it
     /// failed on `current` (a send that failed for a connection already let go of is no news).
-    pub(super) fn complete(&mut self, sent: Sent, current: Option<Connection>) -> Option<String> {
+    pub(super) fn complete(
+        &mut self,
+        sent: Sent,
+        current: Option<Connection>,
+    ) -> Option<Described> {
         let l = self.l;
         let conn = self.in_flight.remove(&sent.task()).map(|(conn, _)| conn);
         // SAFETY: DOCA handed the task back (see `Sent`), so it is ours.
@@ -308,7 +311,7 @@ impl<'e> Context<'e> {
     /// # Safety
     /// The context is IDLE: stopping flushed every task through its callback, so none is still
     /// DOCA's and their buffers may go.
-    pub(super) unsafe fn restart(&mut self) -> Result<(), String> {
+    pub(super) unsafe fn restart(&mut self) -> Result<(), Failure> {
         self.in_flight.clear();
         // SAFETY: our context, IDLE, configured as before.
         let r = unsafe { (self.l.ctx_start)(self.ctx) };

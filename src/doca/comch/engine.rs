@@ -2,6 +2,7 @@
 //! it: a [`Connection`], a send task back from DOCA ([`Sent`]).
 
 use super::ffi::{self, ComchLib, Conn, Ctx, TaskSend};
+use crate::doca::error::Failure;
 use crate::doca::ffi::DocaError;
 use std::ptr;
 
@@ -17,7 +18,7 @@ pub(super) struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub(super) fn create(l: &'a ComchLib) -> Result<Self, String> {
+    pub(super) fn create(l: &'a ComchLib) -> Result<Self, Failure> {
         let mut pe = ptr::null_mut();
         // SAFETY: a valid out-pointer.
         let r = unsafe { (l.pe_create)(&mut pe) };

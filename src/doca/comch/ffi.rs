@@ -1,9 +1,10 @@
 //! Hand-written declarations of the DOCA Comch C API (DOCA 2.7 and later), resolved at run time
 //! from `libdoca_comch` and `libdoca_common`. Written from the published signatures.
 
+use crate::doca::error::{Described, Failure, Step};
 use crate::doca::ffi::{
-    check, describe_with, get, opaque, open, open_common_of, runtime_version, sym, Descr, Dev,
-    DevInfo, DevRep, DocaError,
+    check, get, opaque, open, open_common_of, runtime_version, sym, Descr, Dev, DevInfo, DevRep,
+    DocaError,
 };
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
@@ -131,11 +132,11 @@ unsafe impl Sync for ComchLib {}
 impl ComchLib {
     /// Loads `libdoca_comch` and `libdoca_common` (same DOCA generation) and resolves every
     /// function the relay uses.
-    pub fn load() -> Result<ComchLib, String> {
+    pub fn load() -> Result<ComchLib, Failure> {
         let (comch, file) = open(COMCH_LIBS)?;
         let (common, cfile) = open_common_of(&file)?;
-        let new_name = "doca_comch_server_event_connection_status_changed_register";
-        let generation = if sym::<unsafe extern "C" fn()>(&comch, &file, &[new_name]).is_ok() {
+        const NEW_NAME: &str = "doca_comch_server_event_connection_status_changed_register";
+        let generation = if sym::<unsafe extern "C" fn()>(&comch, &file, &[NEW_NAME]).is_ok() {
             "2.9+"
         } else {
             "2.7/2.8"
@@ -207,12 +208,12 @@ impl ComchLib {
     }
 
     /// The library's description of `e`, with its number.
-    pub fn describe(&self, e: DocaError) -> String {
-        describe_with(self.error_descr, e)
+    pub fn describe(&self, e: DocaError) -> Described {
+        Described::new(self.error_descr, e)
     }
 
     /// `Ok(())` for success, else the error, described, after "Comch: `what`".
-    pub fn check(&self, what: &str, r: DocaError) -> Result<(), String> {
-        check(self.error_descr, format_args!("Comch: {what}"), r)
+    pub fn check(&self, what: &'static str, r: DocaError) -> Result<(), Failure> {
+        check(self.error_descr, Step::Comch(what), r)
     }
 }

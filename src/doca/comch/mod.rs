@@ -15,7 +15,7 @@ mod worker;
 pub use crate::doca::bridge::{Channel, Link};
 
 use crate::config::Role;
-use crate::doca::Device;
+use crate::doca::{Device, Failure};
 use ffi::ComchLib;
 use std::ffi::CString;
 use std::rc::Rc;
@@ -28,8 +28,8 @@ pub async fn start(
     lib: &Arc<ComchLib>,
     role: Role,
     name: &str,
-) -> Result<Rc<Channel>, String> {
-    let name = CString::new(name).map_err(|_| "bad service name")?;
+) -> Result<Rc<Channel>, Failure> {
+    let name = CString::new(name).map_err(|_| Failure::BadServiceName)?;
     let raw = dev.raw();
     let lib = lib.clone();
     Channel::spawn(dev, "comch", move |shared| {

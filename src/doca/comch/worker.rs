@@ -11,6 +11,7 @@ use super::ffi::{state, ComchLib};
 use crate::config::Role;
 use crate::doca::bridge::{drain, Shared, State};
 use crate::doca::device::RawDev;
+use crate::doca::error::Failure;
 use crate::doca::ffi::DocaError;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::ffi::CString;
@@ -96,7 +97,7 @@ impl<'a> Worker<'a> {
     /// shows what DOCA has done (see mod.rs). So the thread progresses while there is work and,
     /// when idle, polls: it sleeps on its own wake-up eventfd (the relay's work) with a timeout
     /// backing off from [`IDLE_MIN`] to [`IDLE_MAX`], then progresses again.
-    fn run(&mut self) -> Result<(), String> {
+    fn run(&mut self) -> Result<(), Failure> {
         let mut idle = Duration::ZERO;
         loop {
             self.shared.beat();
@@ -130,7 +131,7 @@ impl<'a> Worker<'a> {
 
     /// Acts on what the callbacks recorded, in the order they saw it. Returns whether anything
     /// happened.
-    fn handle_events(&mut self) -> Result<bool, String> {
+    fn handle_events(&mut self) -> Result<bool, Failure> {
         let events = EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()));
         let any = !events.is_empty();
         let mut st = self.shared.lock();
@@ -140,7 +141,7 @@ impl<'a> Worker<'a> {
         let mut failed = None;
         // The context stopped or failed: the thread ends once the whole burst is handled (send
         // buffers freed, messages that came first left in the inbox for the reader to drain).
-        let mut end: Option<String> = None;
+        let mut end: Option<Failure> = None;
         let mut restart = false;
         let mut got = false;
         for event in events {
@@ -194,14 +195,13 @@ impl<'a> Worker<'a> {
                             .extend(self.early.drain(..).map(|data| (generation, data)));
                     }
                     (Role::Host, state::IDLE) if prev == state::STARTING => {
-                        end.get_or_insert(format!(
-                            "no DOCA service {:?} answered (no Comch server; is the DPU side running?)",
-                            self.name
-                        ));
+                        end.get_or_insert(Failure::NoComchServer {
+                            service: self.name.clone(),
+                        });
                     }
                     (Role::Dpu, state::IDLE) if !self.stopping => restart = true,
                     (_, state::IDLE) => {
-                        end.get_or_insert("the Comch context stopped".into());
+                        end.get_or_insert(Failure::ContextStopped);
                     }
                     _ => {}
                 },
@@ -235,16 +235,16 @@ impl<'a> Worker<'a> {
             return Ok(true);
         }
         if let Some(why) = failed {
-            self.end_current(&mut st, &format!("a Comch send failed: {why}"))?;
+            self.end_current(&mut st, Failure::ComchSendFailed(why))?;
         }
         Ok(any)
     }
 
     /// Ends the current connection after an error: the host's thread ends (the relay reconnects
     /// with a new one), the DPU's server disconnects it and waits for the next host.
-    fn end_current(&mut self, st: &mut State, why: &str) -> Result<(), String> {
+    fn end_current(&mut self, st: &mut State, why: Failure) -> Result<(), Failure> {
         if self.role == Role::Host {
-            return Err(why.to_string());
+            return Err(why);
         }
         if let Some(conn) = self.current.take() {
             self.refuse.push(conn);
@@ -257,7 +257,7 @@ impl<'a> Worker<'a> {
     /// DPU: the server context stopped by itself (DOCA stops it after a fatal error, such as a
     /// send to a host that died). Its connections are gone; start it again and keep serving.
     /// A context that keeps stopping ends the thread, so systemd restarts the relay.
-    fn restart(&mut self, st: &mut State) -> Result<(), String> {
+    fn restart(&mut self, st: &mut State) -> Result<(), Failure> {
         let (since, n) = self.restarts;
         let n = match since {
             Some(t) if t.elapsed() < Duration::from_secs(60) => n + 1,
@@ -265,7 +265,7 @@ impl<'a> Worker<'a> {
         };
         self.restarts = (since.filter(|_| n > 1).or(Some(Instant::now())), n);
         if n > 5 {
-            return Err("the Comch server context stopped 5 times within a minute".into());
+            return Err(Failure::ServerRestarts);
         }
         log::warn!("Comch: the server context stopped; starting it again");
         if self.current.take().is_some() {
@@ -280,7 +280,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Stop requests and released connections. Returns true when the thread should end.
-    fn handle_commands(&mut self) -> Result<bool, String> {
+    fn handle_commands(&mut self) -> Result<bool, Failure> {
         let mut st = self.shared.lock();
         if st.stop_or_release(&mut self.closing) {
             return Ok(true);
@@ -291,7 +291,7 @@ impl<'a> Worker<'a> {
                 if self.role == Role::Host {
                     return Ok(true);
                 }
-                self.end_current(&mut st, "the relay ended the host session")?;
+                self.end_current(&mut st, Failure::RelayEnded)?;
             }
         }
         drop(st);
@@ -302,7 +302,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Hands queued messages to DOCA while send tasks are free. Returns whether any went out.
-    fn submit(&mut self) -> Result<bool, String> {
+    fn submit(&mut self) -> Result<bool, Failure> {
         let Some(conn) = self.current else {
             return Ok(false);
         };
@@ -320,7 +320,7 @@ impl<'a> Worker<'a> {
                     break;
                 }
                 Err(Unsent::Failed(why)) => {
-                    self.end_current(&mut self.shared.lock(), &why)?;
+                    self.end_current(&mut self.shared.lock(), why)?;
                     break;
                 }
             }

@@ -4,9 +4,9 @@
 use super::ffi::{Addr, CcLib, Ep};
 use crate::config::Role;
 use crate::doca::device::RawDev;
-use crate::doca::ffi::{check, describe_with, Descr, DevInfo, DocaError};
+use crate::doca::error::{Described, Failure, Step};
+use crate::doca::ffi::{check, Descr, DevInfo, DocaError};
 use std::ffi::CStr;
-use std::fmt::Display;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::ptr::{self, NonNull};
 
@@ -57,7 +57,7 @@ pub(super) struct Endpoint<'a> {
 
 impl<'a> Endpoint<'a> {
     /// Creates the endpoint; `descr` describes the library's errors.
-    pub(super) fn create(l: &'a CcLib, descr: Descr) -> Result<Self, String> {
+    pub(super) fn create(l: &'a CcLib, descr: Descr) -> Result<Self, Failure> {
         let mut ep = ptr::null_mut();
         // SAFETY: a valid out-pointer.
         let r = unsafe { (l.ep_create)(&mut ep) };
@@ -71,17 +71,17 @@ impl<'a> Endpoint<'a> {
     }
 
     /// The library's description of `e`, with its number.
-    pub(super) fn describe(&self, e: DocaError) -> String {
-        describe_with(self.descr, e)
+    pub(super) fn describe(&self, e: DocaError) -> Described {
+        Described::new(self.descr, e)
     }
 
-    fn check(&self, what: impl Display, r: DocaError) -> Result<(), String> {
-        check(self.descr, what, r)
+    fn check(&self, step: impl Into<Step>, r: DocaError) -> Result<(), Failure> {
+        check(self.descr, step, r)
     }
 
     /// Sets the endpoint's device (and on the DPU the representor), its message size and its
     /// queue depths, each capped by what the device allows.
-    pub(super) fn configure(&self, dev: &RawDev, role: Role, want: Sizes) -> Result<(), String> {
+    pub(super) fn configure(&self, dev: &RawDev, role: Role, want: Sizes) -> Result<(), Failure> {
         let (l, ep) = (self.l, self.ep);
         // SAFETY: the device is open (see `RawDev`).
         let info = unsafe { (l.dev_as_devinfo)(dev.dev()) };
@@ -119,23 +119,22 @@ impl<'a> Endpoint<'a> {
     }
 
     /// DPU: listens for hosts on the service `name`.
-    pub(super) fn listen(&self, name: &CStr) -> Result<(), String> {
+    pub(super) fn listen(&self, name: &CStr) -> Result<(), Failure> {
         // SAFETY: our configured endpoint and a NUL-terminated name.
         let r = unsafe { (self.l.ep_listen)(self.ep, name.as_ptr()) };
-        let shown = name.to_string_lossy();
-        self.check(format_args!("listening on service {shown:?}"), r)
+        self.check(Step::Listening(name.to_string_lossy().into()), r)
     }
 
     /// Host: starts connecting to the service `name` (see [`Endpoint::connected`]).
-    pub(super) fn connect(&self, name: &CStr) -> Result<Peer, String> {
+    pub(super) fn connect(&self, name: &CStr) -> Result<Peer, Failure> {
         let mut peer = ptr::null_mut();
         // SAFETY: our configured endpoint, a NUL-terminated name and an out-pointer.
         let r = unsafe { (self.l.ep_connect)(self.ep, name.as_ptr(), &mut peer) };
-        let what = format!("connecting to service {:?}", name.to_string_lossy());
-        self.check(&what, r)?;
+        let service: String = name.to_string_lossy().into();
+        self.check(Step::Connecting(service.clone()), r)?;
         NonNull::new(peer)
             .map(Peer)
-            .ok_or_else(|| format!("{what}: DOCA returned no peer"))
+            .ok_or(Failure::NoPeer { service })
     }
 
     /// Host: whether the connection `peer` has settled (`SUCCESS`), is still being made
@@ -146,7 +145,7 @@ impl<'a> Endpoint<'a> {
     }
 
     /// The message size in force, once listening or connecting.
-    pub(super) fn max_msg_size(&self) -> Result<u16, String> {
+    pub(super) fn max_msg_size(&self) -> Result<u16, Failure> {
         let mut m = 0u16;
         // SAFETY: our endpoint and an out-pointer.
         let r = unsafe { (self.l.ep_get_max_msg_size)(self.ep, &mut m) };
@@ -154,7 +153,7 @@ impl<'a> Endpoint<'a> {
     }
 
     /// Takes the endpoint's event channels (it is active, so they exist).
-    pub(super) fn open_event_channels(&mut self) -> Result<(), String> {
+    pub(super) fn open_event_channels(&mut self) -> Result<(), Failure> {
         let (mut sfd, mut rfd) = (-1, -1);
         // SAFETY: our active endpoint and out-pointers.
         let r = unsafe { (self.l.ep_get_event_channel)(self.ep, &mut sfd, &mut rfd) };
@@ -177,14 +176,14 @@ impl<'a> Endpoint<'a> {
     }
 
     /// Arms the receive event channel.
-    pub(super) fn arm_recv(&self) -> Result<(), String> {
+    pub(super) fn arm_recv(&self) -> Result<(), Failure> {
         // SAFETY: our active endpoint.
         let r = unsafe { (self.l.ep_arm_recv)(self.ep) };
         self.check("arming the receive event channel", r)
     }
 
     /// Arms the send event channel.
-    pub(super) fn arm_send(&self) -> Result<(), String> {
+    pub(super) fn arm_send(&self) -> Result<(), Failure> {
         // SAFETY: our active endpoint.
         let r = unsafe { (self.l.ep_arm_send)(self.ep) };
         self.check("arming the send event channel", r)

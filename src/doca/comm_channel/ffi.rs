@@ -2,6 +2,7 @@
 //! time from `libdoca_comm_channel.so.2` and the `libdoca_common` it links against. Written
 //! from the published function signatures; no NVIDIA header is used.
 
+use crate::doca::error::Failure;
 use crate::doca::ffi::{get, opaque, open, open_common_of, sym, Dev, DevInfo, DevRep, DocaError};
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void};
@@ -63,7 +64,7 @@ pub const CC_LIBS: &[&str] = &["libdoca_comm_channel.so.2"];
 
 impl CcLib {
     /// Loads `libdoca_comm_channel` and resolves every function the relay uses.
-    pub fn load() -> Result<CcLib, String> {
+    pub fn load() -> Result<CcLib, Failure> {
         let (lib, file) = open(CC_LIBS)?;
         let (common_lib, common) = open_common_of(&file)?;
         Ok(CcLib {

@@ -5,6 +5,7 @@ use super::endpoint::{Peer, Sizes};
 use super::{Worker, QUEUE_SIZE, WANT_MSG};
 use crate::config::Role;
 use crate::doca::device::RawDev;
+use crate::doca::error::Failure;
 use crate::doca::ffi::DocaError;
 use std::ffi::CString;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 impl Worker<'_> {
     /// Sizes the endpoint from the device's limits, listens (DPU) or connects (host, waiting
     /// here until DOCA has completed the connection).
-    pub(super) fn setup(&mut self, raw: RawDev, name: &CString) -> Result<(), String> {
+    pub(super) fn setup(&mut self, raw: RawDev, name: &CString) -> Result<(), Failure> {
         let want = Sizes {
             msg: WANT_MSG,
             queue: QUEUE_SIZE,
@@ -24,10 +25,7 @@ impl Worker<'_> {
         };
         let m = self.ep.max_msg_size()?;
         if u32::from(m) < crate::wire::MIN_MAX_MSG {
-            return Err(format!(
-                "the device's message size ({m} bytes) is below the {} the relay needs",
-                crate::wire::MIN_MAX_MSG
-            ));
+            return Err(Failure::DeviceMessageSize(m.into()));
         }
         self.ep.open_event_channels()?;
         self.shared.lock().max_msg = u32::from(m);
@@ -44,21 +42,16 @@ impl Worker<'_> {
     /// Host: asks DOCA until the connection to the service has settled. DOCA's Comm Channel
     /// API reports a settled connection only through this call (there is no event for it), so
     /// the thread asks every 2 ms, turning its heartbeat and watching for a stop meanwhile.
-    fn wait_connected(&self, peer: &Peer) -> Result<(), String> {
+    fn wait_connected(&self, peer: &Peer) -> Result<(), Failure> {
         loop {
             self.shared.beat();
             if self.shared.lock().stop {
-                return Err("stopped".into());
+                return Err(Failure::Stopped);
             }
             match self.ep.connected(peer) {
                 DocaError::SUCCESS => return Ok(()),
                 DocaError::CONNECTION_INPROGRESS => std::thread::sleep(Duration::from_millis(2)),
-                e => {
-                    return Err(format!(
-                        "connecting to the DPU service: {}",
-                        self.describe(e)
-                    ))
-                }
+                e => return Err(Failure::ConnectFailed(self.describe(e))),
             }
         }
     }

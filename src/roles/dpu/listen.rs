@@ -42,7 +42,8 @@ impl Listener {
             ChannelAddr::Doca | ChannelAddr::Comch | ChannelAddr::CommChannel => {
                 let backend = device.expect("opened at start-up with --channel doca");
                 let channel = backend.start(Role::Dpu, &cfg.cc_name).await;
-                Listener::Doca(channel.map_err(Error::Doca)?, backend.name())
+                let channel = channel.map_err(|e| Error::Doca(e.to_string()))?;
+                Listener::Doca(channel, backend.name())
             }
         })
     }
@@ -68,7 +69,9 @@ impl Listener {
                 )
             }),
             Listener::Doca(ch, api) => Ok((
-                Transport::Doca(Rc::new(ch.accept().await.map_err(Error::Doca)?)),
+                Transport::Doca(Rc::new(
+                    ch.accept().await.map_err(|e| Error::Doca(e.to_string()))?,
+                )),
                 api.to_string(),
                 None,
                 Vec::new(),
