@@ -54,7 +54,7 @@ struct Host {
 }
 
 /// Runs the host role until the returned future is dropped or binding fails.
-pub async fn run(
+pub(crate) async fn run(
     cfg: Config,
     live: Rc<Live>,
     device: Option<Rc<doca::Backend>>,

@@ -18,7 +18,7 @@ pub const MAX_HANDSHAKES: usize = 16;
 
 /// One connection in its handshake.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// Where it came from, when the transport has addresses.
     pub peer: Option<IpAddr>,
     started: Instant,
@@ -29,12 +29,12 @@ pub struct Slot {
 
 impl Slot {
     /// The connection sent its first bytes.
-    pub fn spoke(&self) {
+    pub(crate) fn spoke(&self) {
         self.spoke.set(true);
     }
 
     /// Resolves once the gate has evicted this connection.
-    pub async fn evicted(&self) {
+    pub(crate) async fn evicted(&self) {
         loop {
             let listener = self.event.listen();
             if self.evicted.get() {
@@ -47,14 +47,14 @@ impl Slot {
 
 /// The set of connections in their handshake.
 #[derive(Debug, Default)]
-pub struct Gate {
+pub(crate) struct Gate {
     slots: RefCell<Vec<Rc<Slot>>>,
 }
 
 impl Gate {
     /// Takes a slot for a new connection from `peer`, evicting another connection when all
     /// are taken; returns the new slot and the evicted one.
-    pub fn admit(&self, peer: Option<IpAddr>) -> (Rc<Slot>, Option<Rc<Slot>>) {
+    pub(crate) fn admit(&self, peer: Option<IpAddr>) -> (Rc<Slot>, Option<Rc<Slot>>) {
         let mut slots = self.slots.borrow_mut();
         let evicted = if slots.len() >= MAX_HANDSHAKES {
             let per_peer = |p: &Option<IpAddr>| slots.iter().filter(|s| s.peer == *p).count();
@@ -83,7 +83,7 @@ impl Gate {
     }
 
     /// Gives the slot back when its handshake ends, however it ends.
-    pub fn release(&self, slot: &Rc<Slot>) {
+    pub(crate) fn release(&self, slot: &Rc<Slot>) {
         self.slots.borrow_mut().retain(|s| !Rc::ptr_eq(s, slot));
     }
 

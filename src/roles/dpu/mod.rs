@@ -52,7 +52,7 @@ struct Dpu {
 }
 
 /// Runs the DPU role until the returned future is dropped or binding fails.
-pub async fn run(
+pub(crate) async fn run(
     cfg: Config,
     live: Rc<Live>,
     device: Option<Rc<doca::Backend>>,

@@ -69,7 +69,7 @@ impl Bucket {
 
 /// Why a connection was not given a handshake.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Over {
+pub(crate) enum Over {
     /// Its address is over [`PER_ADDRESS_RATE`].
     Address,
     /// All addresses together are over [`GLOBAL_RATE`], and it is not the last host's.
@@ -93,7 +93,7 @@ impl fmt::Display for Over {
 
 /// The buckets of one listener.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     per_address: RefCell<HashMap<Option<IpAddr>, Bucket>>,
     global: RefCell<Bucket>,
     /// Where the last admitted host came from.
@@ -125,7 +125,7 @@ fn key(peer: Option<IpAddr>) -> Option<IpAddr> {
 
 impl Limiter {
     /// Takes the tokens for a handshake from `peer`, or says which limit it is over.
-    pub fn admit(&self, peer: Option<IpAddr>) -> Result<(), Over> {
+    pub(crate) fn admit(&self, peer: Option<IpAddr>) -> Result<(), Over> {
         self.admit_at(peer, Instant::now())
     }
 
@@ -160,7 +160,7 @@ impl Limiter {
 
     /// Records that a host from `peer` was admitted: its address keeps priority when all
     /// addresses together are over the limit.
-    pub fn prefer(&self, peer: Option<IpAddr>) {
+    pub(crate) fn prefer(&self, peer: Option<IpAddr>) {
         *self.preferred.borrow_mut() = Some(key(peer));
     }
 }

@@ -34,14 +34,14 @@ struct Current {
 
 /// The DPU side's record of the host it serves.
 #[derive(Default)]
-pub struct Hosts {
+pub(crate) struct Hosts {
     current: RefCell<Option<Current>>,
 }
 
 impl Hosts {
     /// Decides about the host `who`, which connected from `peer`. May wait up to
     /// [`PROBE_TIMEOUT`] for the current session to answer a PING.
-    pub async fn decide(&self, who: &Identity, peer: &str) -> Verdict {
+    pub(crate) async fn decide(&self, who: &Identity, peer: &str) -> Verdict {
         let (session, same, reason) = {
             let current = self.current.borrow();
             let Some(c) = current.as_ref() else {
@@ -82,7 +82,7 @@ impl Hosts {
     }
 
     /// Records `session` as the one now served.
-    pub fn serve(&self, session: &Rc<Session>, who: &Identity, peer: &str) {
+    pub(crate) fn serve(&self, session: &Rc<Session>, who: &Identity, peer: &str) {
         *self.current.borrow_mut() = Some(Current {
             session: Rc::downgrade(session),
             instance: who.instance,

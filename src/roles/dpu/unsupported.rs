@@ -12,7 +12,7 @@ pub const UNSUPPORTED: &str = "dpu: the DPU side runs on the BlueField's Arm cor
      only; the Windows build runs the host side (--role host)";
 
 /// Fails at once; configuration validation refuses the role before this is reached.
-pub async fn run(
+pub(crate) async fn run(
     _cfg: Config,
     _live: Rc<crate::config::Live>,
     _device: Option<Rc<crate::doca::Backend>>,
