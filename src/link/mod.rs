@@ -38,7 +38,8 @@ impl Transport {
         Ok(Transport::Tcp(Rc::new(reactor::own(s.into())?)))
     }
 
-    /// An AF_UNIX channel connection, with the send buffer of the relay's own AF_UNIX sockets.
+    /// An AF_UNIX channel connection, accepted or connected by `sys::unix_socket` (which sets
+    /// its send buffer).
     pub fn unix(s: Io<UnixStream>) -> Transport {
         Transport::Unix(Rc::new(s))
     }

@@ -62,7 +62,7 @@ impl Listener {
             }),
             Listener::Unix(l, _) => l.read_with(unix_socket::accept).await.map(|s| {
                 (
-                    Transport::Unix(Rc::new(s)),
+                    Transport::unix(s),
                     "a local socket".to_string(),
                     None,
                     Vec::new(),
